@@ -1,0 +1,149 @@
+"""tracker_jupyter: a Jupyter-first experiment tracker.
+
+``run = tracker_jupyter.init(project=..., config=...)``, then ``run.log({...})`` and ``run.finish()``.
+Everything is written to a local store first (``./tracker`` by default); with a tracking server
+configured, the same records are synced to an MLflow Tracking Server in the background.
+
+Importing this package is cheap: the parts that need IPython, ipywidgets, requests or nbformat are
+imported only when used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._state import holder as _holder
+from .exceptions import AuthenticationError, CommError, ConfigError, Error, UsageError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Api",
+    "AuthenticationError",
+    "CommError",
+    "ConfigError",
+    "Error",
+    "Run",
+    "Settings",
+    "UsageError",
+    "config",
+    "finish",
+    "init",
+    "load_ipython_extension",
+    "log",
+    "login",
+    "run",
+    "save",
+    "summary",
+    "unload_ipython_extension",
+]
+
+if TYPE_CHECKING:
+    from ._run import Config, Run, Summary
+    from .api import Api
+    from .settings import Settings
+
+    run: Run | None
+    config: Config
+    summary: Summary
+
+
+def init(*args: Any, **kwargs: Any) -> Run:
+    """Start a run and return it; every argument of the reference ``init()`` plus ``magic``.
+
+    See ``tracker_jupyter._init.init`` (and the README) for what each argument does.
+    """
+    from ._init import init as _init
+
+    return _init(*args, **kwargs)
+
+
+def _current(what: str) -> Run:
+    run = _holder.run
+    if run is None:
+        raise UsageError(f"tracker_jupyter.{what} needs an active run: call tracker_jupyter.init() first.")
+    return run
+
+
+def log(data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    """``log()`` on the current run (see ``Run.log``)."""
+    _current("log()").log(data, step=step, commit=commit)
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    """Finish the current run; does nothing when there is none."""
+    if _holder.run is not None:
+        _holder.run.finish(exit_code=exit_code, quiet=quiet)
+
+
+def save(glob_str: str | None = None, base_path: str | None = None, policy: str = "live") -> list[str]:
+    """``save()`` on the current run (see ``Run.save``)."""
+    return _current("save()").save(glob_str, base_path, policy)
+
+
+def login(*args: Any, **kwargs: Any) -> bool:
+    """Store credentials for a tracking server (see ``tracker_jupyter.sync.login``)."""
+    from .sync import login as _login
+
+    return _login(*args, **kwargs)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext tracker_jupyter``: the magics, and notebook defaults for runs."""
+    from .extension import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Undo everything ``load_ipython_extension`` did."""
+    from .extension import unload_ipython_extension as _unload
+
+    _unload(ipython)
+
+
+class _NoRun:
+    """What ``tracker_jupyter.config`` / ``.summary`` are before init(): any use says to call init()."""
+
+    def __init__(self, what: str) -> None:
+        object.__setattr__(self, "_what", what)
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        raise UsageError(
+            f"tracker_jupyter.{self._what} needs an active run: call tracker_jupyter.init() first."
+        )
+
+    __getitem__ = __setitem__ = __contains__ = __iter__ = __len__ = _fail
+    __setattr__ = _fail
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__"):
+            raise AttributeError(key)
+        return self._fail()
+
+    def __repr__(self) -> str:
+        return f"<tracker_jupyter.{self._what}: no active run; call tracker_jupyter.init()>"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+_LAZY = {"Api": ("api", "Api"), "Run": ("_run", "Run"), "Settings": ("settings", "Settings")}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run":
+        return _holder.run
+    if name in ("config", "summary"):
+        run = _holder.run
+        return getattr(run, name) if run is not None else _NoRun(name)
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module 'tracker_jupyter' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

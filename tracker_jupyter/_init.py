@@ -1,0 +1,662 @@
+"""``init()``: argument checks and resolution, reinit/resume/rewind/fork, and wiring a Run to its sinks."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from . import _env, store
+from ._names import new_run_id, new_run_name
+from ._run import Config, Run, Summary, _NullSink, check_tags, config_items
+from ._state import holder, install_exit_handlers
+from .exceptions import UsageError
+from .settings import Settings, resolve
+
+MODES = ("online", "offline", "disabled")
+RESUME = ("allow", "never", "must", "auto")
+REINIT = ("default", "return_previous", "finish_previous", "create_new")
+ANONYMOUS = ("never", "allow", "must")
+MAX_ID_LENGTH = 64
+MAX_PROJECT_LENGTH = 128
+_STEP_REF = re.compile(r"^(?P<id>[^/\\#?%:]+)\?_step=(?P<step>\d+)$")
+
+
+class StepRef(NamedTuple):
+    """A parsed ``"{run_id}?_step={step}"`` (resume_from, fork_from)."""
+
+    run_id: str
+    step: int
+
+
+def parse_step_ref(argument: str, value: Any) -> StepRef:
+    if not isinstance(value, str):
+        raise UsageError(f"{argument} must be a string like 'abc123?_step=200', got {type(value).__name__}.")
+    match = _STEP_REF.match(value.strip())
+    if match is None:
+        raise UsageError(
+            f"{argument}={value!r} is not of the form '{{run_id}}?_step={{step}}', e.g. 'abc123?_step=200'."
+        )
+    return StepRef(match["id"], int(match["step"]))
+
+
+def _check_choice(argument: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise UsageError(f"{argument}={value!r} is not allowed; use one of {', '.join(map(repr, allowed))}.")
+
+
+def _check_str(argument: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"{argument} must be a string, got {type(value).__name__} {value!r}.")
+
+
+def _check_bool(argument: str, value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise UsageError(f"{argument} must be True or False, got {value!r}.")
+
+
+def _normalize_resume(value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "auto"
+    if isinstance(value, str):
+        _check_choice("resume", value, RESUME)
+        return value
+    raise UsageError(f"resume must be a bool or one of {', '.join(map(repr, RESUME))}, got {value!r}.")
+
+
+def _normalize_reinit(value: Any) -> str:
+    if value is None:
+        return "default"
+    if value is True:
+        return "finish_previous"
+    if value is False:
+        return "return_previous"
+    if isinstance(value, str):
+        _check_choice("reinit", value, REINIT)
+        return value
+    raise UsageError(f"reinit must be a bool or one of {', '.join(map(repr, REINIT))}, got {value!r}.")
+
+
+def _load_yaml_config(path: str) -> dict[str, Any]:
+    """A YAML config file; the ``{key: {value: ..., desc: ...}}`` form is unwrapped to ``{key: ...}``."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise UsageError(
+            f"config={path!r}: no such YAML file (relative paths start at {os.getcwd()})."
+        ) from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"config={path!r} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"config={path!r} must hold a mapping of keys to values, not {type(data).__name__}.")
+    data.pop("wandb_version", None)
+    if data and all(
+        isinstance(v, dict) and "value" in v and set(v) <= {"value", "desc"} for v in data.values()
+    ):
+        data = {k: v["value"] for k, v in data.items()}
+    return data
+
+
+def _initial_config(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
+    if include is not None and exclude is not None:
+        raise UsageError(
+            "config_include_keys and config_exclude_keys cannot both be given; pass one of them."
+        )
+    for argument, keys in (("config_include_keys", include), ("config_exclude_keys", exclude)):
+        if keys is not None and (isinstance(keys, str) or not all(isinstance(k, str) for k in keys)):
+            raise UsageError(f"{argument} must be a list of strings, got {keys!r}.")
+    if isinstance(config, (str, os.PathLike)):
+        items = _load_yaml_config(os.fspath(config))
+    else:
+        items = config_items(config)
+    if include is not None:
+        items = {k: v for k, v in items.items() if k in set(include)}
+    if exclude is not None:
+        items = {k: v for k, v in items.items() if k not in set(exclude)}
+    return items
+
+
+def _default_project() -> str:
+    root = _env.git_root()
+    if root is not None and root.name:
+        return root.name
+    program = _env.program_path()
+    if program:
+        return Path(program).stem
+    return "uncategorized"
+
+
+def _program_key(shell: Any, settings_program: str | None, notebook: str | None) -> str:
+    """What identifies 'the same program on this machine' for resume='auto'."""
+    import hashlib
+
+    program = settings_program or notebook or _env.program_path() or f"cwd:{os.getcwd()}"
+    return hashlib.sha1(f"{_env.machine_info()['host']}|{program}".encode()).hexdigest()[:16]
+
+
+def _say(message: str, silent: bool) -> None:
+    if not silent:
+        print(f"tracker: {message}", file=sys.stderr)
+
+
+def init(
+    entity: str | None = None,
+    project: str | None = None,
+    dir: str | os.PathLike[str] | None = None,
+    id: str | None = None,
+    name: str | None = None,
+    notes: str | None = None,
+    tags: Sequence[str] | None = None,
+    config: Any = None,
+    config_exclude_keys: list[str] | None = None,
+    config_include_keys: list[str] | None = None,
+    allow_val_change: bool | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    mode: str | None = None,
+    force: bool | None = None,
+    anonymous: str | None = None,
+    reinit: bool | str | None = None,
+    resume: bool | str | None = None,
+    resume_from: str | None = None,
+    fork_from: str | None = None,
+    save_code: bool | None = None,
+    tensorboard: bool | None = None,
+    sync_tensorboard: bool | None = None,
+    monitor_gym: bool | None = None,
+    settings: Settings | dict[str, Any] | None = None,
+    magic: bool | dict[str, Any] | str | None = None,
+) -> Run:
+    """Start (or resume, rewind, fork) a run and return it. See the README's table for every argument."""
+    # ---- 1. arguments alone: refuse what can never work, before touching anything
+    for argument, value in (
+        ("entity", entity), ("project", project), ("id", id), ("name", name), ("notes", notes),
+        ("group", group), ("job_type", job_type), ("mode", mode), ("anonymous", anonymous),
+    ):  # fmt: skip
+        _check_str(argument, value)
+    for argument, value in (
+        ("allow_val_change", allow_val_change), ("force", force), ("save_code", save_code),
+        ("tensorboard", tensorboard), ("sync_tensorboard", sync_tensorboard), ("monitor_gym", monitor_gym),
+    ):  # fmt: skip
+        _check_bool(argument, value)
+    if dir is not None and not isinstance(dir, (str, os.PathLike)):
+        raise UsageError(f"dir must be a path, got {type(dir).__name__}.")
+    settings = Settings.coerce(settings)
+    reinit_mode = _normalize_reinit(reinit)
+    rewind = parse_step_ref("resume_from", resume_from) if resume_from is not None else None
+    fork = parse_step_ref("fork_from", fork_from) if fork_from is not None else None
+
+    # ---- 2. resolve: explicit > settings > environment > default
+    mode = resolve("mode", mode, settings)
+    if mode == "dryrun":
+        mode = "offline"
+    if mode is not None:
+        _check_choice("mode", mode, (*MODES, "dryrun"))
+    resume_mode = _normalize_resume(resume if resume is not None else resolve("resume", None, settings))
+    given = [n for n, v in (("resume", resume_mode), ("resume_from", rewind), ("fork_from", fork)) if v]
+    if len(given) > 1:
+        raise UsageError(
+            f"{' and '.join(given)} cannot be combined; pass only one of resume, resume_from, fork_from."
+        )
+    anonymous = resolve("anonymous", anonymous, settings)
+    if anonymous is not None:
+        _check_choice("anonymous", anonymous, ANONYMOUS)
+    force = bool(resolve("force", force, settings))
+    silent = bool(resolve("silent", None, settings))
+    run_id = resolve("run_id", id, settings)
+    if run_id is not None:
+        store.check_name("id", run_id, max_len=MAX_ID_LENGTH)
+    if fork is not None and run_id == fork.run_id:
+        raise UsageError(
+            f"id={run_id!r} is the run fork_from copies; a fork is a new run and needs a different id "
+            "(or none, to get a random one)."
+        )
+    if tensorboard is not None and sync_tensorboard is None:
+        sync_tensorboard = tensorboard  # the older name of the same switch
+    shell = _env.get_shell()
+    interactive = _env.in_interactive(shell)
+    notebook = _env.in_notebook(shell)
+
+    # ---- 3. a run already active in this process
+    if reinit_mode == "default":
+        reinit_mode = "finish_previous" if interactive else "return_previous"
+    previous = holder.run
+    if previous is not None and reinit_mode == "return_previous":
+        if resume_mode == "must":
+            raise UsageError(
+                f"resume='must' asked for run {run_id!r}, but run {previous.id} is active and reinit keeps it. "
+                "Finish it first (tracker_jupyter.finish()) or pass reinit='finish_previous'."
+            )
+        _say(
+            f"run {previous.name} ({previous.id}) is still active; returning it (pass reinit= to change).",
+            silent,
+        )
+        return previous
+    if reinit_mode == "finish_previous":
+        for active in list(reversed(holder.active)):
+            active.finish()
+
+    tags_value = tags if tags is not None else resolve("run_tags", None, settings)
+    tags = check_tags(tags_value) if tags_value is not None else None
+    if allow_val_change is None:
+        allow_val_change = notebook  # the reference: True in notebooks, False in scripts
+    initial_config = _initial_config(config, config_include_keys, config_exclude_keys)
+
+    if mode is None:
+        mode = "online" if resolve("base_url", None, settings) else "offline"
+        if not resolve("base_url", None, settings) and force:
+            raise UsageError(
+                "force=True needs a tracking server, and none is configured: set TRACKER_BASE_URL "
+                "(or settings={'base_url': ...}), or drop force to log offline."
+            )
+    if mode == "disabled":
+        return _disabled_run(
+            project=resolve("project", project, settings) or "uncategorized",
+            entity=resolve("entity", entity, settings), run_id=run_id or new_run_id(),
+            name=resolve("run_name", name, settings), notes=resolve("run_notes", notes, settings),
+            tags=tags, group=resolve("run_group", group, settings),
+            job_type=resolve("run_job_type", job_type, settings), config=initial_config,
+            allow_val_change=allow_val_change, settings=settings,
+        )  # fmt: skip
+
+    root = Path(resolve("root_dir", os.fspath(dir) if dir is not None else None, settings)).expanduser()
+    project = resolve("project", project, settings) or _default_project()
+    store.check_name("project", project, max_len=MAX_PROJECT_LENGTH)
+    entity = resolve("entity", entity, settings)
+    notebook_file = (
+        _env.notebook_path(shell, resolve("notebook_name", None, settings)) if interactive else None
+    )
+    program = resolve("program", None, settings) or notebook_file or _env.program_path()
+    program_key = _program_key(shell, resolve("program", None, settings), notebook_file)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"dir={str(root)!r}: cannot create the run store there ({exc}). Pass another dir=."
+        ) from exc
+
+    # ---- 4. which run directory: new, resumed, rewound or forked
+    opened = _open_run(
+        root=root, project=project, run_id=run_id, resume_mode=resume_mode, rewind=rewind, fork=fork,
+        program_key=program_key,
+    )  # fmt: skip
+    meta = opened.meta
+    try:
+        _apply_identity(
+            meta, opened, entity=entity, name=resolve("run_name", name, settings),
+            notes=resolve("run_notes", notes, settings), tags=tags, group=resolve("run_group", group, settings),
+            job_type=resolve("run_job_type", job_type, settings), mode=mode, program=program,
+            notebook=notebook_file,
+        )  # fmt: skip
+        config_obj = Config(allow_val_change=True)
+        config_obj.update(opened.config)
+        object.__setattr__(config_obj, "_allow_val_change", allow_val_change)
+        config_obj.update(initial_config)
+        summary_obj = Summary(opened.summary)
+        save_code_on = bool(resolve("save_code", save_code, settings)) and not resolve(
+            "disable_code", None, settings
+        )
+        startup = _startup_task(
+            program=None if notebook_file else _env.program_path(), save_code=save_code_on,
+            disable_git=bool(resolve("disable_git", None, settings)),
+        )  # fmt: skip
+        writer = store.RunWriter(
+            opened.dir, meta=meta, config=config_obj.as_dict, summary=summary_obj.as_dict, lock=opened.lock,
+            flush_interval=float(resolve("flush_interval", None, settings)),
+            max_pending_rows=int(resolve("max_pending_rows", None, settings)), startup=startup,
+        )  # fmt: skip
+        if opened.copied_rows:
+            writer.append_rows_now(opened.copied_rows)
+        object.__setattr__(config_obj, "_on_change", writer.mark_config)
+        summary_obj._on_change = writer.mark_summary
+        run = Run(
+            meta=meta, config=config_obj, summary=summary_obj, sink=writer, step=opened.next_step,
+            settings=settings, run_dir=opened.dir,
+        )  # fmt: skip
+        run._save_code = save_code_on  # type: ignore[attr-defined]
+        run._silent = silent  # type: ignore[attr-defined]
+        run._anonymous = anonymous  # type: ignore[attr-defined]
+        run._force = force  # type: ignore[attr-defined]
+        run.on_finish(_finish_line)
+        _remember_for_auto_resume(root, program_key, project, meta["id"])
+    except BaseException:
+        opened.undo()
+        raise
+
+    # ---- 5. the parts that build on a live run; a failure here finishes the run as failed
+    try:
+        if mode == "online":
+            _start_online(run, settings=settings, force=force, anonymous=anonymous, silent=silent)
+        _start_integrations(run, sync_tensorboard=sync_tensorboard, monitor_gym=monitor_gym, magic=magic)
+        if interactive:
+            _attach_to_shell(run, shell)
+    except BaseException:
+        run.finish(exit_code=1, quiet=True)
+        raise
+    holder.add(run, make_current=reinit_mode != "create_new" or holder.run is None)
+    install_exit_handlers()
+    _init_line(run, opened, silent)
+    return run
+
+
+# ------------------------------------------------------------------------------------- run directory
+
+
+class _Opened(NamedTuple):
+    dir: Path
+    meta: dict[str, Any]
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    next_step: int
+    lock: store.RunLock
+    created: bool
+    copied_rows: list[dict[str, Any]]
+    how: str  # new | resumed | rewound | forked
+
+    def undo(self) -> None:
+        self.lock.release()
+        if self.created:
+            import shutil
+
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _new_meta(run_id: str, project: str) -> dict[str, Any]:
+    from . import __version__
+
+    return {
+        "id": run_id,
+        "project": project,
+        "state": "running",
+        "start_time": time.time(),
+        "tracker_version": __version__,
+        **_env.machine_info(),
+    }
+
+
+def _find_existing(root: Path, project: str, run_id: str) -> Path | None:
+    path = store.run_path(root, project, run_id)
+    return path if (path / store.META).exists() else None
+
+
+def _lock_or_fail(path: Path, run_id: str) -> store.RunLock:
+    lock = store.RunLock(path)
+    if not lock.acquire():
+        meta = store.read_json(path / store.META, {}) or {}
+        raise UsageError(
+            f"run {run_id} ({path}) is open in another process (pid {meta.get('pid', '?')} on "
+            f"{meta.get('host', '?')}); finish it there first, or pass another id."
+        )
+    return lock
+
+
+def _create(root: Path, project: str, run_id: str | None) -> tuple[Path, store.RunLock, str]:
+    """A fresh run directory. ``mkdir`` is the atomic claim, so two processes never get the same id."""
+    (root / project).mkdir(parents=True, exist_ok=True)
+    for _ in range(5):
+        chosen = run_id or new_run_id()
+        path = store.run_path(root, project, chosen)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if run_id is not None:
+                raise UsageError(
+                    f"a run with id {run_id!r} already exists in project {project!r} ({path}). Pass "
+                    "resume='allow' or resume='must' to continue it, or another id for a new run."
+                ) from None
+            continue
+        (path / "files").mkdir()
+        lock = store.RunLock(path)
+        lock.acquire()
+        return path, lock, chosen
+    raise UsageError("could not find a free run id after 5 tries; is the store directory writable?")
+
+
+def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
+    lock = _lock_or_fail(path, run_id)
+    meta = store.read_json(path / store.META, {}) or {}
+    summary = store.read_json(path / store.SUMMARY)
+    last = store.last_row(path / store.HISTORY)
+    next_step = int(last["_step"]) + 1 if last and "_step" in last else 0
+    if summary is None:
+        summary, next_step = store.summarize(store.iter_history(path / store.HISTORY))
+    previous_state = store.run_state(path, meta) if meta.get("state") in store.FINAL_STATES else "crashed"
+    meta.update(state="running", exit_code=None, end_time=None, **_env.machine_info())
+    meta.setdefault("resumes", []).append(
+        {"time": time.time(), "step": next_step, "previous_state": previous_state}
+    )
+    meta["resumed"] = True
+    return _Opened(
+        dir=path, meta=meta, config=store.read_json(path / store.CONFIG, {}) or {}, summary=summary,
+        next_step=next_step, lock=lock, created=False, copied_rows=[], how=how,
+    )  # fmt: skip
+
+
+def _open_run(
+    *,
+    root: Path,
+    project: str,
+    run_id: str | None,
+    resume_mode: str | None,
+    rewind: StepRef | None,
+    fork: StepRef | None,
+    program_key: str,
+) -> _Opened:
+    if rewind is not None:
+        path = _find_existing(root, project, rewind.run_id)
+        if path is None:
+            raise UsageError(
+                f"resume_from={rewind.run_id}?_step={rewind.step}: no run {rewind.run_id!r} in project "
+                f"{project!r} under {root}."
+            )
+        lock = _lock_or_fail(path, rewind.run_id)
+        try:
+            store.rewind_history(path, rewind.step)
+        finally:
+            lock.release()
+        opened = _resume_existing(path, rewind.run_id, "rewound")
+        opened.meta.setdefault("rewinds", []).append({"time": time.time(), "step": rewind.step})
+        return opened
+    if fork is not None:
+        source = _find_existing(root, project, fork.run_id)
+        if source is None:
+            raise UsageError(
+                f"fork_from={fork.run_id}?_step={fork.step}: no run {fork.run_id!r} in project {project!r} "
+                f"under {root}."
+            )
+        rows = store.history_until(source, fork.step)
+        path, lock, new_id = _create(root, project, run_id)
+        source_meta = store.read_json(source / store.META, {}) or {}
+        meta = _new_meta(new_id, project)
+        meta["fork"] = {"run_id": fork.run_id, "project": project, "step": fork.step}
+        for key in ("entity", "group", "job_type", "notes", "tags"):
+            if source_meta.get(key) is not None:
+                meta[key] = source_meta[key]
+        summary, _ = store.summarize(iter(rows))
+        return _Opened(
+            dir=path, meta=meta, config=store.read_json(source / store.CONFIG, {}) or {}, summary=summary,
+            next_step=fork.step + 1, lock=lock, created=True, copied_rows=rows, how="forked",
+        )  # fmt: skip
+    if resume_mode == "auto" and run_id is None:
+        last = store.read_json(root / ".resume" / f"{program_key}.json")
+        if last and last.get("project") == project:
+            path = _find_existing(root, project, str(last.get("id")))
+            if path is not None and store.run_state(path) == "crashed":
+                return _resume_existing(path, str(last["id"]), "resumed")
+    if resume_mode == "must" and run_id is None:
+        raise UsageError("resume='must' needs the id of the run to continue: pass id= or set TRACKER_RUN_ID.")
+    if run_id is not None:
+        path = _find_existing(root, project, run_id)
+        if path is not None:
+            if resume_mode in ("allow", "must", "auto"):
+                return _resume_existing(path, run_id, "resumed")
+            raise UsageError(
+                f"a run with id {run_id!r} already exists in project {project!r} ({path}). Pass "
+                "resume='allow' or resume='must' to continue it, or another id for a new run."
+            )
+        if resume_mode == "must":
+            raise UsageError(
+                f"resume='must': no run {run_id!r} in project {project!r} under {root} "
+                f"(looked for {store.run_path(root, project, run_id)})."
+            )
+    path, lock, new_id = _create(root, project, run_id)
+    return _Opened(
+        dir=path, meta=_new_meta(new_id, project), config={}, summary={}, next_step=0, lock=lock,
+        created=True, copied_rows=[], how="new",
+    )  # fmt: skip
+
+
+def _apply_identity(meta: dict[str, Any], opened: _Opened, **fields: Any) -> None:
+    new = opened.how in ("new", "forked")
+    for key in ("entity", "notes", "group", "job_type", "program", "notebook"):
+        value = fields[key]
+        if value is not None:
+            _check_str(key, value)
+            meta[key] = value
+        elif new:
+            meta.setdefault(key, None)
+    if fields["tags"] is not None:
+        meta["tags"] = list(fields["tags"])  # tags given at init replace a resumed run's tags
+    else:
+        meta.setdefault("tags", [])
+    if fields["name"] is not None:
+        meta["name"] = fields["name"]
+    elif not meta.get("name"):
+        meta["name"] = new_run_name()
+    meta["mode"] = fields["mode"]
+    meta["state"] = "running"
+
+
+def _remember_for_auto_resume(root: Path, key: str, project: str, run_id: str) -> None:
+    folder = root / ".resume"
+    folder.mkdir(exist_ok=True)
+    store.write_json_atomic(folder / f"{key}.json", {"project": project, "id": run_id})
+
+
+def _startup_task(*, program: str | None, save_code: bool, disable_git: bool):
+    """Work for the writer thread's start: git facts and code copies cost milliseconds init() need not pay."""
+
+    def startup(writer: store.RunWriter) -> None:
+        code = writer.dir / "code"
+        start = Path(program).parent if program else None
+        root = None if disable_git else _env.git_root(start)
+        if root is not None:
+            info = _env.git_info(root)
+            if info is not None:
+                writer.meta["git"] = info
+                writer.mark_meta()
+                if save_code and info["dirty"]:
+                    diff = _env.git_diff(root)
+                    if diff:
+                        code.mkdir(exist_ok=True)
+                        (code / "diff.patch").write_text(diff + "\n", encoding="utf-8")
+        if save_code and program:
+            code.mkdir(exist_ok=True)
+            relative = os.path.relpath(program, root) if root is not None else os.path.basename(program)
+            if relative.startswith(".."):
+                relative = os.path.basename(program)
+            target = code / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            import shutil
+
+            shutil.copy2(program, target)
+            writer.meta["code_path"] = f"code/{relative}"
+            writer.mark_meta()
+
+    return startup
+
+
+# ------------------------------------------------------------------------------------- other modes
+
+
+def _disabled_run(*, project: str, entity: str | None, run_id: str, name: str | None, notes: str | None,
+                  tags: tuple[str, ...] | None, group: str | None, job_type: str | None,
+                  config: dict[str, Any], allow_val_change: bool, settings: Settings) -> Run:  # fmt: skip
+    """A run whose every method works and which writes nothing anywhere."""
+    meta = {
+        "id": run_id, "project": project, "entity": entity, "name": name or new_run_name(), "notes": notes,
+        "tags": list(tags or ()), "group": group, "job_type": job_type, "mode": "disabled",
+        "start_time": time.time(), "state": "running",
+    }  # fmt: skip
+    config_obj = Config(allow_val_change=allow_val_change)
+    config_obj.update(config)
+    run = Run(meta=meta, config=config_obj, summary=Summary(), sink=_NullSink(), settings=settings)
+    holder.add(run, make_current=True)
+    return run
+
+
+def _start_online(run: Run, *, settings: Settings, force: bool, anonymous: str | None, silent: bool) -> None:
+    """Online mode: hand the run to the syncer, or fall back to offline when that is allowed."""
+    base_url = resolve("base_url", None, settings)
+    if not base_url:
+        if force:
+            raise UsageError(
+                "mode='online' with force=True needs a tracking server, and none is configured: set "
+                "TRACKER_BASE_URL (or settings={'base_url': ...})."
+            )
+        run._meta["mode"] = "offline"
+        run._meta["offline_reason"] = "no tracking server configured (TRACKER_BASE_URL)"
+        return
+    from . import sync
+
+    sync.start(run, settings=settings, base_url=base_url, force=force, anonymous=anonymous, silent=silent)
+
+
+def _start_integrations(
+    run: Run, *, sync_tensorboard: bool | None, monitor_gym: bool | None, magic: Any
+) -> None:
+    if sync_tensorboard:
+        from .integrations import tensorboard
+
+        tensorboard.start(run)
+    if monitor_gym:
+        from .integrations import gym
+
+        gym.start(run)
+    if magic not in (None, False):
+        from .integrations import magic as magic_module
+
+        magic_module.start(run, magic)
+
+
+def _attach_to_shell(run: Run, shell: Any) -> None:
+    """Notebook/IPython parts of a run (hooks, session history, widget) live in the extension."""
+    from . import extension
+
+    extension.attach_run(run, shell)
+
+
+# ------------------------------------------------------------------------------------------ output
+
+
+def _init_line(run: Run, opened: _Opened, silent: bool) -> None:
+    what = {"new": "run", "resumed": "resumed run", "rewound": "rewound run", "forked": "forked run"}[
+        opened.how
+    ]
+    where = run.url or str(opened.dir)
+    extra = ""
+    if run.mode == "offline":
+        extra = f" · offline (upload later: tracker sync {opened.dir})"
+    _say(
+        f"{what} {run.name} ({run.id}) → {where}{extra}",
+        silent or bool(getattr(run, "_quiet_display", False)),
+    )
+
+
+def _finish_line(run: Run) -> None:
+    quiet = getattr(run, "_quiet_finish", None)
+    silent = getattr(run, "_silent", False) if quiet is None else quiet
+    if getattr(run, "_quiet_display", False):
+        return
+    _say(f"run {run.name} ({run.id}) {run._meta['state']} · {run.step} steps · {run._run_dir}", silent)

@@ -1,0 +1,182 @@
+"""``Settings``: advanced options for ``init()``, and their ``TRACKER_*`` environment variables.
+
+Resolution order for every value: an explicit ``init()`` argument, then a field set on the ``settings``
+passed to ``init()`` (a ``Settings`` or a dict), then the environment variable, then the default.
+A field left at ``None`` is unset. The environment is read at ``init()`` time, not at import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .exceptions import UsageError
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@dataclasses.dataclass
+class Settings:
+    """Options beyond ``init()``'s arguments. Every field is optional; ``None`` means unset.
+
+    Each field reads the environment variable named beside it when unset.
+    """
+
+    mode: str | None = None  # TRACKER_MODE: online | offline | disabled (dryrun = offline)
+    project: str | None = None  # TRACKER_PROJECT
+    entity: str | None = None  # TRACKER_ENTITY
+    root_dir: str | None = None  # TRACKER_DIR: the store root (default ./tracker)
+    run_id: str | None = None  # TRACKER_RUN_ID
+    run_name: str | None = None  # TRACKER_NAME
+    run_notes: str | None = None  # TRACKER_NOTES
+    run_tags: tuple[str, ...] | None = None  # TRACKER_TAGS: comma-separated
+    run_group: str | None = None  # TRACKER_RUN_GROUP
+    run_job_type: str | None = None  # TRACKER_JOB_TYPE
+    resume: str | bool | None = None  # TRACKER_RESUME: allow | never | must | auto
+    anonymous: str | None = None  # TRACKER_ANONYMOUS: never | allow | must
+    force: bool | None = None  # TRACKER_FORCE
+    save_code: bool | None = None  # TRACKER_SAVE_CODE
+    disable_code: bool | None = None  # TRACKER_DISABLE_CODE: never save code, whatever save_code says
+    disable_git: bool | None = None  # TRACKER_DISABLE_GIT: do not record git commit/remote/diff
+    silent: bool | None = None  # TRACKER_SILENT: no init/finish lines
+    show_widget: bool | None = None  # TRACKER_WIDGET: the live widget in notebooks (default on)
+    widget_fps: float | None = None  # TRACKER_WIDGET_FPS: live widget redraws per second (default 4)
+    flush_interval: float | None = None  # TRACKER_FLUSH_INTERVAL: seconds between disk writes (default 0.5)
+    max_pending_rows: int | None = None  # TRACKER_MAX_PENDING_ROWS: rows queued before log() waits
+    base_url: str | None = None  # TRACKER_BASE_URL, else MLFLOW_TRACKING_URI when it is http(s)
+    api_key: str | None = dataclasses.field(
+        default=None, repr=False
+    )  # TRACKER_API_KEY, MLFLOW_TRACKING_TOKEN
+    username: str | None = None  # TRACKER_USERNAME, else MLFLOW_TRACKING_USERNAME
+    password: str | None = dataclasses.field(
+        default=None, repr=False
+    )  # TRACKER_PASSWORD, MLFLOW_TRACKING_PASSWORD
+    sync_timeout: float | None = (
+        None  # TRACKER_SYNC_TIMEOUT: seconds finish() waits for the server (default 30)
+    )
+    program: str | None = None  # TRACKER_PROGRAM: the program path recorded with the run
+    notebook_name: str | None = None  # TRACKER_NOTEBOOK_NAME: the notebook path, when it cannot be detected
+
+    @classmethod
+    def coerce(cls, value: Settings | Mapping[str, Any] | None) -> Settings:
+        """A ``Settings`` from ``init(settings=...)``: a Settings, a dict of field names, or None."""
+        if value is None:
+            return cls()
+        if isinstance(value, Settings):
+            return value
+        if isinstance(value, Mapping):
+            names = {f.name for f in dataclasses.fields(cls)}
+            unknown = [k for k in value if k not in names]
+            if unknown:
+                key = str(unknown[0])
+                close = difflib.get_close_matches(key, sorted(names), n=1)
+                hint = (
+                    f" Did you mean {close[0]!r}?"
+                    if close
+                    else f" Known settings: {', '.join(sorted(names))}."
+                )
+                raise UsageError(f"settings has no field {key!r}.{hint}")
+            return cls(**value)
+        raise UsageError(
+            f"settings must be a tracker_jupyter.Settings or a dict, got {type(value).__name__}."
+        )
+
+
+# field -> (environment variable(s), kind). The first variable that is set wins.
+ENV: dict[str, tuple[tuple[str, ...], str]] = {
+    "mode": (("TRACKER_MODE",), "str"),
+    "project": (("TRACKER_PROJECT",), "str"),
+    "entity": (("TRACKER_ENTITY",), "str"),
+    "root_dir": (("TRACKER_DIR",), "str"),
+    "run_id": (("TRACKER_RUN_ID",), "str"),
+    "run_name": (("TRACKER_NAME",), "str"),
+    "run_notes": (("TRACKER_NOTES",), "str"),
+    "run_tags": (("TRACKER_TAGS",), "tags"),
+    "run_group": (("TRACKER_RUN_GROUP",), "str"),
+    "run_job_type": (("TRACKER_JOB_TYPE",), "str"),
+    "resume": (("TRACKER_RESUME",), "str"),
+    "anonymous": (("TRACKER_ANONYMOUS",), "str"),
+    "force": (("TRACKER_FORCE",), "bool"),
+    "save_code": (("TRACKER_SAVE_CODE",), "bool"),
+    "disable_code": (("TRACKER_DISABLE_CODE",), "bool"),
+    "disable_git": (("TRACKER_DISABLE_GIT",), "bool"),
+    "silent": (("TRACKER_SILENT",), "bool"),
+    "show_widget": (("TRACKER_WIDGET",), "bool"),
+    "widget_fps": (("TRACKER_WIDGET_FPS",), "float"),
+    "flush_interval": (("TRACKER_FLUSH_INTERVAL",), "float"),
+    "max_pending_rows": (("TRACKER_MAX_PENDING_ROWS",), "int"),
+    "base_url": (("TRACKER_BASE_URL",), "url"),
+    "api_key": (("TRACKER_API_KEY", "MLFLOW_TRACKING_TOKEN"), "str"),
+    "username": (("TRACKER_USERNAME", "MLFLOW_TRACKING_USERNAME"), "str"),
+    "password": (("TRACKER_PASSWORD", "MLFLOW_TRACKING_PASSWORD"), "str"),
+    "sync_timeout": (("TRACKER_SYNC_TIMEOUT",), "float"),
+    "program": (("TRACKER_PROGRAM",), "str"),
+    "notebook_name": (("TRACKER_NOTEBOOK_NAME",), "str"),
+}
+
+DEFAULTS: dict[str, Any] = {
+    "root_dir": "tracker",
+    "save_code": False,
+    "disable_code": False,
+    "disable_git": False,
+    "silent": False,
+    "show_widget": True,
+    "widget_fps": 4.0,
+    "flush_interval": 0.5,
+    "max_pending_rows": 20_000,
+    "sync_timeout": 30.0,
+    "force": False,
+}
+
+
+def parse_bool(text: str, where: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise UsageError(f"{where}={text!r} is not a boolean; use true/false (or 1/0, yes/no, on/off).")
+
+
+def from_env(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """The value of setting ``name`` from the environment, parsed, or None when no variable is set."""
+    env = os.environ if environ is None else environ
+    variables, kind = ENV[name]
+    for var in variables:
+        if var in env:
+            text = env[var]
+            break
+    else:
+        if kind == "url":  # MLflow users keep their MLFLOW_TRACKING_URI when it names a server
+            uri = env.get("MLFLOW_TRACKING_URI", "")
+            return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+        return None
+    if kind == "bool":
+        return parse_bool(text, var)
+    if kind in ("float", "int"):
+        try:
+            return float(text) if kind == "float" else int(text)
+        except ValueError:
+            raise UsageError(f"{var}={text!r} is not a number.") from None
+    if kind == "tags":
+        return tuple(t.strip() for t in text.split(",") if t.strip())
+    if kind == "url":
+        return text.rstrip("/") or None
+    return text
+
+
+def resolve(name: str, explicit: Any, settings: Settings, environ: Mapping[str, str] | None = None) -> Any:
+    """Explicit argument > settings field > environment variable > default."""
+    if explicit is not None:
+        return explicit
+    value = getattr(settings, name)
+    if value is not None:
+        return value
+    value = from_env(name, environ)
+    if value is not None:
+        return value
+    return DEFAULTS.get(name)
