@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._init import init
 from ._state import holder as _holder
 from .exceptions import AuthenticationError, CommError, ConfigError, Error, UsageError
 
@@ -46,16 +47,6 @@ if TYPE_CHECKING:
     run: Run | None
     config: Config
     summary: Summary
-
-
-def init(*args: Any, **kwargs: Any) -> Run:
-    """Start a run and return it; every argument of the reference ``init()`` plus ``magic``.
-
-    See ``tracker_jupyter._init.init`` (and the README) for what each argument does.
-    """
-    from ._init import init as _init
-
-    return _init(*args, **kwargs)
 
 
 def _current(what: str) -> Run:

@@ -509,7 +509,7 @@ class Run:
                 data = self._normalize(data)
                 break
         if step is not None:
-            if type(step) is not int:
+            if type(step) is not int or step < 0:
                 step = self._check_step(step)
             if step < self._step:
                 self._warn_once(

@@ -303,6 +303,7 @@ class RunWriter:
         self._warned = False
         self._io_lock = threading.Lock()
         self._history = open(run_dir / HISTORY, "a", encoding="utf-8")
+        self._write()  # the run is visible to readers (and to other processes) as soon as init() returns
         self._thread = threading.Thread(target=self._loop, name=f"tracker-writer-{run_dir.name}", daemon=True)
         self._thread.start()
 
@@ -343,6 +344,12 @@ class RunWriter:
         self._wake.set()
         self._thread.join()
         self._write(fsync=fsync)
+        if self._retry:
+            print(
+                f"tracker: {len(self._retry)} rows of run {self.dir.name} could not be written to {self.dir}: "
+                f"{self.error}. Free space or fix permissions there; the rows are lost when this process exits.",
+                file=sys.stderr,
+            )
         with contextlib.suppress(OSError):
             self._history.close()
         self._lock.release()
@@ -371,9 +378,16 @@ class RunWriter:
                 if rows:
                     self._history.write("\n".join(map(encode_row, rows)) + "\n")
                     self._history.flush()
-                    self.rows_written += len(rows)
                 if fsync:
                     os.fsync(self._history.fileno())
+            except OSError as exc:
+                # Disk full, directory gone...: keep the rows and try again at the next flush.
+                self._retry = rows
+                self._failed(exc)
+                return
+            self.rows_written += len(rows)
+            self.error = None
+            try:
                 if self._dirty_config:
                     self._dirty_config = False
                     write_json_atomic(self.dir / CONFIG, self._config(), fsync=fsync)
@@ -385,12 +399,8 @@ class RunWriter:
                     self.meta["updated_at"] = time.time()
                     write_json_atomic(self.dir / META, self.meta, fsync=fsync)
             except OSError as exc:
-                # Disk full, directory removed...: keep the rows and try again at the next flush.
-                self._retry = rows
                 self._dirty_meta = self._dirty_config = self._dirty_summary = True
-                self.error = exc
-                self._report(f"could not write to {self.dir}: {exc}; keeping the data and retrying")
-                return
+                self._failed(exc)
         if rows:
             for listener in list(self._listeners):
                 try:
@@ -398,6 +408,10 @@ class RunWriter:
                 except Exception as exc:
                     self._report(f"a run listener failed: {exc!r}")
                     self.unsubscribe(listener)
+
+    def _failed(self, exc: OSError) -> None:
+        self.error = exc
+        self._report(f"could not write to {self.dir}: {exc}; keeping the data and retrying")
 
     def _report(self, message: str) -> None:
         if not self._warned:

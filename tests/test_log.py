@@ -1,0 +1,233 @@
+"""Run.log, summary, finish, the context manager and the module-level mirrors."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+import tracker_jupyter as tj
+from tracker_jupyter import UsageError
+
+from .conftest import run_script
+
+
+def rows(store_dir: Path, run: tj.Run) -> list[dict]:
+    return tj.Api(store_dir).run(run.id).history()
+
+
+def test_each_log_is_a_step_with_ms_timestamp(store_dir: Path):
+    run = tj.init(project="p", dir=store_dir)
+    before = time.time() * 1000
+    for i in range(5):
+        run.log({"loss": 1.0 / (i + 1), "i": i})
+    after = time.time() * 1000
+    assert run.step == 5
+    run.finish()
+    history = rows(store_dir, run)
+    assert [r["_step"] for r in history] == [0, 1, 2, 3, 4]
+    assert [r["i"] for r in history] == [0, 1, 2, 3, 4]
+    assert all(before - 1 <= r["_timestamp"] <= after + 1 for r in history)
+    assert all(isinstance(r["_timestamp"], int) for r in history)
+
+
+def test_commit_false_accumulates_into_one_step(store_dir: Path):
+    run = tj.init(project="p", dir=store_dir)
+    run.log({"a": 1}, commit=False)
+    run.log({"b": 2}, commit=False)
+    assert run.step == 0
+    run.log({"c": 3})
+    run.log({"d": 4}, commit=False)
+    run.finish()  # the pending row is committed at finish
+    assert [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows(store_dir, run)] == [
+        {"a": 1, "b": 2, "c": 3},
+        {"d": 4},
+    ]
+
+
+def test_explicit_steps(store_dir: Path):
+    run = tj.init(project="p", dir=store_dir)
+    run.log({"a": 1}, step=3)
+    run.log({"b": 2}, step=3)  # same step: merged
+    run.log({"c": 3}, step=7)  # a later step commits step 3
+    run.log({"d": 4})  # no step: joins the pending step 7 and commits it
+    run.log({"e": 5})
+    run.log({"f": 6}, step=20, commit=True)
+    assert run.step == 21
+    with pytest.warns(UserWarning, match="lower than the run's current step 21; that row is dropped"):
+        run.log({"late": 1}, step=2)
+    run.log({"late": 2}, step=1)  # warned once only (warnings are errors in this suite)
+    run.log({"g": 7}, step=21.0)
+    run.finish()
+    got = [(r["_step"], sorted(k for k in r if not k.startswith("_"))) for r in rows(store_dir, run)]
+    assert got == [(3, ["a", "b"]), (7, ["c", "d"]), (8, ["e"]), (20, ["f"]), (21, ["g"])]
+    with pytest.raises(UsageError, match="whole number"):
+        tj.init(project="p", dir=store_dir).log({"x": 1}, step=1.5)
+
+
+@pytest.mark.parametrize("step", [-1, "3", True])
+def test_bad_steps_are_refused(store_dir: Path, step):
+    run = tj.init(project="p", dir=store_dir)
+    with pytest.raises(UsageError, match="step"):
+        run.log({"x": 1}, step=step)
+
+
+def test_keys_must_be_strings_and_data_a_mapping(store_dir: Path):
+    run = tj.init(project="p", dir=store_dir)
+    with pytest.raises(UsageError, match=r"keys must be strings; got 3 \(int\)"):
+        run.log({3: 1.0})
+    with pytest.raises(UsageError, match="has the key 4"):
+        run.log({"nested": {4: 1.0}})
+    with pytest.raises(UsageError, match="takes a dict"):
+        run.log([1, 2])  # type: ignore[arg-type]
+    run.log({"ok": 1})  # the run is still usable
+    assert run.step == 1
+
+
+def test_value_kinds_nested_numpy_and_more(store_dir: Path):
+    np = pytest.importorskip("numpy")
+    run = tj.init(project="p", dir=store_dir)
+    run.log(
+        {
+            "train": {"loss": np.float32(0.5), "acc": {"top1": np.int64(3)}},
+            "flag": True,
+            "label": "cat",
+            "none": None,
+            "vec": np.arange(3),
+            "one": np.array([2.5]),
+            "lst": (1, 2),
+        }
+    )
+
+    class Weird:
+        def __repr__(self):
+            return "<weird>"
+
+    with pytest.warns(UserWarning, match="'w' of type Weird"):
+        run.log({"w": Weird()})
+    run.finish()
+    first, second = rows(store_dir, run)
+    assert first["train/loss"] == 0.5 and first["train/acc/top1"] == 3
+    assert first["flag"] is True and first["label"] == "cat" and first["none"] is None
+    assert first["vec"] == [0, 1, 2] and first["one"] == 2.5 and first["lst"] == [1, 2]
+    assert second["w"] == "<weird>"
+    assert run.summary["train/loss"] == 0.5
+
+
+def test_caller_dict_is_copied(store_dir: Path):
+    run = tj.init(project="p", dir=store_dir)
+    data = {"x": 1}
+    run.log(data)
+    data["x"] = 99
+    run.finish()
+    assert rows(store_dir, run)[0]["x"] == 1
+
+
+def test_summary_last_value_override_and_persistence(store_dir: Path):
+    run = tj.init(project="p", dir=store_dir)
+    for i in range(3):
+        run.log({"loss": 3 - i, "acc": i})
+    run.summary["best_acc"] = 0.9
+    run.summary.update({"note": "ok"})
+    assert run.summary["loss"] == 1 and run.summary.acc == 2 and "best_acc" in run.summary
+    run.log({"loss": 0.5})
+    assert run.summary["loss"] == 0.5
+    with pytest.raises(UsageError):
+        run.summary[1] = 2  # type: ignore[index]
+    run.finish()
+    saved = tj.Api(store_dir).run(run.id).summary
+    assert saved == {"loss": 0.5, "acc": 2, "best_acc": 0.9, "note": "ok"}
+
+
+def test_finish_is_idempotent_and_records_state(store_dir: Path):
+    run = tj.init(project="p", dir=store_dir)
+    run.log({"x": 1})
+    run.finish()
+    run.finish()
+    assert run.state == "finished"
+    with pytest.raises(UsageError, match="is finished"):
+        run.log({"x": 2})
+    failed = tj.init(project="p", dir=store_dir)
+    failed.finish(exit_code=3)
+    api = tj.Api(store_dir)
+    assert api.run(run.id).state == "finished"
+    record = api.run(failed.id)
+    assert record.state == "failed" and record.exit_code == 3
+
+
+def test_context_manager_finishes_and_reraises(store_dir: Path):
+    with tj.init(project="p", dir=store_dir) as run:
+        run.log({"x": 1})
+    assert tj.Api(store_dir).run(run.id).state == "finished"
+    with pytest.raises(RuntimeError, match="boom"), tj.init(project="p", dir=store_dir) as failing:
+        raise RuntimeError("boom")
+    record = tj.Api(store_dir).run(failing.id)
+    assert record.state == "failed" and record.exit_code == 1
+
+
+def test_module_level_mirrors(store_dir: Path):
+    with pytest.raises(UsageError, match=r"log\(\) needs an active run: call tracker_jupyter.init\(\) first"):
+        tj.log({"x": 1})
+    with pytest.raises(UsageError, match="init"):
+        tj.config["x"]
+    assert not tj.summary
+    tj.finish()  # no run: nothing to do
+    run = tj.init(project="p", dir=store_dir, config={"a": 1})
+    assert tj.run is run and tj.config is run.config and tj.summary is run.summary
+    tj.log({"x": 1})
+    tj.config.b = 2
+    tj.finish()
+    assert tj.run is None
+    assert run.config.b == 2 and run.summary["x"] == 1
+
+
+def test_name_notes_tags_persist(store_dir: Path):
+    run = tj.init(project="p", dir=store_dir, tags=["a"])
+    run.name = run.id
+    run.notes = "later"
+    run.tags += ("b",)
+    run.save()
+    meta = json.loads((store_dir / "p" / run.id / "run.json").read_text())
+    assert (meta["name"], meta["notes"], meta["tags"]) == (run.id, "later", ["a", "b"])
+    with pytest.raises(UsageError):
+        run.name = ""
+
+
+def test_save_copies_files_into_the_run(store_dir: Path, tmp_path: Path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.pt").write_bytes(b"weights")
+    (tmp_path / "out" / "log.txt").write_text("hi")
+    run = tj.init(project="p", dir=store_dir)
+    written = run.save("out/*.pt")
+    assert [Path(p).name for p in written] == ["model.pt"]
+    assert (Path(run.dir) / "model.pt").read_bytes() == b"weights"
+    with pytest.warns(UserWarning, match="matched no files"):
+        assert run.save("nothing/*.bin") == []
+
+
+def test_unfinished_run_is_finished_at_exit_and_failed_on_uncaught_error(tmp_path: Path):
+    done = run_script(
+        "import tracker_jupyter as tj\nr = tj.init(project='p', dir='s')\nr.log({'x': 1})\n", tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    done = run_script(
+        "import tracker_jupyter as tj\nr = tj.init(project='p', dir='s')\nr.log({'x': 2})\nraise SystemError('x')\n",
+        tmp_path,
+    )
+    assert done.returncode == 1
+    states = sorted((r.state, r.summary["x"]) for r in tj.Api(tmp_path / "s").runs())
+    assert states == [("failed", 2), ("finished", 1)]
+
+
+def test_log_memory_stays_bounded_in_a_tight_loop(store_dir: Path):
+    run = tj.init(project="p", dir=store_dir, settings={"max_pending_rows": 1000})
+    peak = 0
+    for i in range(30_000):
+        run.log({"a": i, "b": 1.0, "c": 2.0})
+        peak = max(peak, run._sink.pending())
+    run.finish()
+    assert peak <= 1001
+    assert tj.Api(store_dir).run(run.id).summary["a"] == 29_999
+    assert sum(1 for _ in tj.Api(store_dir).run(run.id).scan_history()) == 30_000
