@@ -76,7 +76,7 @@ def test_resume_must_while_another_run_is_kept_is_an_error(store_dir: Path):
     old = tj.init(project="p", dir=store_dir, id="old")
     old.finish()
     tj.init(project="p", dir=store_dir)
-    with pytest.raises(UsageError, match="resume='must'.*is active"):
+    with pytest.raises(UsageError, match=r"resume='must'.*is active"):
         tj.init(project="p", dir=store_dir, id="old", resume="must", reinit="return_previous")
 
 
@@ -129,7 +129,7 @@ def test_resume_must(store_dir: Path):
 def test_no_resume_never_overwrites_an_existing_id(store_dir: Path, monkeypatch):
     logged(tj.init(project="p", dir=store_dir, id="keep"), 2).finish()
     for resume in (None, False):
-        with pytest.raises(UsageError, match="already exists.*resume='allow'"):
+        with pytest.raises(UsageError, match=r"already exists.*resume='allow'"):
             tj.init(project="p", dir=store_dir, id="keep", resume=resume)
     monkeypatch.setenv("TRACKER_RUN_ID", "keep")
     monkeypatch.setenv("TRACKER_RESUME", "allow")
