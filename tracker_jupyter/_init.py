@@ -185,11 +185,11 @@ def init(
         ("group", group), ("job_type", job_type), ("mode", mode), ("anonymous", anonymous),
     ):  # fmt: skip
         _check_str(argument, value)
-    for argument, value in (
+    for argument, flag in (
         ("allow_val_change", allow_val_change), ("force", force), ("save_code", save_code),
         ("tensorboard", tensorboard), ("sync_tensorboard", sync_tensorboard), ("monitor_gym", monitor_gym),
     ):  # fmt: skip
-        _check_bool(argument, value)
+        _check_bool(argument, flag)
     if dir is not None and not isinstance(dir, (str, os.PathLike)):
         raise UsageError(f"dir must be a path, got {type(dir).__name__}.")
     settings = Settings.coerce(settings)

@@ -661,9 +661,8 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.finish(exit_code=1 if exc_type is not None else 0)
-        return False
 
     def __repr__(self) -> str:
         return f"<Run {self.path} name={self.name!r} state={self.state} step={self._step}>"

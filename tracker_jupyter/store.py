@@ -47,7 +47,7 @@ DEFAULT_MAX_PENDING_ROWS = 20_000
 FINAL_STATES = ("finished", "failed")
 
 try:  # The C encoder is about twice as fast as json.dumps per row; fall back where it does not exist.
-    from json.encoder import c_make_encoder as _c_make_encoder
+    from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
     from json.encoder import encode_basestring_ascii as _encode_str
 except ImportError:  # pragma: no cover - other Python implementations
     _c_make_encoder = None

@@ -1,0 +1,47 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is installed here.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test lint bench lab clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(VENV)/.demo-installed: pyproject.toml | $(PY)
+	$(PIP) install -e '.[demo]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PIP) install -e '.[dev,demo]'
+	touch $@
+
+## demo: run notebooks/quickstart.ipynb in a real kernel on the embedded store and say where the run went
+demo: $(VENV)/.demo-installed
+	$(PY) scripts/demo.py notebooks/quickstart.ipynb
+
+## lint: ruff (lint + format check) and mypy on the package
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check tracker_jupyter tests bench scripts
+	$(VENV)/bin/ruff format --check tracker_jupyter tests bench scripts
+	$(VENV)/bin/mypy
+
+## test: install what the tests need (Python packages, Debian's Chromium), lint, run the suite
+test: $(VENV)/.dev-installed lint
+	sh scripts/install-browser.sh
+	$(PY) -m pytest
+
+## bench: side-by-side benchmark against wandb, trackio and MLflow (own venv: the peers are heavy)
+bench:
+	test -x .bench-venv/bin/python || $(PYTHON) -m venv .bench-venv
+	.bench-venv/bin/python -m pip --disable-pip-version-check -q install -e . -r bench/requirements.txt
+	.bench-venv/bin/python bench/run.py
+
+## lab: JupyterLab on the notebooks
+lab: $(VENV)/.dev-installed
+	$(VENV)/bin/jupyter lab notebooks
+
+clean:
+	rm -rf $(VENV) .bench-venv tracker test-artifacts .pytest_cache .mypy_cache .ruff_cache
