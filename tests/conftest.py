@@ -13,6 +13,8 @@ from tracker_jupyter._state import holder
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.lab"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
