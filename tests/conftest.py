@@ -13,7 +13,7 @@ from tracker_jupyter._state import holder
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.lab"]
+pytest_plugins = ["tests.lab", "tests.mlflow_server"]
 
 
 @pytest.fixture(autouse=True)

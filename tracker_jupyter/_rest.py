@@ -1,0 +1,1053 @@
+"""A small client for the REST API of an MLflow Tracking Server.
+
+Only online mode imports this module, so ``requests`` is imported at the top. Every call goes through
+:meth:`MlflowRest._send` (retries) and :func:`_error_for` (the one place where an HTTP answer becomes
+one of :mod:`tracker_jupyter.exceptions`):
+
+- 401 and 403 become :class:`~tracker_jupyter.exceptions.AuthenticationError`;
+- 400 ``INVALID_PARAMETER_VALUE`` / ``RESOURCE_ALREADY_EXISTS`` become
+  :class:`~tracker_jupyter.exceptions.UsageError` (the request itself was wrong);
+- everything else, and network failures, become :class:`~tracker_jupyter.exceptions.CommError`.
+
+408, 429 and 5xx answers and connection failures are retried with capped, jittered exponential backoff
+(``Retry-After`` is honoured); other 4xx answers never are.
+
+Facts about the server this relies on (checked against MLflow 3.17):
+
+- a JSON ``NaN`` token in a metric value is stored as value 0 at step 0 and timestamp 0, without an
+  error; non-finite values must be sent as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``
+  (infinities are stored clamped to +-1.8e308);
+- ``runs/update`` with an unknown status answers 200 and changes nothing, so statuses are checked here;
+- ``runs/create`` without ``start_time`` records 0, so a start time is always sent;
+- ``experiments/get-by-name`` also returns deleted experiments, whose name cannot be reused;
+- ``runs/log-batch`` may write part of a batch before refusing the rest; replaying is safe because
+  identical metric points are deduplicated, identical params are accepted and tags are overwritten.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import mimetypes
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal, NamedTuple, Union
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import requests
+
+from .exceptions import AuthenticationError, CommError, Error, UsageError
+
+__all__ = [
+    "BATCH_LIMITS",
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUT",
+    "NO_RETRY",
+    "BatchLimits",
+    "Credentials",
+    "ItemFailure",
+    "Metric",
+    "MlflowRest",
+    "RetryPolicy",
+    "RunsPage",
+    "Timeout",
+]
+
+API_PREFIX = "/api/2.0/mlflow"
+ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
+RUN_STATUSES = frozenset({"RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"})
+# The server's maximum page size for get-history; above it the request is refused.
+MAX_HISTORY_PAGE = 25_000
+
+JsonObject = dict[str, Any]
+ItemKind = Literal["metric", "param", "tag"]
+AuthLike = Union["Credentials", tuple[str, str], str, None]
+ArtifactData = Union[bytes, bytearray, memoryview, "os.PathLike[str]", IO[bytes]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Value objects
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to authenticate: HTTP basic (``username`` + ``password``), a bearer ``token``, or nothing.
+
+    The representation never shows the password or the token.
+    """
+
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.username is None) != (self.password is None):
+            raise UsageError("Credentials: basic auth needs both a username and a password; one is missing.")
+        if self.token is not None and self.username is not None:
+            raise UsageError("Credentials: give either a username and password or a token, not both.")
+
+    def __repr__(self) -> str:
+        password = None if self.password is None else "***"
+        token = None if self.token is None else "***"
+        return f"Credentials(username={self.username!r}, password={password}, token={token})"
+
+    @property
+    def is_set(self) -> bool:
+        """True when there is something to send."""
+        return self.username is not None or self.token is not None
+
+    @classmethod
+    def coerce(cls, auth: AuthLike) -> Credentials:
+        """Accept ``None``, a ``(username, password)`` tuple, a bearer token string or ``Credentials``."""
+        if auth is None:
+            return cls()
+        if isinstance(auth, Credentials):
+            return auth
+        if isinstance(auth, str):
+            return cls(token=auth)
+        if isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(part, str) for part in auth):
+            return cls(username=auth[0], password=auth[1])
+        raise UsageError(
+            "auth must be None, a (username, password) tuple of str or a token str, "
+            f"got {type(auth).__name__}."
+        )
+
+    def requests_auth(self) -> requests.auth.AuthBase | None:
+        """The ``requests`` auth object that applies these credentials to a request."""
+        if self.token is not None:
+            return _BearerAuth(self.token)
+        if self.username is not None and self.password is not None:
+            return requests.auth.HTTPBasicAuth(self.username, self.password)
+        return None
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Seconds to wait for a connection and then for each read from the server."""
+
+    connect: float = 3.0
+    read: float = 30.0
+
+    def as_requests(self) -> tuple[float, float]:
+        """The ``(connect, read)`` tuple ``requests`` expects."""
+        return (self.connect, self.read)
+
+
+DEFAULT_TIMEOUT = Timeout()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before trying a call again.
+
+    Attempt ``n`` (1-based) that fails is followed by a pause of
+    ``min(backoff_max, backoff_initial * 2 ** (n - 1))``, shortened by up to ``jitter`` of itself at
+    random so many clients do not retry in step. A ``Retry-After`` header replaces that pause. No pause
+    is taken that would end after ``deadline`` seconds from the first attempt.
+    """
+
+    max_attempts: int = 5
+    backoff_initial: float = 0.5
+    backoff_max: float = 8.0
+    jitter: float = 0.5
+    deadline: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise UsageError(f"RetryPolicy.max_attempts must be at least 1, got {self.max_attempts}.")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise UsageError(f"RetryPolicy.jitter must be between 0 and 1, got {self.jitter}.")
+        if self.backoff_initial < 0 or self.backoff_max < 0 or self.deadline < 0:
+            raise UsageError("RetryPolicy: backoff_initial, backoff_max and deadline must not be negative.")
+
+    def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        base = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
+        return base * (1.0 - self.jitter * rand())
+
+
+DEFAULT_RETRY = RetryPolicy()
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """What one ``runs/log-batch`` request may hold (MLflow's documented limits)."""
+
+    metrics: int = 1000
+    params: int = 100
+    tags: int = 100
+    items: int = 1000
+    body_bytes: int = 1_000_000
+
+
+BATCH_LIMITS = BatchLimits()
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric point. ``timestamp`` is in milliseconds since the epoch.
+
+    The server keeps one copy of points equal in all four fields, so replaying a point is harmless.
+    """
+
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """A metric, param or tag key that ``log_batch`` could not write, with the server's reason.
+
+    ``count`` is how many items with that key were refused in the call (one per key and kind).
+    """
+
+    kind: ItemKind
+    key: str
+    message: str
+    count: int = 1
+
+
+class RunsPage(NamedTuple):
+    """One page of ``search_runs``: the runs (MLflow JSON) and the token of the next page, if any."""
+
+    runs: list[JsonObject]
+    next_page_token: str | None
+
+
+# --------------------------------------------------------------------------------------------------
+# Error mapping: the one place an HTTP answer or a requests exception becomes our exception
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """A non-2xx answer, parsed."""
+
+    status: int
+    error_code: str | None
+    message: str
+    retry_after: float | None = None
+
+
+class _Sent(NamedTuple):
+    """The last answer to a request and how many attempts it took."""
+
+    response: requests.Response
+    attempts: int
+
+
+_CALLER_FAULT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS"})
+_TAG_RE = re.compile(r"<[^>]+>")
+
+
+def _parse_refusal(response: requests.Response) -> _Refusal:
+    text = response.text or ""
+    error_code: str | None = None
+    message = ""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and ("error_code" in body or "message" in body):
+        error_code = str(body.get("error_code") or "") or None
+        # The first line says it; later lines are SQL statements or long examples.
+        message = str(body.get("message") or "").strip().split("\n", 1)[0]
+    else:
+        # The basic-auth app and the security middleware answer in plain text or HTML.
+        message = " ".join(_TAG_RE.sub(" ", text).split())
+    if len(message) > 500:
+        message = message[:500] + "..."
+    return _Refusal(response.status_code, error_code, message, _retry_after(response))
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _hint(refusal: _Refusal, has_credentials: bool) -> str:
+    status, message = refusal.status, refusal.message
+    if status == 401:
+        if has_credentials:
+            return "Check the username and password (or token) given for this server."
+        return (
+            "The server needs a login: set TRACKER_USERNAME and TRACKER_PASSWORD (or "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD), or a token in TRACKER_API_KEY / "
+            "MLFLOW_TRACKING_TOKEN."
+        )
+    if status == 403:
+        if "host header" in message.lower():
+            return (
+                "The server's security middleware refused the host name in the URL: start the server with "
+                "--allowed-hosts naming it, or use an address it allows."
+            )
+        return "This user lacks the permission needed; ask an MLflow admin to grant it."
+    if status == 404:
+        if refusal.error_code is None:
+            return (
+                "No MLflow API answered at this address: check the server URL (the address of the MLflow UI, "
+                "without /api/...) and that the server serves artifacts if this was an upload."
+            )
+        return "Check the id or name, and that it was not deleted."
+    if refusal.error_code == "RESOURCE_ALREADY_EXISTS":
+        return "Use the existing one (get_or_create_experiment) or choose another name."
+    if status == 400:
+        return "Fix the request as the server's message says."
+    if status in (408, 429) or status >= 500:
+        return "The server is overloaded or failing; try again later."
+    return "See the server's message."
+
+
+def _error_for(
+    refusal: _Refusal, *, what: str, method: str, url: str, attempts: int, has_credentials: bool
+) -> Error:
+    detail = f"HTTP {refusal.status}"
+    if refusal.error_code:
+        detail += f" {refusal.error_code}"
+    if refusal.message:
+        detail += f": {refusal.message}"
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    hint = _hint(refusal, has_credentials)
+    text = f"MLflow server could not {what}{tries}: {detail} ({method} {url}). {hint}"
+    if refusal.status in (401, 403):
+        return AuthenticationError(text, url=url, status=refusal.status)
+    if refusal.status == 400 and refusal.error_code in _CALLER_FAULT_CODES:
+        return UsageError(text)
+    return CommError(text, url=url, status=refusal.status)
+
+
+def _comm_error_from_exception(
+    exc: requests.RequestException, *, what: str, method: str, url: str, attempts: int, timeout: Timeout
+) -> CommError:
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if isinstance(exc, requests.ConnectTimeout):
+        reason = f"no connection within {timeout.connect:g} s"
+        hint = "Check that the server is running and reachable at this URL."
+    elif isinstance(exc, requests.Timeout):
+        reason = f"no answer within {timeout.read:g} s"
+        hint = "The server is slow or stuck; try again later."
+    elif isinstance(exc, requests.exceptions.SSLError):
+        reason = f"TLS error: {exc}"
+        hint = "Check the server's certificate (or REQUESTS_CA_BUNDLE for a private CA)."
+    elif isinstance(exc, requests.ConnectionError):
+        reason = f"connection failed: {exc}"
+        hint = "Check that the server is running and that the URL is right."
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+        hint = "Check the server URL."
+    return CommError(
+        f"Could not reach the MLflow server to {what}{tries}: {reason} ({method} {url}). {hint}",
+        url=url,
+        status=None,
+    )
+
+
+def _is_retryable_status(status: int) -> bool:
+    # 501 (not implemented) and 505 will not change on a retry.
+    return status in (408, 429) or (500 <= status < 600 and status not in (501, 505))
+
+
+def _is_retryable_exception(exc: requests.RequestException) -> bool:
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False  # a certificate problem does not go away by waiting
+    return isinstance(
+        exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# log-batch encoding and packing
+
+
+@dataclass
+class _Item:
+    kind: ItemKind
+    key: str
+    payload: JsonObject
+    size: int
+
+    @property
+    def ident(self) -> tuple[ItemKind, str]:
+        return (self.kind, self.key)
+
+
+def _dumps(obj: Any) -> str:
+    # allow_nan=False: a bare NaN token is silently stored as 0 by the server (see module docstring).
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def _json_float(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _metric_item(metric: Metric) -> _Item | ItemFailure:
+    try:
+        payload = {
+            "key": metric.key,
+            "value": _json_float(float(metric.value)),
+            "timestamp": int(metric.timestamp),
+            "step": int(metric.step),
+        }
+    except (TypeError, ValueError) as exc:
+        return ItemFailure(
+            "metric", str(metric.key), f"not sent: value, timestamp or step is not a number ({exc})"
+        )
+    return _Item("metric", metric.key, payload, len(_dumps(payload)))
+
+
+def _key_value_item(kind: ItemKind, key: str, value: Any) -> _Item:
+    payload = {"key": key, "value": value if isinstance(value, str) else str(value)}
+    return _Item(kind, key, payload, len(_dumps(payload)))
+
+
+def _key_values(mapping: Mapping[str, Any] | None) -> list[JsonObject]:
+    return [{"key": k, "value": v if isinstance(v, str) else str(v)} for k, v in (mapping or {}).items()]
+
+
+_BATCH_LISTS: dict[ItemKind, str] = {"metric": "metrics", "param": "params", "tag": "tags"}
+
+
+def _batch_body(run_id: str, items: Sequence[_Item]) -> JsonObject:
+    body: JsonObject = {"run_id": run_id, "metrics": [], "params": [], "tags": []}
+    for item in items:
+        body[_BATCH_LISTS[item.kind]].append(item.payload)
+    return body
+
+
+def _pack(run_id: str, items: Sequence[_Item], limits: BatchLimits) -> list[list[_Item]]:
+    """Split items into request-sized chunks, params and tags first in each, then metrics to fill up."""
+    overhead = len(_dumps(_batch_body(run_id, [])))
+    per_kind = {"param": limits.params, "tag": limits.tags, "metric": limits.metrics}
+    queues: dict[ItemKind, list[_Item]] = {"param": [], "tag": [], "metric": []}
+    for item in items:
+        queues[item.kind].append(item)
+    positions = dict.fromkeys(queues, 0)
+    chunks: list[list[_Item]] = []
+    while any(positions[kind] < len(queue) for kind, queue in queues.items()):
+        chunk: list[_Item] = []
+        size = overhead
+        for kind, queue in queues.items():
+            taken = 0
+            while positions[kind] < len(queue) and taken < per_kind[kind] and len(chunk) < limits.items:
+                item = queue[positions[kind]]
+                if size + item.size + 1 > limits.body_bytes:
+                    break
+                chunk.append(item)
+                size += item.size + 1
+                taken += 1
+                positions[kind] += 1
+        if not chunk:  # only reachable if an oversized item slipped through; never loop forever
+            raise AssertionError("log_batch packing made no progress")
+        chunks.append(chunk)
+    return chunks
+
+
+@dataclass
+class _BatchState:
+    """What one ``log_batch`` call learned so far."""
+
+    failures: dict[tuple[ItemKind, str], ItemFailure] = field(default_factory=dict)
+    run_accepts_writes: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# The client
+
+
+class MlflowRest:
+    """A client for one MLflow Tracking Server.
+
+    Parameters
+    ----------
+    base_url : str
+        Address of the server, as for the MLflow UI (``http://host:5000``, possibly with a path prefix).
+        Credentials written into the URL are moved into ``auth`` so they never show in messages.
+    auth : Credentials, tuple of (str, str), str or None
+        ``(username, password)`` for HTTP basic auth, a bearer token string, or None.
+    session : requests.Session, optional
+        The session to send requests with; one is created (and closed by :meth:`close`) when omitted.
+    timeout : Timeout or float
+        Connect and read timeouts in seconds; a float sets both.
+    retry : RetryPolicy
+        When to retry 408/429/5xx answers and network failures.
+    sleep : callable
+        Called with the seconds to wait between attempts (``time.sleep``; tests pass a recorder).
+    batch_limits : BatchLimits
+        Limits of one ``runs/log-batch`` request.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: AuthLike = None,
+        *,
+        session: requests.Session | None = None,
+        timeout: Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        sleep: Callable[[float], None] = time.sleep,
+        batch_limits: BatchLimits = BATCH_LIMITS,
+    ) -> None:
+        self._base_url, url_credentials = _split_base_url(base_url)
+        credentials = Credentials.coerce(auth)
+        self.credentials = credentials if credentials.is_set else url_credentials
+        self._auth = self.credentials.requests_auth()
+        self._owns_session = session is None
+        self._session = session if session is not None else requests.Session()
+        self.timeout = timeout if isinstance(timeout, Timeout) else Timeout(float(timeout), float(timeout))
+        self.retry = retry
+        self.batch_limits = batch_limits
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"MlflowRest({self._base_url!r}, auth={self.credentials!r})"
+
+    def __enter__(self) -> MlflowRest:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the session if this client created it."""
+        if self._owns_session:
+            self._session.close()
+
+    @property
+    def base_url(self) -> str:
+        """The server address, without credentials and without a trailing slash."""
+        return self._base_url
+
+    # ---- experiments ------------------------------------------------------------------------------
+
+    def health(self) -> None:
+        """Check that the server answers ``GET /health``, with a single attempt.
+
+        ``/health`` needs no login, so this proves the server is up, not that the credentials work.
+
+        Raises
+        ------
+        CommError
+            The server cannot be reached or does not answer 200.
+        """
+        url = f"{self._base_url}/health"
+        what = "answer a health check"
+        sent = self._send("GET", url, what=what, retry=NO_RETRY)
+        if sent.response.status_code != 200:
+            raise self._error(sent, what=what, method="GET", url=url)
+
+    def get_experiment_by_name(self, name: str) -> JsonObject | None:
+        """The experiment called ``name`` (MLflow JSON, deleted ones included), or None if there is none."""
+        result = self._call(
+            "GET",
+            "experiments/get-by-name",
+            params={"experiment_name": name},
+            what=f"look up experiment {name!r}",
+            tolerate=("RESOURCE_DOES_NOT_EXIST",),
+        )
+        return None if isinstance(result, _Refusal) else result["experiment"]
+
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        """Create an experiment and return its id.
+
+        Raises
+        ------
+        UsageError
+            An experiment with this name exists already (use :meth:`get_or_create_experiment`).
+        """
+        result = self._create_experiment(name, tags, tolerate=())
+        assert result is not None
+        return result
+
+    def get_or_create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        """Return the id of the experiment called ``name``, creating it if needed.
+
+        Safe when several processes do this at once: losing the creation race reads the winner's id.
+        ``tags`` are set only when this call creates the experiment.
+
+        Raises
+        ------
+        UsageError
+            The experiment exists but is deleted (its name cannot be reused until it is restored).
+        """
+        experiment = self.get_experiment_by_name(name)
+        if experiment is None:
+            created = self._create_experiment(name, tags, tolerate=("RESOURCE_ALREADY_EXISTS",))
+            if created is not None:
+                return created
+            experiment = self.get_experiment_by_name(name)
+            if experiment is None:
+                raise CommError(
+                    f"MLflow server reported experiment {name!r} as existing but does not return it "
+                    f"({self._base_url}). Check the server's logs.",
+                    url=self._base_url,
+                )
+        if experiment.get("lifecycle_stage") == "deleted":
+            raise UsageError(
+                f"Experiment {name!r} (id {experiment.get('experiment_id')}) is deleted on "
+                f"{self._base_url}, and MLflow does not reuse the names of deleted experiments. Restore it "
+                "in the MLflow UI or with `mlflow experiments restore`, or choose another project name."
+            )
+        return str(experiment["experiment_id"])
+
+    def _create_experiment(
+        self, name: str, tags: Mapping[str, str] | None, tolerate: Collection[str]
+    ) -> str | None:
+        body: JsonObject = {"name": name}
+        if tags:
+            body["tags"] = _key_values(tags)
+        result = self._call(
+            "POST", "experiments/create", body=body, what=f"create experiment {name!r}", tolerate=tolerate
+        )
+        return None if isinstance(result, _Refusal) else str(result["experiment_id"])
+
+    # ---- runs -------------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        run_name: str | None = None,
+        start_time_ms: int | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> JsonObject:
+        """Create a run and return it (MLflow JSON with ``info`` and ``data``).
+
+        ``info.run_id`` and ``info.artifact_uri`` are what later calls need. ``start_time_ms`` defaults
+        to now (the server would record 0). A retry after a lost answer can create a second run; callers
+        that must avoid that can tag the run with their own id and look for it with :meth:`search_runs`.
+        """
+        body: JsonObject = {
+            "experiment_id": str(experiment_id),
+            "start_time": int(time.time() * 1000) if start_time_ms is None else int(start_time_ms),
+            "tags": _key_values(tags),
+        }
+        if run_name is not None:
+            body["run_name"] = run_name
+        result = self._request_json(
+            "POST", "runs/create", body=body, what=f"create a run in experiment {experiment_id}"
+        )
+        run: JsonObject = result["run"]
+        return run
+
+    def update_run(
+        self, run_id: str, status: str, end_time_ms: int | None = None, run_name: str | None = None
+    ) -> JsonObject:
+        """Set a run's status (``RUNNING``, ``SCHEDULED``, ``FINISHED``, ``FAILED``, ``KILLED``), end time and
+        name; return the updated ``run_info``.
+        """
+        if status not in RUN_STATUSES:
+            # The server answers 200 to an unknown status and keeps the old one.
+            raise UsageError(f"update_run: status must be one of {sorted(RUN_STATUSES)}, got {status!r}.")
+        body: JsonObject = {"run_id": run_id, "status": status}
+        if end_time_ms is not None:
+            body["end_time"] = int(end_time_ms)
+        if run_name is not None:
+            body["run_name"] = run_name
+        result = self._request_json("POST", "runs/update", body=body, what=f"update run {run_id}")
+        info: JsonObject = result["run_info"]
+        return info
+
+    def get_run(self, run_id: str) -> JsonObject:
+        """The run (MLflow JSON with ``info`` and ``data``: latest metrics, params, tags)."""
+        result = self._request_json("GET", "runs/get", params={"run_id": run_id}, what=f"read run {run_id}")
+        run: JsonObject = result["run"]
+        return run
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        max_results: int = 1000,
+        page_token: str | None = None,
+        order_by: Sequence[str] = (),
+    ) -> RunsPage:
+        """One page of runs matching an MLflow filter (e.g. ``"tags.`tracker.id` = 'abc'"``).
+
+        Pass the returned ``next_page_token`` back as ``page_token`` for the next page; it is None on the
+        last one.
+        """
+        body: JsonObject = {
+            "experiment_ids": [str(e) for e in experiment_ids],
+            "filter": filter_string,
+            "max_results": int(max_results),
+        }
+        if page_token:
+            body["page_token"] = page_token
+        if order_by:
+            body["order_by"] = list(order_by)
+        result = self._request_json("POST", "runs/search", body=body, what="search runs")
+        return RunsPage(list(result.get("runs", [])), result.get("next_page_token") or None)
+
+    # ---- logging ----------------------------------------------------------------------------------
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Iterable[Metric] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> list[ItemFailure]:
+        """Write metrics, params and tags to a run, in as many requests as the server's limits need.
+
+        A request refused as invalid is split in halves until the refused items are found; everything
+        else is still written. Once a key has been refused, its other items in this call are sent
+        together in one request and, if that is refused too, counted in the same failure. Replaying a
+        call is safe: identical metric points are stored once, identical params are accepted.
+
+        Parameters
+        ----------
+        run_id : str
+            The run to write to.
+        metrics : iterable of Metric
+            Metric points; their timestamps should be fixed when the value was logged.
+        params : mapping of str to str
+            Params; MLflow keeps the first value of a key and refuses a different one.
+        tags : mapping of str to str
+            Tags; a later value replaces an earlier one.
+
+        Returns
+        -------
+        list of ItemFailure
+            One entry per refused (kind, key), in the order they were found; empty when all was written.
+
+        Raises
+        ------
+        UsageError
+            The run refuses every write (for example it was deleted).
+        CommError
+            The server could not be reached or failed, after retries.
+        """
+        state = _BatchState()
+        items: list[_Item] = []
+        for key, value in (params or {}).items():
+            items.append(_key_value_item("param", key, value))
+        for key, value in (tags or {}).items():
+            items.append(_key_value_item("tag", key, value))
+        for metric in metrics:
+            item = _metric_item(metric)
+            if isinstance(item, ItemFailure):
+                _record_failure(state, item.kind, item.key, item.message, 1)
+            else:
+                items.append(item)
+        room = self.batch_limits.body_bytes - len(_dumps(_batch_body(run_id, []))) - 1
+        sendable = []
+        for item in items:
+            if item.size > room:
+                message = f"not sent: {item.size} bytes is more than one request may carry"
+                _record_failure(state, item.kind, item.key, message, 1)
+            else:
+                sendable.append(item)
+        for chunk in _pack(run_id, sendable, self.batch_limits):
+            self._deliver(run_id, chunk, state)
+        return list(state.failures.values())
+
+    def _deliver(self, run_id: str, chunk: list[_Item], state: _BatchState) -> None:
+        # Items of keys already refused go apart, one request per key, so a key that fails at every
+        # step costs one request instead of a bisection over all its points.
+        fresh = [item for item in chunk if item.ident not in state.failures]
+        by_key: dict[tuple[ItemKind, str], list[_Item]] = {}
+        for item in chunk:
+            if item.ident in state.failures:
+                by_key.setdefault(item.ident, []).append(item)
+        for (kind, key), group in by_key.items():
+            message = self._post_batch(run_id, group, state)
+            if message is not None:
+                _record_failure(state, kind, key, message, len(group))
+        if not fresh:
+            return
+        message = self._post_batch(run_id, fresh, state)
+        if message is None:
+            return
+        if len(fresh) == 1:
+            _record_failure(state, fresh[0].kind, fresh[0].key, message, 1)
+            return
+        middle = len(fresh) // 2
+        self._deliver(run_id, fresh[:middle], state)
+        self._deliver(run_id, fresh[middle:], state)
+
+    def _post_batch(self, run_id: str, items: Sequence[_Item], state: _BatchState) -> str | None:
+        """Send one batch; None when written, the server's message when refused as invalid."""
+        what = f"log a batch to run {run_id}"
+        result = self._call(
+            "POST",
+            "runs/log-batch",
+            body=_batch_body(run_id, items),
+            what=what,
+            tolerate=("INVALID_PARAMETER_VALUE",),
+        )
+        if not isinstance(result, _Refusal):
+            return None
+        if not state.run_accepts_writes:
+            # Tell a refused item from a run that refuses everything (deleted, ...): an empty batch
+            # passes the run checks only. This raises when the run itself is the problem.
+            self._request_json("POST", "runs/log-batch", body={"run_id": run_id}, what=what)
+            state.run_accepts_writes = True
+        return result.message
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        """Set one tag on a run (replacing its value)."""
+        self._request_json(
+            "POST",
+            "runs/set-tag",
+            body={"run_id": run_id, "key": key, "value": value},
+            what=f"set tag {key!r}",
+        )
+
+    def delete_tag(self, run_id: str, key: str, missing_ok: bool = True) -> None:
+        """Delete a tag from a run; with ``missing_ok`` a tag that is not there is not an error."""
+        what = f"delete tag {key!r} of run {run_id}"
+        result = self._call(
+            "POST",
+            "runs/delete-tag",
+            body={"run_id": run_id, "key": key},
+            what=what,
+            tolerate=("RESOURCE_DOES_NOT_EXIST",) if missing_ok else (),
+        )
+        if isinstance(result, _Refusal):
+            # The same code means "no such run": make sure the run exists (this raises otherwise).
+            self.get_run(run_id)
+
+    def get_metric_history(self, run_id: str, key: str, page_size: int = MAX_HISTORY_PAGE) -> list[Metric]:
+        """Every point of metric ``key`` in a run, following page tokens."""
+        points: list[Metric] = []
+        page_token: str | None = None
+        while True:
+            params: dict[str, Any] = {"run_id": run_id, "metric_key": key, "max_results": int(page_size)}
+            if page_token:
+                params["page_token"] = page_token
+            result = self._request_json(
+                "GET", "metrics/get-history", params=params, what=f"read the history of metric {key!r}"
+            )
+            for raw in result.get("metrics", []):
+                # Non-finite values come back as the strings "NaN", "Infinity", "-Infinity".
+                points.append(
+                    Metric(raw["key"], float(raw["value"]), int(raw["timestamp"]), int(raw.get("step", 0)))
+                )
+            page_token = result.get("next_page_token") or None
+            if not page_token:
+                return points
+
+    # ---- artifacts and links ----------------------------------------------------------------------
+
+    def upload_artifact(self, artifact_uri: str, relative_path: str, data: ArtifactData) -> None:
+        """Upload one file into a run's artifacts.
+
+        Parameters
+        ----------
+        artifact_uri : str
+            The run's ``info.artifact_uri`` (``mlflow-artifacts:/<exp>/<run>/artifacts`` or
+            ``mlflow-artifacts://host/...``), which the server resolves under its artifacts destination.
+        relative_path : str
+            Where to put the file under the run's artifacts, ``/``-separated (``code/notebook.ipynb``).
+        data : bytes, os.PathLike or binary file object
+            The content; files are streamed, not read into memory.
+        """
+        if isinstance(data, str):
+            raise UsageError(
+                "upload_artifact: pass bytes, a pathlib.Path or a binary file object; a str is ambiguous."
+            )
+        url = self._artifact_url(artifact_uri, relative_path)
+        headers = {"Content-Type": mimetypes.guess_type(relative_path)[0] or "application/octet-stream"}
+        what = f"upload artifact {relative_path!r}"
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            self._put(url, bytes(data), headers, what)
+        elif isinstance(data, os.PathLike):
+            with open(data, "rb") as handle:
+                self._put(url, handle, headers, what)
+        else:
+            self._put(url, data, headers, what)
+
+    def _put(self, url: str, data: bytes | IO[bytes], headers: dict[str, str], what: str) -> None:
+        sent = self._send("PUT", url, what=what, data=data, headers=headers)
+        if not sent.response.ok:
+            raise self._error(sent, what=what, method="PUT", url=url)
+
+    def _artifact_url(self, artifact_uri: str, relative_path: str) -> str:
+        segments = relative_path.split("/")
+        if not relative_path or relative_path.startswith("/") or any(s in ("", ".", "..") for s in segments):
+            raise UsageError(
+                f"upload_artifact: relative_path must be a relative '/'-separated path without '.' or '..' "
+                f"parts, got {relative_path!r}."
+            )
+        base = urlsplit(self._base_url)
+        parts = urlsplit(artifact_uri)
+        if parts.scheme == "mlflow-artifacts":
+            # As MLflow's own client: a host in the URI wins, the scheme and path prefix come from the base.
+            netloc, root = parts.netloc or base.netloc, parts.path
+        elif parts.scheme in ("http", "https") and ARTIFACTS_PREFIX in parts.path:
+            netloc, root = parts.netloc, parts.path.split(ARTIFACTS_PREFIX, 1)[1]
+        else:
+            raise CommError(
+                f"The run's artifacts live at {artifact_uri!r}, which this client cannot write to over HTTP "
+                f"({self._base_url}). Start the MLflow server with artifact serving (the default, with "
+                "--artifacts-destination) so new experiments get mlflow-artifacts:/ locations.",
+                url=self._base_url,
+            )
+        path = "/".join(
+            p for p in (base.path.rstrip("/") + ARTIFACTS_PREFIX, root.strip("/"), relative_path) if p
+        )
+        return urlunsplit((base.scheme, netloc, quote(path, safe="/"), "", ""))
+
+    def run_page_url(self, experiment_id: str, run_id: str) -> str:
+        """The address of the run's page in the MLflow UI."""
+        experiment = quote(str(experiment_id), safe="")
+        return f"{self._base_url}/#/experiments/{experiment}/runs/{quote(run_id, safe='')}"
+
+    # ---- transport --------------------------------------------------------------------------------
+
+    def _request_json(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        what: str,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> JsonObject:
+        result = self._call(method, endpoint, what=what, params=params, body=body)
+        assert not isinstance(result, _Refusal)
+        return result
+
+    def _call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        what: str,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        tolerate: Collection[str] = (),
+    ) -> JsonObject | _Refusal:
+        """One API call; a refusal whose error code is in ``tolerate`` is returned instead of raised."""
+        url = f"{self._base_url}{API_PREFIX}/{endpoint}"
+        kwargs: dict[str, Any] = {}
+        if params is not None:
+            kwargs["params"] = dict(params)
+        if body is not None:
+            kwargs["data"] = _dumps(body).encode("utf-8")
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        sent = self._send(method, url, what=what, **kwargs)
+        response = sent.response
+        if not response.ok:
+            refusal = _parse_refusal(response)
+            if refusal.error_code is not None and refusal.error_code in tolerate:
+                return refusal
+            raise self._error(sent, what=what, method=method, url=url, refusal=refusal)
+        try:
+            result = response.json() if response.content else {}
+        except ValueError as exc:
+            kind = response.headers.get("Content-Type", "unknown type")
+            raise CommError(
+                f"MLflow server answered {method} {url} with something that is not JSON ({kind}) while "
+                f"trying to {what}. Check that the URL is the MLflow server itself, not a login page or "
+                "another service.",
+                url=url,
+                status=response.status_code,
+            ) from exc
+        if not isinstance(result, dict):
+            raise CommError(f"MLflow server answered {method} {url} with unexpected JSON.", url=url)
+        return result
+
+    def _error(
+        self, sent: _Sent, *, what: str, method: str, url: str, refusal: _Refusal | None = None
+    ) -> Error:
+        return _error_for(
+            refusal or _parse_refusal(sent.response),
+            what=what,
+            method=method,
+            url=url,
+            attempts=sent.attempts,
+            has_credentials=self.credentials.is_set,
+        )
+
+    def _send(
+        self, method: str, url: str, *, what: str, retry: RetryPolicy | None = None, **kwargs: Any
+    ) -> _Sent:
+        """Send with retries; return the last answer (possibly an error) or raise CommError when none came."""
+        policy = retry or self.retry
+        # A file body is read by each attempt: start every attempt where the first one started.
+        stream = kwargs.get("data") if hasattr(kwargs.get("data"), "seek") else None
+        rewind_to = stream.tell() if stream is not None else None
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            if stream is not None:
+                stream.seek(rewind_to)
+            try:
+                response = self._session.request(
+                    method, url, auth=self._auth, timeout=self.timeout.as_requests(), **kwargs
+                )
+            except requests.RequestException as exc:
+                delay = policy.backoff(attempt)
+                if not _is_retryable_exception(exc) or not self._may_retry(policy, attempt, started, delay):
+                    raise _comm_error_from_exception(
+                        exc, what=what, method=method, url=url, attempts=attempt, timeout=self.timeout
+                    ) from exc
+            else:
+                if not _is_retryable_status(response.status_code):
+                    return _Sent(response, attempt)
+                retry_after = _retry_after(response)
+                delay = policy.backoff(attempt) if retry_after is None else retry_after
+                if not self._may_retry(policy, attempt, started, delay):
+                    return _Sent(response, attempt)
+                response.close()
+            self._sleep(delay)
+
+    @staticmethod
+    def _may_retry(policy: RetryPolicy, attempt: int, started: float, delay: float) -> bool:
+        return attempt < policy.max_attempts and time.monotonic() - started + delay <= policy.deadline
+
+
+def _record_failure(state: _BatchState, kind: ItemKind, key: str, message: str, count: int) -> None:
+    previous = state.failures.get((kind, key))
+    if previous is None:
+        state.failures[(kind, key)] = ItemFailure(kind, key, message, count)
+    else:
+        state.failures[(kind, key)] = ItemFailure(kind, key, previous.message, previous.count + count)
+
+
+def _split_base_url(base_url: str) -> tuple[str, Credentials]:
+    """Validate the server URL and take any ``user:password@`` out of it."""
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"The MLflow server URL must look like http://host:5000 or https://host/prefix, got {base_url!r}."
+        )
+    credentials = Credentials()
+    if parts.username is not None:
+        credentials = Credentials(unquote(parts.username), unquote(parts.password or ""))
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), credentials
