@@ -342,7 +342,8 @@ def init(
         if interactive:
             _attach_to_shell(run, shell)
     except BaseException:
-        run.finish(exit_code=1, quiet=True)
+        run.finish(exit_code=1, quiet=True)  # tears down whatever was attached
+        opened.undo()  # and leaves the store as it was before this init()
         raise
     holder.add(run, make_current=reinit_mode != "create_new" or holder.run is None)
     install_exit_handlers()
@@ -363,13 +364,21 @@ class _Opened(NamedTuple):
     created: bool
     copied_rows: list[dict[str, Any]]
     how: str  # new | resumed | rewound | forked
+    saved: dict[str, bytes | None]  # a resumed run's metadata files as they were, to put back on failure
 
     def undo(self) -> None:
+        """Forget a run this init() created; put a resumed run's metadata back as it was."""
         self.lock.release()
         if self.created:
             import shutil
 
             shutil.rmtree(self.dir, ignore_errors=True)
+            return
+        for name, content in self.saved.items():
+            if content is not None:
+                tmp = self.dir / f".{name}.undo.tmp"
+                tmp.write_bytes(content)
+                os.replace(tmp, self.dir / name)
 
 
 def _new_meta(run_id: str, project: str) -> dict[str, Any]:
@@ -423,8 +432,16 @@ def _create(root: Path, project: str, run_id: str | None) -> tuple[Path, store.R
     raise UsageError("could not find a free run id after 5 tries; is the store directory writable?")
 
 
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
     lock = _lock_or_fail(path, run_id)
+    saved = {name: _read_bytes(path / name) for name in (store.META, store.CONFIG, store.SUMMARY)}
     meta = store.read_json(path / store.META, {}) or {}
     summary = store.read_json(path / store.SUMMARY)
     last = store.last_row(path / store.HISTORY)
@@ -439,7 +456,7 @@ def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
     meta["resumed"] = True
     return _Opened(
         dir=path, meta=meta, config=store.read_json(path / store.CONFIG, {}) or {}, summary=summary,
-        next_step=next_step, lock=lock, created=False, copied_rows=[], how=how,
+        next_step=next_step, lock=lock, created=False, copied_rows=[], how=how, saved=saved,
     )  # fmt: skip
 
 
@@ -486,7 +503,7 @@ def _open_run(
         summary, _ = store.summarize(iter(rows))
         return _Opened(
             dir=path, meta=meta, config=store.read_json(source / store.CONFIG, {}) or {}, summary=summary,
-            next_step=fork.step + 1, lock=lock, created=True, copied_rows=rows, how="forked",
+            next_step=fork.step + 1, lock=lock, created=True, copied_rows=rows, how="forked", saved={},
         )  # fmt: skip
     if resume_mode == "auto" and run_id is None:
         last = store.read_json(root / ".resume" / f"{program_key}.json")
@@ -513,7 +530,7 @@ def _open_run(
     path, lock, new_id = _create(root, project, run_id)
     return _Opened(
         dir=path, meta=_new_meta(new_id, project), config={}, summary={}, next_step=0, lock=lock,
-        created=True, copied_rows=[], how="new",
+        created=True, copied_rows=[], how="new", saved={},
     )  # fmt: skip
 
 

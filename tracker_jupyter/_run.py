@@ -365,6 +365,7 @@ class Run:
         self.settings = settings
         self._run_dir = run_dir
         self._on_finish: list[Callable[[Run], None]] = []
+        self._on_closed: list[Callable[[Run], None]] = []
         self._summary_data = summary._data
         self.exit_code: int | None = None
 
@@ -653,10 +654,19 @@ class Run:
             except Exception as exc:
                 warnings.warn(f"tracker: a finish hook failed: {exc!r}", RuntimeWarning, stacklevel=2)
         self._sink.close()
+        for callback in self._on_closed:
+            try:
+                callback(self)
+            except Exception as exc:  # noqa: BLE001 - same rule as the finish hooks
+                warnings.warn(f"tracker: a finish hook failed: {exc!r}", RuntimeWarning, stacklevel=2)
 
     def on_finish(self, callback: Callable[[Run], None]) -> None:
         """Call ``callback(run)`` when the run finishes, before its data is closed (last added runs first)."""
         self._on_finish.append(callback)
+
+    def on_closed(self, callback: Callable[[Run], None]) -> None:
+        """Call ``callback(run)`` after finish() wrote and closed everything (for uploads of the final data)."""
+        self._on_closed.append(callback)
 
     def __enter__(self) -> Run:
         return self

@@ -1,0 +1,293 @@
+"""Online mode against a real MLflow server: live sync, fallbacks, `tracker sync`, auth, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tracker_jupyter as tj
+from tracker_jupyter import AuthenticationError, CommError
+from tracker_jupyter import sync as sync_module
+
+from .mlflow_server import MlflowServer, free_port
+from .test_rest import Answer, ScriptedServer
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def mlflow_run(client: Any, experiment: str, run_id: str) -> Any:
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no experiment {experiment}"
+    [found] = client.search_runs([exp.experiment_id], f"tags.`tracker.id` = '{run_id}'")
+    return found
+
+
+def history(client: Any, mlflow_run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(mlflow_run_id, key))
+
+
+@pytest.fixture
+def online(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MlflowServer:
+    monkeypatch.setenv("TRACKER_BASE_URL", mlflow_server.url)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return mlflow_server
+
+
+def test_online_run_end_to_end(online: MlflowServer, mlflow_client: Any, store_dir: Path):
+    project = unique("e2e")
+    run = tj.init(
+        project=project, dir=store_dir, name="first-run", notes="a note", tags=["base", "v1"], group="cv",
+        job_type="train", config={"lr": 0.01, "opt": {"name": "adam", "beta": 0.9}, "epochs": 7},
+    )  # fmt: skip
+    assert run.mode == "online" and run.url is not None and run.url.startswith(online.url)
+    for i in range(2500):
+        run.log({"loss": 1.0 / (i + 1), "acc": i / 2500, "epoch": i // 500})
+    run.log({"label": "text stays local", "nan": float("nan")})
+    run.summary["best_acc"] = 0.99
+    status = run._sync_status()  # type: ignore[attr-defined]
+    assert set(status) == {"url", "synced", "pending", "last_error"}
+    run.finish()
+
+    found = mlflow_run(mlflow_client, project, run.id)
+    assert found.info.status == "FINISHED" and found.info.run_name == "first-run"
+    assert run.url.endswith(f"/runs/{found.info.run_id}")
+    assert found.data.params == {"lr": "0.01", "opt.name": "adam", "opt.beta": "0.9", "epochs": "7"}
+    tags = found.data.tags
+    assert tags["mlflow.note.content"] == "a note" and tags["tracker.tags"] == "base,v1"
+    assert tags["tracker.group"] == "cv" and tags["tracker.job_type"] == "train"
+    assert json.loads(tags["tracker.summary"])["best_acc"] == 0.99
+    loss = history(mlflow_client, found.info.run_id, "loss")
+    assert len(loss) == 2500 and [s for s, _ in loss] == list(range(2500))
+    assert loss[0] == (0, 1.0)
+    assert len(mlflow_client.get_metric_history(found.info.run_id, "nan")) == 1
+    artifacts = {a.path for a in mlflow_client.list_artifacts(found.info.run_id)}
+    assert {"config.json", "summary.json"} <= artifacts
+    state = json.loads((store_dir / project / run.id / "sync.json").read_text())
+    assert state["mlflow_run_id"] == found.info.run_id and state["status"] == "FINISHED"
+
+
+def test_changed_config_keeps_first_param_and_records_current(
+    online: MlflowServer, mlflow_client: Any, store_dir
+):
+    project = unique("cfg")
+    run = tj.init(project=project, dir=store_dir, config={"lr": 0.1}, allow_val_change=True)
+    run.log({"x": 1})
+    run._sync_status()  # type: ignore[attr-defined]
+    time.sleep(1.5)  # let the first sync send the param
+    run.config.lr = 0.05
+    run.finish()
+    found = mlflow_run(mlflow_client, project, run.id)
+    assert found.data.params["lr"] == "0.1"
+    assert json.loads(found.data.tags["tracker.config"]) == {"lr": 0.05}
+    config_file = mlflow_client.download_artifacts(found.info.run_id, "config.json")
+    assert json.loads(Path(config_file).read_text()) == {"lr": 0.05}
+
+
+def test_failed_run_and_files_and_code(
+    online: MlflowServer, mlflow_client: Any, store_dir: Path, tmp_path: Path
+):
+    project = unique("fail")
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01")
+    with pytest.raises(ZeroDivisionError), tj.init(project=project, dir=store_dir) as run:
+        run.save(str(tmp_path / "weights.bin"), base_path=str(tmp_path))
+        run.log({"x": 1})
+        1 / 0  # noqa: B018
+    found = mlflow_run(mlflow_client, project, run.id)
+    assert found.info.status == "FAILED"
+    assert "files" in {a.path for a in mlflow_client.list_artifacts(found.info.run_id)}
+    assert [a.path for a in mlflow_client.list_artifacts(found.info.run_id, "files")] == ["files/weights.bin"]
+
+
+def test_entity_prefixes_the_experiment(online: MlflowServer, mlflow_client: Any, store_dir: Path):
+    project = unique("ent")
+    run = tj.init(project=project, entity="team", dir=store_dir)
+    run.finish()
+    assert mlflow_run(mlflow_client, f"team/{project}", run.id).data.tags["tracker.entity"] == "team"
+
+
+def test_resume_and_fork_online(online: MlflowServer, mlflow_client: Any, store_dir: Path):
+    project = unique("lineage")
+    run = tj.init(project=project, dir=store_dir, id="orig")
+    for i in range(5):
+        run.log({"x": i})
+    run.finish()
+    again = tj.init(project=project, dir=store_dir, id="orig", resume="must")
+    again.log({"x": 5})
+    again.finish()
+    found = mlflow_run(mlflow_client, project, "orig")
+    assert history(mlflow_client, found.info.run_id, "x") == [(i, float(i)) for i in range(6)]
+    fork = tj.init(project=project, dir=store_dir, fork_from="orig?_step=2")
+    fork.log({"x": 30})
+    fork.finish()
+    forked = mlflow_run(mlflow_client, project, fork.id)
+    assert forked.info.run_id != found.info.run_id and forked.data.tags["tracker.fork_of"] == "orig?_step=2"
+    assert history(mlflow_client, forked.info.run_id, "x") == [(0, 0.0), (1, 1.0), (2, 2.0), (3, 30.0)]
+    rewound = tj.init(project=project, dir=store_dir, resume_from="orig?_step=3")
+    rewound.log({"x": 40})
+    rewound.finish()
+    found = mlflow_run(mlflow_client, project, "orig")
+    assert found.data.tags["tracker.rewinds"] == "3"
+    # MLflow cannot delete points: the rewound ones stay, the new one is added at step 4
+    assert (4, 40.0) in history(mlflow_client, found.info.run_id, "x")
+
+
+def test_unreachable_server_falls_back_then_tracker_sync_uploads_once(
+    mlflow_server: MlflowServer, mlflow_client: Any, store_dir: Path, monkeypatch, capsys
+):
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("TRACKER_BASE_URL", dead)
+    project = unique("down")
+    run = tj.init(project=project, dir=store_dir, config={"a": 1})
+    assert run.mode == "offline" and run.url is None
+    assert f"cannot use {dead}" in capsys.readouterr().err
+    for i in range(1200):
+        run.log({"m": i})
+    run.finish()
+    with pytest.raises(CommError) as caught:
+        tj.init(project=project, dir=store_dir, force=True)
+    assert dead in str(caught.value)
+    assert tj.run is None
+
+    monkeypatch.setenv("TRACKER_BASE_URL", mlflow_server.url)
+    run_dir = store_dir / project / run.id
+    assert sync_module.sync_paths([str(run_dir)]) == 1
+    assert sync_module.sync_paths([str(store_dir)]) == 1  # again: nothing is sent twice
+    found = mlflow_run(mlflow_client, project, run.id)
+    assert found.info.status == "FINISHED" and found.data.params == {"a": "1"}
+    assert history(mlflow_client, found.info.run_id, "m") == [(i, float(i)) for i in range(1200)]
+
+
+def test_tracker_sync_cli_marks_crashed_runs_killed(
+    mlflow_server: MlflowServer, mlflow_client: Any, tmp_path: Path
+):
+    project = unique("crash")
+    code = (
+        "import os, tracker_jupyter as tj\n"
+        f"run = tj.init(project={project!r}, dir='store', mode='offline')\n"
+        "for i in range(50): run.log({'v': i})\n"
+        "run._sink.flush()\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=False)
+    tracker = Path(sys.executable).with_name("tracker")
+    env = {**os.environ, "TRACKER_BASE_URL": mlflow_server.url}
+    done = subprocess.run(
+        [str(tracker), "sync", "--dir", "store"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "crashed, 50 rows sent" in done.stderr and "#" in done.stderr
+    [record] = tj.Api(tmp_path / "store").runs()
+    found = mlflow_run(mlflow_client, project, record.id)
+    assert (
+        found.info.status == "KILLED" and len(mlflow_client.get_metric_history(found.info.run_id, "v")) == 50
+    )
+    done = subprocess.run(
+        [str(tracker), "sync", "--dir", "store"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert "0 rows sent" in done.stderr
+    done = subprocess.run(
+        [str(tracker), "sync", "--dir", "store"], cwd=tmp_path, env={**os.environ, "TRACKER_BASE_URL": ""},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "needs a server" in done.stderr
+
+
+def test_server_killed_mid_run_and_restarted(online: MlflowServer, mlflow_client: Any, store_dir: Path):
+    project = unique("restart")
+    run = tj.init(project=project, dir=store_dir, settings={"sync_timeout": 60})
+    for i in range(300):
+        run.log({"v": i})
+    time.sleep(1.5)
+    with online.stopped(kill=True):
+        for i in range(300, 600):
+            run.log({"v": i})
+        deadline = time.time() + 20
+        while not run._sync_status()["last_error"] and time.time() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.2)
+        assert "Could not reach the MLflow server" in run._sync_status()["last_error"]  # type: ignore[attr-defined]
+    run.finish()  # the server is back: the syncer catches up within sync_timeout
+    found = mlflow_run(mlflow_client, project, run.id)
+    assert history(mlflow_client, found.info.run_id, "v") == [(i, float(i)) for i in range(600)]
+
+
+def test_429_and_500_from_a_proxy_are_retried(
+    mlflow_server: MlflowServer, mlflow_client: Any, store_dir, monkeypatch
+):
+    project = unique("proxy")
+    with ScriptedServer(upstream=mlflow_server.url) as proxy:
+        monkeypatch.setenv("TRACKER_BASE_URL", proxy.url)
+        run = tj.init(project=project, dir=store_dir)
+        proxy.script.extend([Answer(503), Answer(429, headers={"Retry-After": "0"}), Answer(500)])
+        for i in range(100):
+            run.log({"v": i})
+        run.finish()
+        assert not proxy.script  # every scripted failure was served, and retried
+    found = mlflow_run(mlflow_client, project, run.id)
+    assert found.info.status == "FINISHED"
+    assert history(mlflow_client, found.info.run_id, "v") == [(i, float(i)) for i in range(100)]
+
+
+def test_refused_metric_key_is_reported_once_and_the_rest_lands(
+    online, mlflow_client: Any, store_dir, capsys
+):
+    project = unique("badkey")
+    run = tj.init(project=project, dir=store_dir)
+    for i in range(20):
+        run.log({"good": i, "bad key!": i})
+    run.finish()
+    err = capsys.readouterr().err
+    assert err.count("refused metric 'bad key!'") == 1
+    found = mlflow_run(mlflow_client, project, run.id)
+    assert len(mlflow_client.get_metric_history(found.info.run_id, "good")) == 20
+
+
+# ------------------------------------------------------------------------------------------- auth
+
+
+def test_auth_server_credentials(
+    mlflow_auth_server: MlflowServer, store_dir: Path, monkeypatch, tmp_path: Path
+):
+    monkeypatch.setenv("TRACKER_BASE_URL", mlflow_auth_server.url)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    project = unique("auth")
+    with pytest.raises(AuthenticationError) as caught:
+        tj.init(project=project, dir=store_dir, force=True)
+    assert caught.value.status == 401
+    run = tj.init(project=project, dir=store_dir)  # without force: offline
+    assert run.mode == "offline"
+    run.finish()
+    monkeypatch.setenv("TRACKER_USERNAME", mlflow_auth_server.admin[0])
+    monkeypatch.setenv("TRACKER_PASSWORD", "wrong-password-123")
+    with pytest.raises(AuthenticationError):
+        tj.init(project=project, dir=store_dir, force=True)
+    with pytest.raises(AuthenticationError, match="anonymous='never' needs credentials"):
+        monkeypatch.delenv("TRACKER_USERNAME")
+        monkeypatch.delenv("TRACKER_PASSWORD")
+        tj.init(project=project, dir=store_dir, force=True, anonymous="never")
+    # tracker login stores the credentials (mode 0600) and later runs use them
+    assert tj.login(mlflow_auth_server.url, *mlflow_auth_server.admin)
+    creds = sync_module.credentials_file()
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    run = tj.init(project=project, dir=store_dir, force=True)
+    assert run.mode == "online"
+    run.log({"x": 1})
+    run.finish()
+    secret = mlflow_auth_server.admin[1]
+    for path in store_dir.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace"), path
+    with pytest.raises(AuthenticationError):
+        tj.login(mlflow_auth_server.url, "nobody", "not-a-password-1")
+    with pytest.raises(AuthenticationError, match="401"):
+        tj.init(project=project, dir=store_dir, force=True, anonymous="must")
