@@ -222,6 +222,10 @@ def init(
             f"id={run_id!r} is the run fork_from copies; a fork is a new run and needs a different id "
             "(or none, to get a random one)."
         )
+    if magic not in (None, False):
+        from .integrations.magic import parse as parse_magic
+
+        parse_magic(magic)  # a malformed value is refused before anything is created
     if tensorboard is not None and sync_tensorboard is None:
         sync_tensorboard = tensorboard  # the older name of the same switch
     shell = _env.get_shell()

@@ -1,0 +1,231 @@
+"""``init(sync_tensorboard=True)``: mirror TensorBoard scalars into the run and keep the event files.
+
+How it works
+------------
+While the run is live, the ``add_event`` and ``flush`` methods of the event-file writer classes are patched:
+``tensorboardX.event_file_writer.EventFileWriter`` (``tensorboardX.SummaryWriter``) and
+``tensorboard.summary.writer.event_file_writer.EventFileWriter`` (what ``torch.utils.tensorboard.SummaryWriter``
+writes through). Patching the classes covers writers created before and after ``init()``. A writer module
+that is not imported yet is patched right after the user imports it, so ``init()`` pays no import cost.
+At finish the methods are restored.
+
+How scalars become history rows
+-------------------------------
+Every scalar value (``simple_value``, or a one-element tensor of the ``scalars`` plugin) is logged under its
+TensorBoard tag, with the TensorBoard step under the key ``global_step``. Consecutive scalars with the same
+TensorBoard step and distinct tags share one history row; a new TensorBoard step, a tag repeated within the
+row, ``writer.flush()`` or ``run.finish()`` commit it. The run's own ``_step`` keeps counting up by one per row
+whatever the TensorBoard steps do (they may go backwards, per tag or between writers), so no scalar is ever
+dropped: plot against ``global_step`` to get TensorBoard's x axis. Rows are built with
+``run.log(..., commit=False)``, so a ``run.log()`` of the user's own in between joins the same row.
+
+Event files
+-----------
+At finish every event file written during the run is copied to ``files/tensorboard/<logdir>/``, where
+``<logdir>`` is the writer's log directory relative to the common parent of all log directories seen (just
+its last part when there is one writer). ``tf.summary`` writes from C++ and is not mirrored.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import warnings
+import weakref
+from pathlib import Path
+from typing import Any
+
+from ._patching import Patch, WhenImported, is_installed, missing_extra
+
+# module that defines an EventFileWriter -> how to find the event file one instance writes
+_WRITER_MODULES = {
+    "tensorboardX.event_file_writer": lambda writer: writer._ev_writer._file_name,
+    "tensorboard.summary.writer.event_file_writer": lambda writer: writer._file_name,
+}
+_TENSOR_DTYPES = {1: "<f4", 2: "<f8", 3: "<i4", 9: "<i8", 19: "<f2"}  # TensorFlow DataType enum values
+
+
+def scalar_of(value: Any) -> float | None:
+    """The number in one ``Summary.Value`` proto, or None when it is not a scalar (image, histogram...)."""
+    kind = value.WhichOneof("value")
+    if kind == "simple_value":
+        return float(value.simple_value)
+    if kind != "tensor" or value.metadata.plugin_data.plugin_name != "scalars":
+        return None
+    tensor = value.tensor
+    for field in ("float_val", "double_val", "int_val", "int64_val", "half_val"):
+        values: Any = getattr(tensor, field, ())
+        if len(values) == 1:
+            return float(values[0])
+    dtype = _TENSOR_DTYPES.get(tensor.dtype)
+    if tensor.tensor_content and dtype is not None:
+        import numpy as np
+
+        array = np.frombuffer(tensor.tensor_content, dtype=dtype)
+        if array.size == 1:
+            return float(array[0])
+    return None
+
+
+class _Mirror:
+    """One run's view of the TensorBoard writers: pending row state and the event files seen."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.lock = threading.RLock()
+        self.pending_tags: set[str] = set()
+        self.pending_tb_step: int | None = None
+        self.pending_run_step = -1
+        self.writers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.event_files: dict[str, str] = {}  # event file -> its log directory
+        self.failed = False
+
+    def seen(self, writer: Any, file_of: Any) -> None:
+        if writer in self.writers:
+            return
+        self.writers.add(writer)
+        try:
+            self.event_files[os.path.abspath(file_of(writer))] = os.path.abspath(writer.get_logdir())
+        except (AttributeError, TypeError):  # another writer version: copy the whole log directory
+            logdir = os.path.abspath(writer.get_logdir())
+            self.event_files[logdir] = logdir
+
+    def add(self, event: Any) -> None:
+        if not event.HasField("summary"):
+            return
+        step = int(event.step)
+        for value in event.summary.value:
+            number = scalar_of(value)
+            if number is None:
+                continue
+            with self.lock:
+                if self.run.step != self.pending_run_step:
+                    self.pending_tags.clear()  # the row was committed by a log() of the user's own
+                if self.pending_tags and (step != self.pending_tb_step or value.tag in self.pending_tags):
+                    self.commit()
+                self.run.log({value.tag: number, "global_step": step}, commit=False)
+                self.pending_tags.add(value.tag)
+                self.pending_tb_step = step
+                self.pending_run_step = self.run.step
+
+    def commit(self) -> None:
+        with self.lock:
+            if self.pending_tags and self.run.step == self.pending_run_step and self.run.state == "running":
+                self.run.log({}, commit=True)
+            self.pending_tags.clear()
+
+    def copy_event_files(self) -> list[Path]:
+        if not self.event_files:
+            return []
+        logdirs = sorted(set(self.event_files.values()))
+        parents = [os.path.dirname(d) for d in logdirs]
+        common = os.path.commonpath(parents)
+        target_root = Path(self.run._run_dir) / "files" / "tensorboard"
+        copied: list[Path] = []
+        for source, logdir in sorted(self.event_files.items()):
+            target_dir = target_root / os.path.relpath(logdir, common)
+            sources = (
+                [os.path.join(logdir, n) for n in os.listdir(logdir) if ".tfevents." in n]
+                if source == logdir
+                else [source]
+            )
+            for path in sources:
+                if os.path.isfile(path):
+                    target_dir.mkdir(parents=True, exist_ok=True)
+                    copied.append(Path(shutil.copy2(path, target_dir / os.path.basename(path))))
+        return copied
+
+
+_mirrors: list[_Mirror] = []  # live runs with sync_tensorboard; the newest receives the scalars
+_patches: list[Patch] = []
+_hooks: list[WhenImported] = []
+
+
+def _current() -> _Mirror | None:
+    return _mirrors[-1] if _mirrors else None
+
+
+def _safely(mirror: _Mirror, action: Any, *args: Any) -> None:
+    """The user's writer must keep working whatever happens here: warn once, stop mirroring."""
+    if mirror.failed:
+        return
+    try:
+        action(*args)
+    except Exception as exc:
+        mirror.failed = True
+        warnings.warn(
+            f"tracker: sync_tensorboard stopped mirroring scalars into run {mirror.run.id}: {exc!r}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _patch_module(module: Any) -> None:
+    file_of = _WRITER_MODULES[module.__name__]
+    writer_class = module.EventFileWriter
+
+    def patched_add_event(original: Any) -> Any:
+        def add_event(self: Any, event: Any) -> Any:
+            result = original(self, event)
+            mirror = _current()
+            if mirror is not None:
+                _safely(mirror, mirror.seen, self, file_of)
+                _safely(mirror, mirror.add, event)
+            return result
+
+        return add_event
+
+    def patched_flush(original: Any) -> Any:
+        def flush(self: Any) -> Any:
+            mirror = _current()
+            if mirror is not None:
+                _safely(mirror, mirror.commit)
+            return original(self)
+
+        return flush
+
+    _patches.append(Patch(writer_class, "add_event", patched_add_event))
+    _patches.append(Patch(writer_class, "flush", patched_flush))
+
+
+def start(run: Any) -> None:
+    """Mirror TensorBoard scalars into ``run`` until it finishes (see the module docstring)."""
+    if not any(is_installed(name) for name in _WRITER_MODULES):
+        raise missing_extra("sync_tensorboard=True", "tensorboard", "tensorboardX")
+    if not _mirrors:
+        for name in _WRITER_MODULES:
+            if is_installed(name):
+                _hooks.append(WhenImported(name, _patch_module))
+    mirror = _Mirror(run)
+    _mirrors.append(mirror)
+    run.on_finish(lambda finished: _stop(mirror))
+
+
+def _drain(writer: Any, timeout: float = 2.0) -> None:
+    """Get what a writer holds onto disk, so the copied event files are complete."""
+    import time
+
+    queue = getattr(writer, "_event_queue", None)  # tensorboardX writes from a worker thread
+    deadline = time.monotonic() + timeout
+    try:
+        while queue is not None and not queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        writer.flush()
+    except Exception:
+        pass  # a writer the user already closed
+
+
+def _stop(mirror: _Mirror) -> None:
+    _mirrors.remove(mirror)
+    if not _mirrors:
+        for hook in _hooks:
+            hook.remove()
+        _hooks.clear()
+        for patch in reversed(_patches):
+            patch.undo()
+        _patches.clear()
+    for writer in list(mirror.writers):
+        _drain(writer)
+    if mirror.run._run_dir is not None:
+        mirror.copy_event_files()
