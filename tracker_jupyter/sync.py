@@ -302,7 +302,7 @@ class RunSyncer:
             meta = self._meta()
             run_id = self.ensure_run(meta)
             sent = self._sync_history(run_id, meta, progress)
-            self._sync_params_and_tags(run_id, meta)
+            self._sync_params_and_tags(run_id, meta, final=final)
             if final:
                 self._sync_files(run_id)
                 self._finish(run_id, meta)
@@ -339,15 +339,15 @@ class RunSyncer:
             if progress is not None:
                 progress(len(rows))
 
-    def _sync_params_and_tags(self, run_id: str, meta: dict[str, Any]) -> None:
+    def _sync_params_and_tags(self, run_id: str, meta: dict[str, Any], *, final: bool) -> None:
         config = store.read_json(self.dir / store.CONFIG, {}) or {}
         params = flatten_params(config)
         sent_params: dict[str, str] = self.state.setdefault("params", {})
         new_params = {k: v for k, v in params.items() if k not in sent_params}
         tags = self._tags(meta)
         tags["tracker.config"] = _tag_json(config)
-        summary = store.read_json(self.dir / store.SUMMARY, {}) or {}
-        tags["tracker.summary"] = _tag_json(summary)
+        if final:  # the summary changes with every row: sending it each pass would cost a request a pass
+            tags["tracker.summary"] = _tag_json(store.read_json(self.dir / store.SUMMARY, {}) or {})
         sent_tags: dict[str, str] = self.state.setdefault("tags", {})
         new_tags = {k: v for k, v in tags.items() if sent_tags.get(k) != v}
         if not new_params and not new_tags:
