@@ -316,7 +316,7 @@ def init(
             disable_git=bool(resolve("disable_git", None, settings)),
         )  # fmt: skip
         writer = store.RunWriter(
-            opened.dir, meta=meta, config=config_obj.as_dict, summary=summary_obj.as_dict, lock=opened.lock,
+            opened.dir, meta=meta, config=config_obj.snapshot, summary=summary_obj.as_dict, lock=opened.lock,
             flush_interval=float(resolve("flush_interval", None, settings)),
             max_pending_rows=int(resolve("max_pending_rows", None, settings)), startup=startup,
         )  # fmt: skip

@@ -164,6 +164,10 @@ class Config:
 
         return copy.deepcopy(self._items)
 
+    def snapshot(self) -> dict[str, Any]:
+        """A shallow copy taken in one step (safe while another thread sets keys)."""
+        return dict(self._items)
+
     def _repr_html_(self) -> str:
         from html import escape
 
@@ -657,7 +661,7 @@ class Run:
         for callback in self._on_closed:
             try:
                 callback(self)
-            except Exception as exc:  # noqa: BLE001 - same rule as the finish hooks
+            except Exception as exc:  # same rule as the finish hooks
                 warnings.warn(f"tracker: a finish hook failed: {exc!r}", RuntimeWarning, stacklevel=2)
 
     def on_finish(self, callback: Callable[[Run], None]) -> None:

@@ -397,8 +397,9 @@ class RunWriter:
                 if self._dirty_meta or fsync:
                     self._dirty_meta = False
                     self.meta["updated_at"] = time.time()
-                    write_json_atomic(self.dir / META, self.meta, fsync=fsync)
-            except OSError as exc:
+                    # dict() copies in one step under the GIL: other threads may add keys meanwhile.
+                    write_json_atomic(self.dir / META, dict(self.meta), fsync=fsync)
+            except (OSError, RuntimeError) as exc:
                 self._dirty_meta = self._dirty_config = self._dirty_summary = True
                 self._failed(exc)
         if rows:
@@ -409,7 +410,7 @@ class RunWriter:
                     self._report(f"a run listener failed: {exc!r}")
                     self.unsubscribe(listener)
 
-    def _failed(self, exc: OSError) -> None:
+    def _failed(self, exc: Exception) -> None:
         self.error = exc
         self._report(f"could not write to {self.dir}: {exc}; keeping the data and retrying")
 
