@@ -681,6 +681,23 @@ class Run:
     def __repr__(self) -> str:
         return f"<Run {self.path} name={self.name!r} state={self.state} step={self._step}>"
 
+    # ----- display: the widget lives in dashboard.py, imported only when a frontend asks for it
+    def display(self) -> None:
+        """Show the run below the current cell: its live widget while it runs, its snapshot once finished."""
+        from . import dashboard
+
+        dashboard.show(self)
+
+    def _ipython_display_(self) -> None:
+        from . import dashboard
+
+        dashboard.show(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from . import dashboard
+
+        return dashboard.snapshot_bundle(self)
+
 
 def check_tags(value: Any) -> tuple[str, ...]:
     if value is None:

@@ -282,13 +282,13 @@ class TrackerMagics(Magics):
         args = self._parse(self.tracker_runs, "tracker_runs", line)
         if args is None:
             return
-        from . import dashboard
+        from . import runs_dashboard
         from .api import Api
 
         with _usage_errors():
             records = Api(args.dir if args.dir is not None else self.dir).runs(args.project)
         options = {"metric": args.metric} if args.metric else {}
-        dashboard.show_runs(records, **options)
+        runs_dashboard.show_runs(records, **options)
 
     # ----- helpers
     def _parse(self, func: Callable[..., Any], name: str, line: str) -> Any:

@@ -203,16 +203,21 @@ def run_state(run_dir: Path, meta: dict[str, Any] | None = None) -> str:
 # --------------------------------------------------------------------------------------------- history
 
 
-def iter_history(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a history file in order. A torn or unreadable line (a crash mid-write) is skipped."""
+def iter_history(path: Path, end: int | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of a history file in order (only those within its first ``end`` bytes, when given).
+
+    A torn or unreadable line (a crash mid-write) is skipped.
+    """
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
         return
+    position = 0
     with fh:
         for line in fh:
-            if not line.endswith(b"\n"):
-                return  # torn tail: the process died while writing it
+            position += len(line)
+            if not line.endswith(b"\n") or (end is not None and position > end):
+                return  # torn tail (the process died while writing it), or past ``end``
             try:
                 row = json.loads(line)
             except ValueError:
@@ -221,14 +226,14 @@ def iter_history(path: Path) -> Iterator[dict[str, Any]]:
                 yield row
 
 
-def last_row(path: Path) -> dict[str, Any] | None:
-    """The last complete row of a history file, reading only its tail."""
+def last_row(path: Path, end: int | None = None) -> dict[str, Any] | None:
+    """The last complete row of a history file (within its first ``end`` bytes), reading only its tail."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
         return None
     with fh:
-        end = fh.seek(0, os.SEEK_END)
+        end = fh.seek(0, os.SEEK_END) if end is None else end
         chunk = 1 << 16
         while True:
             start = max(0, end - chunk)

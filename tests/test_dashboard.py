@@ -1,0 +1,569 @@
+"""The run widget and the runs dashboard, built without a kernel, then in a real kernel via nbclient.
+
+Without a kernel ipywidgets talks to ``comm.DummyComm``; the tests that count messages replace
+``comm.create_comm`` with a recorder of what would have been sent (the only stand-in here: the real
+transport is exercised by the nbclient tests below and by tests/test_widget_browser.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tracker_jupyter
+from tracker_jupyter import dashboard, runs_dashboard
+from tracker_jupyter.api import Api
+
+XSS = '<img src=x onerror="window.__xss=1">'
+
+
+class Recorder(dashboard.Publisher):
+    """Keeps what would have been displayed, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str | None, dict[str, Any]]] = []
+
+    def show(self, bundle: dict[str, Any], display_id: str | None) -> None:
+        self.events.append(("show", display_id, bundle))
+
+    def update(self, bundle: dict[str, Any], display_id: str) -> None:
+        self.events.append(("update", display_id, bundle))
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every comm message the widgets send (there is no kernel to send them to)."""
+    import comm
+
+    messages: list[dict[str, Any]] = []
+
+    class RecordingComm(comm.DummyComm):
+        def publish_msg(
+            self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any
+        ) -> None:
+            messages.append({"type": msg_type, "data": data, "time": time.monotonic()})
+
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **k: RecordingComm(*a, **k))
+    return messages
+
+
+def _run(store: Path, **kwargs: Any) -> tracker_jupyter.Run:
+    settings = {"flush_interval": 0.05, **kwargs.pop("settings", {})}
+    return tracker_jupyter.init(project="p", dir=store, mode="offline", settings=settings, **kwargs)
+
+
+def _images(html: str) -> list[str]:
+    """The SVG documents inlined in ``html`` as data-URI images."""
+    return [
+        base64.b64decode(data).decode()
+        for data in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)
+    ]
+
+
+def _rows(start: int, n: int, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        {"_step": s, "_timestamp": 1_000_000 + s, "loss": 1 / (s + 1), **extra}
+        for s in range(start, start + n)
+    ]
+
+
+# ------------------------------------------------------------------------------------------ feed
+
+
+def test_feed_is_bounded_and_keeps_logged_order() -> None:
+    feed = dashboard.RunFeed(capacity=64)
+    for start in range(0, 200_000, 5_000):
+        rows = _rows(start, 5_000, acc=0.5, note="text")
+        for row in rows[::100]:
+            row["val/loss"] = -row["_step"]
+        feed.ingest(rows)
+    assert list(feed.series) == ["loss", "acc", "val/loss"]  # "note" is text: not charted
+    assert all(len(s) <= 64 for s in feed.series.values())
+    assert feed.rows == 200_000 and feed.last_step == 199_999
+    assert feed.series["val/loss"].count == 2_000 and feed.series["val/loss"].vmin == -199_900
+
+
+def test_feed_caps_the_number_of_series() -> None:
+    feed = dashboard.RunFeed(max_series=5)
+    feed.ingest([{"_step": 0, "_timestamp": 0, **{f"m{i}": i for i in range(9)}}])
+    assert len(feed.series) == 5 and feed.uncharted == 4
+
+
+def test_history_read_beside_live_deliveries_counts_each_row_once(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in _rows(0, 100)) + '{"_step": 100, "lo')
+    size, first, last = dashboard._history_extent(path)
+    assert (size, first, last) == (path.stat().st_size, 0, 99)  # the torn tail is not a row
+    feed = dashboard.RunFeed()
+    feed.origin, feed._skip_through = first, last
+    feed.ingest(_rows(90, 20))  # the writer delivers a batch that overlaps the file before it is read
+    feed.preload(dashboard._rows_before(path, size), chunk=7)
+    loss = feed.series["loss"]
+    assert loss.count == 110 and feed.last_step == 109 and loss.vmax == 1.0 and loss.last == 1 / 110
+    xs = [x for x, _ in loss.points()]
+    assert xs == sorted(xs) and xs[0] == 0
+
+
+def test_steps_per_second() -> None:
+    feed = dashboard.RunFeed()
+    feed.ingest([{"_step": 0, "_timestamp": 10_000.0, "x": 1}])
+    feed.ingest([{"_step": 500, "_timestamp": 12_000.0, "x": 1}])
+    assert feed.steps_per_second(now=12.5) == 250
+    assert feed.steps_per_second(now=30) is None  # idle for a while: no rate
+
+
+# ---------------------------------------------------------------------------------------- widget
+
+
+def test_widget_layout_and_live_bundle(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    run = _run(tmp_path, config={"lr": 0.01}, tags=["baseline"])
+    recorder = Recorder()
+    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    widget.show(None)
+    [(kind, display_id, bundle)] = recorder.events
+    assert kind == "show" and display_id == widget.display_id
+    assert set(bundle) == {"text/plain", "text/html", dashboard.MIME_WIDGET}
+    assert bundle[dashboard.MIME_WIDGET]["model_id"] == widget.box.model_id
+    assert "running" in bundle["text/html"] and run.name in bundle["text/plain"]
+    assert [type(c).__name__ for c in widget.box.children] == ["HTML", "HTML", "HBox", "Accordion"]
+    assert widget.details.titles == ("Latest values", "Config") and widget.details.selected_index is None
+    assert "no metrics logged yet" in widget.charts.value
+    assert "lr" in widget.config.value and "tracker sync" in widget.header.value
+
+
+def test_widget_redraws_at_most_fps_times_a_second(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    run = _run(tmp_path)
+    widget = dashboard.WidgetDashboard(run, publisher=Recorder(), fps=5)
+    start_messages = len(sent)
+    start_redraws = widget.redraws
+    began = time.monotonic()
+    step = 0
+    while time.monotonic() - began < 1.0:  # bursts of rows: the writer hands over a batch every 50 ms
+        for _ in range(300):
+            run.log({"loss": math.exp(-step / 1e4), "acc": step % 7})
+            step += 1
+        time.sleep(0.003)
+    elapsed = time.monotonic() - began
+    redraws = widget.redraws - start_redraws
+    assert 2 <= redraws <= 5 * elapsed + 2
+    # header, charts, latest values (+ config every 2 s): a handful of messages per redraw
+    updates = [m for m in sent[start_messages:] if m["data"] and m["data"].get("method") == "update"]
+    assert len(updates) <= 4 * redraws + 4
+    assert max(len(json.dumps(m["data"])) for m in updates) < 40_000
+    run.finish()
+
+
+def test_widget_series_stay_bounded_with_many_steps(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    run = _run(tmp_path)
+    widget = dashboard.WidgetDashboard(run, publisher=Recorder(), fps=4, start_timer=False)
+    for step in range(20_000):
+        run.log({"loss": 1 / (step + 1)})
+    run._sink.flush()
+    widget.redraw(force=True)
+    small = len(widget.charts.value)
+    for step in range(20_000, 100_000):
+        run.log({"loss": 1 / (step + 1)})
+    run._sink.flush()
+    widget.redraw(force=True)
+    assert len(widget.feed.series["loss"]) <= widget.feed.capacity
+    assert len(widget.charts.value) < small * 1.3
+    run.finish()
+
+
+def test_finish_leaves_the_static_snapshot_and_closes_the_comms(
+    tmp_path: Path, sent: list[dict[str, Any]]
+) -> None:
+    run = _run(tmp_path, config={"lr": 0.01, "api_key": "sk-live-123"})
+    recorder = Recorder()
+    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4)
+    widget.show(None)
+    for step in range(5_000):
+        run.log({"loss": 1 / (step + 1), "acc": step / 5_000})
+    run.summary["best"] = 0.99
+    run.finish()
+
+    kind, display_id, bundle = recorder.events[-1]
+    assert (kind, display_id) == ("update", widget.display_id)
+    assert set(bundle) == {"text/plain", "text/html"}  # no widget view left behind
+    html = bundle["text/html"]
+    assert "finished" in html and html.count('class="tj-chart"') == 2
+    assert "<svg" not in html and [svg.count("<path") for svg in _images(html)] == [1, 1]
+    assert "best" in html and "0.99" in html and "lr" in html
+    assert "sk-live-123" not in html and "sk-live-123" not in bundle["text/plain"]
+    assert "loss: last 0.0002" in bundle["text/plain"]
+    assert widget.feed.last_step == 4_999  # every row made it into the snapshot
+    assert widget.header.value.count("finished") == 1  # the widget drew the final state before closing
+    assert all(w.comm is None for w in widget._all_widgets())
+    assert sum(1 for m in sent if m["type"] == "comm_close") == len(widget._all_widgets())
+    assert not widget._thread.is_alive()
+
+
+def test_user_text_is_escaped_everywhere(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    run = _run(
+        tmp_path,
+        name=XSS,
+        notes=XSS,
+        tags=["<b>bold</b>"],
+        group="<i>g</i>",
+        config={XSS.replace(".", ""): XSS},
+    )
+    recorder = Recorder()
+    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    run.log({XSS.replace(".", ""): 1.0})
+    run._sink.flush()
+    widget.redraw(force=True)
+    run.finish()
+    markup = [widget.header.value, widget.charts.value, widget.latest.value, widget.config.value]
+    markup.append(recorder.events[-1][2]["text/html"])
+    for html in markup:
+        for part in [html, *_images(html)]:
+            assert "<img src=x" not in part and "<b>bold" not in part and "<i>g" not in part
+    assert "&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt;" in widget.header.value
+
+
+def test_online_header_links_to_the_server_and_shows_sync_status(
+    tmp_path: Path, sent: list[dict[str, Any]]
+) -> None:
+    run = _run(tmp_path)
+    run._meta.update(
+        mode="online",
+        url="https://user:pw@mlflow.example/#/experiments/1/runs/abc",
+        sync={"synced": 120, "pending": 3, "error": f"HTTP 503 {XSS} token=abc123"},
+    )
+    html = dashboard.render_header(dashboard.run_info(run))
+    assert 'href="https://***@mlflow.example/#/experiments/1/runs/abc"' in html
+    assert "synced 120 · pending 3" in html and "last sync error" in html
+    assert "<img" not in html and "abc123" not in html and "user:pw" not in html
+    run._meta["url"] = "javascript:alert(1)"
+    assert "href" not in dashboard.render_header(dashboard.run_info(run))
+    run._sync_status = lambda: {"synced": 7, "pending": 0, "error": None}  # type: ignore[attr-defined]
+    assert "synced 7 · pending 0" in dashboard.render_header(dashboard.run_info(run))
+    run.finish()
+
+
+def test_many_metrics_are_paged(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    run = _run(tmp_path)
+    widget = dashboard.WidgetDashboard(run, publisher=Recorder(), fps=4, start_timer=False)
+    for step in range(10):
+        run.log({f"metric_{i:02d}": step * i for i in range(30)})
+    run._sink.flush()
+    widget.redraw(force=True)
+    assert widget.charts.value.count('class="tj-chart"') == dashboard.PAGE_SIZE
+    assert widget.pager.layout.display == "flex" and widget.page_label.value == "charts 1–12 of 30"
+    widget.next_button.click()
+    widget.next_button.click()
+    assert widget.page_label.value == "charts 25–30 of 30" and widget.next_button.disabled
+    assert "metric_29" in widget.charts.value and "metric_00" not in widget.charts.value
+    widget.axis_toggle.value = "time"
+    assert "(time)" in widget.charts.value
+    run.finish()
+
+
+def test_resumed_run_shows_earlier_history(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    run = _run(tmp_path, id="resumable")
+    for step in range(300):
+        run.log({"loss": float(step)})
+    run.finish()
+    run = _run(tmp_path, id="resumable", resume="must")
+    widget = dashboard.WidgetDashboard(run, publisher=Recorder(), fps=4, start_timer=False)
+    for step in range(300, 400):
+        run.log({"loss": float(step)})
+    run.finish()
+    assert widget.feed.series["loss"].count == 400 and widget.feed.series["loss"].vmin == 0.0
+
+
+# ------------------------------------------------------------------------------- entry points
+
+
+def test_attach_shows_one_widget_per_run_and_one_view_per_cell(
+    tmp_path: Path, sent: list[dict[str, Any]]
+) -> None:
+    class Shell:
+        kernel = object()
+        execution_count = 3
+
+    run = _run(tmp_path)
+    recorder = Recorder()
+    dashboard.attach(run, Shell(), publisher=recorder)
+    dashboard.show(run, Shell(), publisher=recorder)  # the Run's repr at the end of the same cell
+    shell = Shell()
+    shell.execution_count = 4
+    dashboard.show(run, shell, publisher=recorder)
+    assert [e[0] for e in recorder.events] == ["show", "show"]
+    assert recorder.events[0][1] == recorder.events[1][1]  # same display_id: finish replaces both views
+    assert isinstance(run._dashboard, dashboard.WidgetDashboard)
+    run.finish()
+    assert recorder.events[-1][0] == "update"
+
+
+def test_show_widget_setting_turns_attach_off(tmp_path: Path) -> None:
+    class Shell:
+        kernel = object()
+        execution_count = 1
+
+    run = _run(tmp_path, settings={"show_widget": False})
+    recorder = Recorder()
+    dashboard.attach(run, Shell(), publisher=recorder)
+    assert recorder.events == [] and not hasattr(run, "_dashboard")
+    run.finish()
+
+
+def test_terminal_falls_back_to_text_shown_at_start_and_finish(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class TerminalShell:
+        execution_count = 1
+
+    run = _run(tmp_path)
+    recorder = Recorder()
+    dashboard.attach(run, TerminalShell(), publisher=recorder)
+    assert isinstance(run._dashboard, dashboard.TextDashboard)
+    for step in range(100):
+        run.log({"loss": 1 / (step + 1)})
+    time.sleep(0.3)
+    run.finish()
+    assert [e[0] for e in recorder.events] == ["show", "show"]
+    assert "text/plain" in recorder.events[0][2]
+    assert (
+        "finished" in recorder.events[-1][2]["text/plain"]
+        and "loss: last 0.01" in recorder.events[-1][2]["text/plain"]
+    )
+    assert "tracker: could not" not in capsys.readouterr().err
+
+
+def test_without_ipywidgets_a_kernel_gets_html_updated_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Shell:
+        kernel = object()
+        execution_count = 1
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets now raises ImportError
+    run = _run(tmp_path)
+    recorder = Recorder()
+    dashboard.attach(run, Shell(), publisher=recorder)
+    for step in range(50):
+        run.log({"loss": float(step)})
+        time.sleep(0.03)
+    run.finish()
+    kinds = [e[0] for e in recorder.events]
+    assert kinds[0] == "show" and set(kinds[1:]) == {"update"}
+    assert len({e[1] for e in recorder.events}) == 1  # all the same display, updated in place
+    assert 2 <= len(kinds) <= 1 + 1.5 / dashboard.TEXT_REFRESH_S + 2
+    assert all("text/plain" in e[2] and "text/html" in e[2] for e in recorder.events)
+    assert "finished" in recorder.events[-1][2]["text/html"]
+
+
+def test_show_a_finished_run_displays_its_snapshot(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    for step in range(20):
+        run.log({"loss": float(step)})
+    run.finish()
+    recorder = Recorder()
+    dashboard.show(run, None, publisher=recorder)
+    [(kind, display_id, bundle)] = recorder.events
+    assert kind == "show" and display_id is None and len(_images(bundle["text/html"])) == 1
+    assert len(_images(run._repr_mimebundle_()["text/html"])) == 1
+
+
+def test_run_display_and_rich_repr_delegate_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list[Any] = []
+    monkeypatch.setattr(dashboard, "show", shown.append)
+    run = _run(tmp_path)
+    run.display()
+    run._ipython_display_()
+    assert shown == [run, run]
+    bundle = run._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"} and "running" in bundle["text/html"]
+    run.finish()
+
+
+def test_display_in_a_plain_script_prints_text(tmp_path: Path) -> None:
+    from tests.conftest import run_script
+
+    code = (
+        "import sys, tracker_jupyter\n"
+        "run = tracker_jupyter.init(project='p', dir='store', mode='offline', settings={'silent': True})\n"
+        "run.log({'loss': 0.5})\nrun.finish()\nrun.display()\n"
+        "assert 'ipywidgets' not in sys.modules\n"
+    )
+    result = run_script(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "finished" in result.stdout and "loss: last 0.5" in result.stdout and "{" not in result.stdout
+
+
+def test_disabled_run_displays_without_data(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    class Shell:
+        kernel = object()
+        execution_count = 1
+
+    run = tracker_jupyter.init(project="p", mode="disabled")
+    recorder = Recorder()
+    dashboard.attach(run, Shell(), publisher=recorder)
+    run.log({"loss": 1.0})
+    run.finish()
+    assert "disabled" in recorder.events[-1][2]["text/html"]
+
+
+# ------------------------------------------------------------------------------------ runs table
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> list[Any]:
+    specs = [
+        ("alpha", {"lr": 0.1, "password": "hunter2"}, ["baseline"], 0),
+        ("beta", {"lr": 0.01, "password": "hunter2"}, ["tuned"], 0),
+        (XSS, {"lr": 0.001, "password": "hunter2"}, ["tuned", "<b>x</b>"], 1),
+    ]
+    for i, (name, config, tags, exit_code) in enumerate(specs):
+        run = _run(tmp_path / "store", name=name, config=config, tags=tags, group="g", job_type="train")
+        for step in range(50 * (i + 1)):
+            run.log({"loss": 1 / (step + 1) + i, "acc": step / 100})
+        run.finish(exit_code=exit_code)
+    return Api(tmp_path / "store").runs("p")
+
+
+def test_runs_table_columns_filter_and_sort(records: list[Any]) -> None:
+    table = runs_dashboard.runs_table(records, sort="summary.loss", descending=False)
+    assert [r["name"] for r in table.rows] == ["alpha", "beta", XSS]
+    assert table.columns[:7] == ["name", "state", "start", "duration", "tags", "group", "job_type"]
+    assert "config.lr" in table.columns and "summary.loss" in table.columns
+    assert table.columns.index("config.lr") < table.columns.index("config.password")  # varying first
+    assert {r["name"] for r in runs_dashboard.runs_table(records, filter="tuned").rows} == {"beta", XSS}
+    assert [r["name"] for r in runs_dashboard.runs_table(records, filter="state=failed").rows] == [XSS]
+    assert [r["name"] for r in runs_dashboard.runs_table(records, filter="lr=0.01").rows] == ["beta"]
+    assert [r["name"] for r in runs_dashboard.runs_table(records, filter="tags=baseline g").rows] == ["alpha"]
+    assert runs_dashboard.runs_table(records, filter="nothing-matches").rows == []
+
+
+def test_runs_table_markup_is_escaped_and_masks_secrets(records: list[Any]) -> None:
+    table = runs_dashboard.runs_table(records, metric="loss")
+    html = table._repr_mimebundle_()["text/html"]
+    assert "<img src=x" not in html and "<b>x" not in html and "hunter2" not in html
+    assert "&lt;img" in html and html.count("<tr>") == 4
+    [overlay] = _images(html)
+    assert len(table.selected) == 3 and overlay.count("<path") == 3  # the overlay: one line per run
+    assert "<img" not in overlay and "&lt;img" in overlay
+    assert "3 runs" in repr(table)
+
+
+def test_runs_overlay_is_downsampled_history(records: list[Any]) -> None:
+    table = runs_dashboard.runs_table(records, metric="loss")
+    run_id = next(r["id"] for r in table.rows if r["name"] == "beta")
+    series = table.series(run_id, "loss")
+    assert series.count == 100 and series.last == pytest.approx(1 / 100 + 1)
+
+
+def test_runs_widget_with_no_runs(sent: list[dict[str, Any]]) -> None:
+    board = runs_dashboard.RunsDashboard(runs_dashboard.runs_table([]))
+    assert board.metric.value is None and board.runs.options == ()
+    assert "pick a metric" in board.chart.value and board.table_html.value.count("<tr>") == 1
+
+
+def test_runs_widget_filters_sorts_and_overlays(records: list[Any], sent: list[dict[str, Any]]) -> None:
+    board = runs_dashboard.RunsDashboard(runs_dashboard.runs_table(records), metric="acc")
+    assert board.metric.value == "acc" and len(board.runs.value) == 3
+    assert board.chart.value.count("<path") == 3
+    board.filter.value = "tuned"
+    assert board.table_html.value.count("<tr>") == 3 and len(board.runs.options) == 2
+    assert board.chart.value.count("<path") == 2
+    board.sort.value = "name"
+    board.descending.value = False
+    assert [label.split(" (")[0] for label, _ in board.runs.options] == [XSS, "beta"]
+    board.runs.value = (board.runs.options[0][1],)
+    assert board.chart.value.count("<path") == 1
+    assert "<img" not in board.table_html.value and "<img" not in board.chart.value
+
+
+# ------------------------------------------------------------------------------------ real kernel
+
+
+def _execute(tmp_path: Path, cells: list[str]) -> tuple[Any, list[tuple[int, str, dict[str, Any]]]]:
+    """Run ``cells`` in a fresh kernel; returns the notebook as saved and every message seen, by cell."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    seen: list[tuple[int, str, dict[str, Any]]] = []
+
+    class Client(NotebookClient):
+        def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
+            seen.append((cell_index, msg["msg_type"], msg["content"]))
+            return super().process_message(msg, cell, cell_index)
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    Client(
+        notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(notebook, path)
+    return nbformat.read(path, as_version=4), seen
+
+
+def _text(cell: Any, name: str) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == name)
+
+
+def test_kernel_shows_the_widget_and_saves_the_snapshot(tmp_path: Path) -> None:
+    cells = [
+        "import time, tracker_jupyter\n"
+        f"run = tracker_jupyter.init(project='p', dir='store', mode='offline', name={XSS!r},\n"
+        "                           settings={'widget_fps': 10, 'flush_interval': 0.05})\n"
+        "print('user print 0')",
+        "for i in range(30):\n    run.log({'loss': 1 / (i + 1)})\n    time.sleep(0.02)\nprint('user print 1')",
+        "run.finish()\nprint('user print 2')",
+        "run",
+        "from tracker_jupyter import Api, runs_dashboard\nruns_dashboard.show_runs(Api('store').runs('p'), metric='loss')",
+    ]
+    notebook, seen = _execute(tmp_path, cells)
+
+    [shown] = [content for cell, kind, content in seen if cell == 0 and kind == "display_data"]
+    assert dashboard.MIME_WIDGET in shown["data"] and shown["transient"]["display_id"]
+    # The timer thread's updates reached the client while the logging cell was still busy.
+    assert any(cell == 1 and kind == "comm_msg" for cell, kind, _ in seen)
+    [replaced] = [content for cell, kind, content in seen if kind == "update_display_data"]
+    assert replaced["transient"]["display_id"] == shown["transient"]["display_id"]
+
+    first = notebook.cells[0]
+    displays = [o for o in first.outputs if o.output_type == "display_data"]
+    assert len(displays) == 1 and set(displays[0].data) == {"text/plain", "text/html"}
+    html = displays[0].data["text/html"]
+    assert "tracker-run-snapshot" in html and "finished" in html and "<img src=x" not in html
+    assert [svg.count("<path") for svg in _images(html)] == [1]
+    assert "step 29" in displays[0].data["text/plain"]
+    # The user's prints are where they were, and init()/finish() printed no lines beside the widget.
+    assert [_text(notebook.cells[i], "stdout") for i in range(3)] == [f"user print {i}\n" for i in range(3)]
+    assert _text(first, "stderr") == "" and _text(notebook.cells[2], "stderr") == ""
+    assert not any(o.output_type == "error" for cell in notebook.cells for o in cell.outputs)
+    [again] = notebook.cells[3].outputs  # the repr of a finished run is its snapshot
+    assert "tracker-run-snapshot" in again.data["text/html"]
+    [runs] = notebook.cells[4].outputs  # the runs dashboard is a widget too
+    assert dashboard.MIME_WIDGET in runs.data and "text/plain" in runs.data
+
+
+def test_kernel_without_ipywidgets_updates_html_in_place(tmp_path: Path) -> None:
+    cells = [
+        "import sys, time\nsys.modules['ipywidgets'] = None  # as if it were not installed\n"
+        "import tracker_jupyter\n"
+        "run = tracker_jupyter.init(project='p', dir='store', mode='offline', settings={'flush_interval': 0.05})",
+        "for i in range(25):\n    run.log({'loss': float(i)})\n    time.sleep(0.1)\nprint('user print')",
+        "run.finish()",
+    ]
+    notebook, seen = _execute(tmp_path, cells)
+    [shown] = [content for cell, kind, content in seen if cell == 0 and kind == "display_data"]
+    assert set(shown["data"]) == {"text/plain", "text/html"}
+    updates = [content for cell, kind, content in seen if cell == 1 and kind == "update_display_data"]
+    assert 1 <= len(updates) <= 2.5 / dashboard.TEXT_REFRESH_S + 1  # live, and at most once a second
+    [display] = [o for o in notebook.cells[0].outputs if o.output_type == "display_data"]
+    assert "finished" in display.data["text/html"] and "loss: last 24" in display.data["text/plain"]
+    assert _text(notebook.cells[1], "stdout") == "user print\n"
+    assert not any(o.output_type == "error" for cell in notebook.cells for o in cell.outputs)

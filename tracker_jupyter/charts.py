@@ -1,0 +1,563 @@
+"""Pure markup builders for the run widget and its static snapshot: downsampling, SVG charts, tables.
+
+Nothing here imports IPython or ipywidgets, and nothing does I/O: every function takes plain data and
+returns a string (or plain data), so all of it is tested without a frontend. Everything that came from a
+user (run names, tags, metric names, config keys and values, error messages) goes through ``escape``
+before it reaches markup, and values whose key looks like a credential are shown as ``SECRET_MASK``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import reprlib
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "SECRET_MASK",
+    "MinMaxSeries",
+    "chart_card",
+    "escape",
+    "flatten",
+    "format_axis",
+    "format_duration",
+    "format_number",
+    "format_value",
+    "is_secret_key",
+    "kv_table",
+    "line_svg",
+    "overlay_svg",
+    "scrub",
+    "svg_image",
+]
+
+SECRET_MASK = "••••••"
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+DEFAULT_CAPACITY = 256  # buckets per series: a chart is ~250 px wide, so more would not show
+
+_NUMBER_TYPES = (int, float, bool)
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|apikey|passw(or)?d|passwd|secret|token|credential|auth|private[_-]?key)", re.I
+)
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b(api[_-]?key|apikey|access[_-]?token|token|password|passwd|secret)(\s*[=:]\s*[\"']?)([^\s&\"',;]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{6,}")
+
+_short = reprlib.Repr()
+_short.maxstring = 80
+_short.maxother = 80
+_short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 6
+_short.maxlevel = 2
+
+
+# ------------------------------------------------------------------------------------------ escaping
+
+
+def escape(text: Any) -> str:
+    """``text`` as HTML text or attribute value: ``<``, ``>``, ``&`` and both quotes are entities."""
+    return html.escape(str(text), quote=True)
+
+
+def is_secret_key(key: str) -> bool:
+    """True for keys whose values must never be shown (api keys, passwords, tokens, secrets)."""
+    return bool(_SECRET_KEY.search(key))
+
+
+def scrub(text: str) -> str:
+    """``text`` with credentials removed: ``user:pass@`` in URLs, ``token=...``, ``Bearer ...``."""
+    text = _URL_USERINFO.sub(r"\1***@", text)
+    text = _SECRET_ASSIGNMENT.sub(r"\1\2***", text)
+    return _BEARER.sub(r"\1 ***", text)
+
+
+# ------------------------------------------------------------------------------------------- numbers
+
+
+def format_number(value: float | int | None) -> str:
+    """A short, readable number: ``12``, ``1,234``, ``0.0123``, ``1.23e+07``, ``nan``, ``—`` for None."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) < 10**12 else f"{value:.3e}"
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    if value.is_integer() and abs(value) < 1e6:
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def format_axis(value: float) -> str:
+    """A tick label that fits a small chart: ``950``, ``12k``, ``1.5M``, ``0.013``."""
+    magnitude = abs(value)
+    for limit, scale, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if magnitude >= limit:
+            return f"{value / scale:.3g}{suffix}"
+    if magnitude >= 100 or value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``42s``, ``3m 05s``, ``2h 03m``, ``1d 4h``; ``—`` for None."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def format_value(value: Any, key: str = "") -> str:
+    """A config or summary value as short text (numbers formatted, the rest a bounded repr).
+
+    The work is bounded too: a 10 MB list costs no more than a short one.
+    """
+    if key and is_secret_key(key):
+        return SECRET_MASK
+    if isinstance(value, (int, float)) or value is None:
+        return format_number(value)
+    if isinstance(value, str):
+        return scrub(value if len(value) <= 80 else value[:79] + "…")
+    return _short.repr(value)
+
+
+# -------------------------------------------------------------------------------------- downsampling
+
+
+class MinMaxSeries:
+    """A metric's history in at most ``capacity`` buckets of steps, each keeping first, last, min and max.
+
+    Memory is fixed whatever the number of steps: when a step falls past the last bucket, every two
+    neighbouring buckets are merged and a bucket covers twice as many steps. Because each bucket keeps its
+    extremes, a spike of one step survives any amount of merging, so the drawn line keeps its shape.
+    Non-numeric values, NaN and infinities are never drawn; ``skipped`` counts them (a NaN between two
+    finite values of a batch is dropped without being counted, which keeps the common path fast).
+
+    Parameters
+    ----------
+    capacity
+        The most buckets kept; ``points()`` returns at most four points per bucket.
+    """
+
+    __slots__ = (
+        "_buckets",
+        "capacity",
+        "count",
+        "last",
+        "last_step",
+        "origin",
+        "skipped",
+        "vmax",
+        "vmin",
+        "width",
+    )
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if capacity < 2:
+            raise ValueError(f"capacity must be at least 2, got {capacity}")
+        self.capacity = capacity
+        self.width = 1  # steps per bucket, a power of two
+        self.origin: int | None = None  # the first step seen; bucket i covers origin + [i*width, (i+1)*width)
+        # bucket index -> [first step, last step, first time, last time, first y, last y, min y, max y, n]
+        self._buckets: dict[int, list[Any]] = {}
+        self.count = 0
+        self.skipped = 0
+        self.last: float | None = None
+        self.last_step = -1
+        self.vmin: float | None = None
+        self.vmax: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def add(self, step: int, value: Any, time_ms: float = 0.0) -> None:
+        """Add one point."""
+        self.extend([step], [value], [time_ms])
+
+    def extend(self, steps: Sequence[int], values: Sequence[Any], times: Sequence[float]) -> None:
+        """Add points in step order; ``steps`` may be a ``range`` (the fast path for consecutive steps).
+
+        The work per point is two C-level comparisons (``min``/``max`` over slices), so feeding a batch of
+        thousands of rows costs little time under the GIL of the loop that logs them.
+        """
+        n = len(values)
+        if n == 0:
+            return
+        if self.origin is None:
+            self.origin = int(steps[0])
+        while (int(steps[-1]) - self.origin) // self.width >= self.capacity:
+            self._halve()
+        consecutive = isinstance(steps, range) and steps.step == 1
+        i = 0
+        while i < n:
+            idx = max(0, (int(steps[i]) - self.origin) // self.width)
+            while idx >= self.capacity:  # a step out of order beyond the last bucket
+                self._halve()
+                idx = max(0, (int(steps[i]) - self.origin) // self.width)
+            next_bucket_step = self.origin + (idx + 1) * self.width
+            if consecutive:
+                j = min(n, i + next_bucket_step - int(steps[i]))
+            else:
+                j = max(i + 1, bisect_left(steps, next_bucket_step, i, n))  # type: ignore[arg-type]
+            self._absorb(idx, steps, values, times, i, j)
+            i = j
+
+    def _absorb(
+        self, idx: int, steps: Sequence[int], values: Sequence[Any], times: Sequence[float], i: int, j: int
+    ) -> None:
+        if i == 0 and j == len(values) and isinstance(values, list):
+            chunk = values  # the whole batch falls in one bucket: no copy
+        else:
+            chunk = list(values[i:j])
+        try:
+            lo = min(chunk)
+            hi = max(chunk)
+            # min/max skip a NaN unless it comes first, and keep an infinity: both send us the slow way.
+            clean = math.isfinite(lo) and math.isfinite(hi) and chunk[-1] == chunk[-1]
+        except (TypeError, OverflowError):  # strings, None or lists mixed in; an int too big for a float
+            clean = False
+        if clean:
+            first, last = i, j - 1
+            ys: Sequence[Any] = chunk
+        else:
+            kept = [k for k in range(i, j) if _finite(values[k])]
+            self.skipped += (j - i) - len(kept)
+            if not kept:
+                return
+            first, last = kept[0], kept[-1]
+            ys = [float(values[k]) for k in kept]
+            lo, hi = min(ys), max(ys)
+        bucket = [int(steps[first]), int(steps[last]), times[first], times[last], ys[0], ys[-1], lo, hi]
+        self._merge(idx, [*bucket, len(ys)])
+
+    def _merge(self, idx: int, new: list[Any]) -> None:
+        self.count += new[8]
+        if new[1] >= self.last_step:
+            self.last_step = new[1]
+            self.last = new[5]
+        self.vmin = new[6] if self.vmin is None else min(self.vmin, new[6])
+        self.vmax = new[7] if self.vmax is None else max(self.vmax, new[7])
+        old = self._buckets.get(idx)
+        self._buckets[idx] = new if old is None else _combine(old, new)
+
+    def _halve(self) -> None:
+        merged: dict[int, list[Any]] = {}
+        for idx in sorted(self._buckets):
+            bucket = self._buckets[idx]
+            into = merged.get(idx // 2)
+            merged[idx // 2] = bucket if into is None else _combine(into, bucket)
+        self._buckets = merged
+        self.width *= 2
+
+    def points(self, axis: str = "step") -> list[tuple[float, float]]:
+        """The series to draw: up to four points a bucket (first, min, max, last), in x order.
+
+        ``axis`` is ``"step"`` (x is the step) or ``"time"`` (x is the row's timestamp in ms).
+        """
+        out: list[tuple[float, float]] = []
+        by_time = axis == "time"
+        for idx in sorted(self._buckets):
+            s0, s1, t0, t1, first, last, lo, hi, n = self._buckets[idx]
+            x0, x1 = (t0, t1) if by_time else (s0, s1)
+            out.append((x0, first))
+            if n > 2:
+                middle = (x0 + x1) / 2
+                # Going first -> nearer extreme -> farther extreme -> last draws the bucket's range once.
+                pair = (hi, lo) if hi - first < first - lo else (lo, hi)
+                out.append((middle, pair[0]))
+                out.append((middle, pair[1]))
+            if n > 1:
+                out.append((x1, last))
+        return out
+
+
+def _finite(value: Any) -> bool:
+    if type(value) not in _NUMBER_TYPES:
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _combine(a: list[Any], b: list[Any]) -> list[Any]:
+    """Two buckets as one; ``a`` normally holds the earlier steps, but either order gives the same result."""
+    if b[0] < a[0]:
+        a, b = b, a
+    later = b if b[1] >= a[1] else a
+    return [a[0], later[1], a[2], later[3], a[4], later[5], min(a[6], b[6]), max(a[7], b[7]), a[8] + b[8]]
+
+
+# ---------------------------------------------------------------------------------------------- svg
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _column_decimate(pixels: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """At most two points per pixel column (its lowest and highest), plus the very first and last."""
+    if len(pixels) <= 4:
+        return pixels
+    out = [pixels[0]]
+    column = int(pixels[0][0])
+    lo = hi = pixels[0]
+    entry_y = pixels[0][1]
+    for point in pixels[1:]:
+        col = int(point[0])
+        if col != column:
+            _emit_column(out, lo, hi, entry_y)
+            column, lo, hi, entry_y = col, point, point, point[1]
+            continue
+        if point[1] < lo[1]:
+            lo = point
+        if point[1] > hi[1]:
+            hi = point
+    _emit_column(out, lo, hi, entry_y)
+    if out[-1] != pixels[-1]:
+        out.append(pixels[-1])
+    return out
+
+
+def _emit_column(
+    out: list[tuple[float, float]], lo: tuple[float, float], hi: tuple[float, float], entry_y: float
+) -> None:
+    pair = (hi, lo) if hi[1] - entry_y < entry_y - lo[1] else (lo, hi)
+    for point in pair:
+        if point != out[-1]:
+            out.append(point)
+
+
+def _path(
+    points: Sequence[tuple[float, float]],
+    box: tuple[float, float, float, float],
+    xr: tuple[float, float],
+    yr: tuple[float, float],
+) -> str:
+    left, top, width, height = box
+    x0, x1 = xr
+    y0, y1 = yr
+    sx = width / (x1 - x0) if x1 > x0 else 0.0
+    sy = height / (y1 - y0) if y1 > y0 else 0.0
+    mid_x = left + width / 2
+    mid_y = top + height / 2
+    pixels = [
+        (left + (x - x0) * sx if sx else mid_x, top + height - (y - y0) * sy if sy else mid_y)
+        for x, y in points
+    ]
+    pixels = _column_decimate(pixels)
+    if len(pixels) == 1:  # one point: a dot, since a path of one point draws nothing
+        x, y = pixels[0]
+        return f"M{_fmt(x - 1)},{_fmt(y)}h2"
+    return "M" + " L".join(f"{_fmt(x)},{_fmt(y)}" for x, y in pixels)
+
+
+def _ranges(
+    series: Iterable[Sequence[tuple[float, float]]],
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    xs: list[float] = []
+    ys: list[float] = []
+    for points in series:
+        if points:
+            xs.extend((points[0][0], points[-1][0]))  # points come in x order
+            ys.extend([y for _, y in points])
+    if not xs:
+        return None
+    xs_lo, xs_hi, ys_lo, ys_hi = min(xs), max(xs), min(ys), max(ys)
+    if ys_hi == ys_lo:  # a flat line sits in the middle instead of on the edge
+        pad = abs(ys_hi) * 0.1 or 1.0
+        ys_lo, ys_hi = ys_lo - pad, ys_hi + pad
+    return (xs_lo, xs_hi), (ys_lo, ys_hi)
+
+
+def _x_label(value: float, axis: str, x_origin: float) -> str:
+    if axis == "time":
+        seconds = (value - x_origin) / 1000.0
+        if 0 < seconds < 1:
+            return f"{seconds * 1000:.0f}ms"
+        return f"{seconds:.1f}s" if 0 < seconds < 10 else format_duration(seconds)
+    return format_axis(value)
+
+
+def line_svg(
+    points: Sequence[tuple[float, float]],
+    *,
+    width: int = 240,
+    height: int = 90,
+    axis: str = "step",
+    label: str = "",
+    color: str = PALETTE[0],
+) -> str:
+    """One metric as a small SVG line chart with its y range and x range written on the axes.
+
+    ``points`` are ``(x, y)`` in x order (``MinMaxSeries.points``); however many there are, the path has
+    at most two points per pixel column. With ``axis="time"`` x is in ms and labelled as elapsed time.
+    """
+    return overlay_svg(
+        [(label, points)], width=width, height=height, axis=axis, legend=False, colors=(color,)
+    )
+
+
+def overlay_svg(
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    *,
+    width: int = 480,
+    height: int = 220,
+    axis: str = "step",
+    legend: bool = True,
+    colors: Sequence[str] = PALETTE,
+    title: str = "",
+) -> str:
+    """Several lines in one SVG chart (one per ``(label, points)``), with a legend of the labels."""
+    pad_left, pad_right, pad_top, pad_bottom = 44, 8, 8 if not title else 20, 18
+    legend_rows = (len(series) + 1) // 2 if legend and series else 0
+    total_height = height + legend_rows * 14
+    box = (pad_left, pad_top, width - pad_left - pad_right, height - pad_top - pad_bottom)
+    aria = escape(title or ", ".join(label for label, _ in series) or "chart")
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_height}" '
+        f'viewBox="0 0 {width} {total_height}" role="img" aria-label="{aria}" '
+        'style="font-family:sans-serif;font-size:10px;overflow:visible">',
+        f'<rect x="{box[0]}" y="{box[1]}" width="{box[2]}" height="{box[3]}" fill="none" stroke="#ddd"/>',
+    ]
+    if title:
+        parts.append(f'<text x="{pad_left}" y="12" fill="#333">{escape(title)}</text>')
+    ranges = _ranges(points for _, points in series)
+    if ranges is None:
+        parts.append(
+            f'<text x="{box[0] + box[2] / 2:.0f}" y="{box[1] + box[3] / 2:.0f}" text-anchor="middle" '
+            'fill="#999">no data yet</text></svg>'
+        )
+        return "".join(parts)
+    (x0, x1), (y0, y1) = ranges
+    bottom = box[1] + box[3]
+    parts.append(
+        f'<text x="{pad_left - 3}" y="{box[1] + 8}" text-anchor="end" fill="#666">{escape(format_axis(y1))}</text>'
+    )
+    parts.append(
+        f'<text x="{pad_left - 3}" y="{bottom}" text-anchor="end" fill="#666">{escape(format_axis(y0))}</text>'
+    )
+    parts.append(f'<text x="{box[0]}" y="{bottom + 12}" fill="#666">{escape(_x_label(x0, axis, x0))}</text>')
+    parts.append(
+        f'<text x="{box[0] + box[2]}" y="{bottom + 12}" text-anchor="end" fill="#666">'
+        f"{escape(_x_label(x1, axis, x0))}{' (' + axis + ')' if axis in ('step', 'time') else ''}</text>"
+    )
+    for i, (_, points) in enumerate(series):
+        if points:
+            color = colors[i % len(colors)]
+            parts.append(
+                f'<path d="{_path(points, box, (x0, x1), (y0, y1))}" fill="none" stroke="{color}" '
+                'stroke-width="1.5" stroke-linejoin="round"/>'
+            )
+    for i, (label, _) in enumerate(series if legend_rows else ()):
+        lx = pad_left + (i % 2) * (box[2] / 2)
+        ly = height + (i // 2) * 14 + 4
+        color = colors[i % len(colors)]
+        short = label if len(label) <= 40 else label[:39] + "…"
+        parts.append(
+            f'<rect x="{lx:.0f}" y="{ly}" width="10" height="3" fill="{color}"/>'
+            f'<text x="{lx + 14:.0f}" y="{ly + 5}" fill="#333">{escape(short)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ------------------------------------------------------------------------------------------- markup
+
+CARD_STYLE = (
+    "border:1px solid #e0e0e0;border-radius:4px;padding:4px 6px;margin:0 6px 6px 0;"
+    "display:inline-block;vertical-align:top;background:#fff;color:#222"
+)
+
+
+def svg_image(svg: str, *, alt: str = "") -> str:
+    """``svg`` (as made here) as an ``<img>`` with a data URI, for HTML that a sanitizer will see.
+
+    JupyterLab drops ``<svg>`` from the HTML of an untrusted notebook (a saved one opened elsewhere) but
+    keeps ``<img>`` with its ``src``; and an SVG shown as an image cannot run scripts.
+    """
+    import base64
+
+    size = re.match(r'<svg [^>]*?width="(\d+)" height="(\d+)"', svg)
+    dims = f'width="{size[1]}" height="{size[2]}" ' if size else ""
+    data = base64.b64encode(svg.encode()).decode()
+    return f'<img src="data:image/svg+xml;base64,{data}" {dims}alt="{escape(alt)}" style="display:block">'
+
+
+def chart_card(
+    name: str,
+    series: MinMaxSeries,
+    *,
+    axis: str = "step",
+    width: int = 240,
+    height: int = 90,
+    as_image: bool = False,
+) -> str:
+    """A metric's chart with its name and its last, min and max values (all text escaped).
+
+    With ``as_image`` the chart is an ``<img>`` of the SVG (see ``svg_image``): for notebook outputs that
+    must survive sanitizing; without it, inline ``<svg>`` (the live widget's HTML is not sanitized).
+    """
+    title = name if len(name) <= 34 else name[:33] + "…"
+    stats = (
+        f"last <b>{escape(format_number(series.last))}</b> · min {escape(format_number(series.vmin))}"
+        f" · max {escape(format_number(series.vmax))}"
+    )
+    if series.skipped:
+        stats += f" · {series.skipped:,} non-finite"
+    svg = line_svg(series.points(axis), width=width, height=height, axis=axis, label=name)
+    chart = svg_image(svg, alt=f"chart of {name}") if as_image else svg
+    return (
+        f'<div class="tj-chart" style="{CARD_STYLE};width:{width}px">'
+        f'<div style="font:600 12px sans-serif;white-space:nowrap;overflow:hidden" title="{escape(name)}">'
+        f"{escape(title)}</div>{chart}"
+        f'<div style="font:11px sans-serif;color:#555">{stats}</div></div>'
+    )
+
+
+def kv_table(items: Iterable[tuple[str, Any]], *, limit: int = 200, empty: str = "nothing yet") -> str:
+    """A two-column table of keys and short values; secret-looking keys are masked, the rest escaped."""
+    rows = []
+    more = 0
+    for i, (key, value) in enumerate(items):
+        if i >= limit:
+            more += 1
+            continue
+        rows.append(
+            '<tr><td style="text-align:left;padding:1px 12px 1px 0;font-family:monospace">'
+            f'{escape(key)}</td><td style="text-align:left;font-family:monospace">'
+            f"{escape(format_value(value, key))}</td></tr>"
+        )
+    if not rows:
+        return f'<div style="color:#888;font:12px sans-serif">{escape(empty)}</div>'
+    tail = f'<div style="color:#888;font:11px sans-serif">… and {more:,} more</div>' if more else ""
+    # line-height is set because a widget's HTML inherits the 28 px line of its inline controls.
+    return f'<table style="border-collapse:collapse;font-size:12px;line-height:1.4">{"".join(rows)}</table>{tail}'
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "", *, depth: int = 3) -> list[tuple[str, Any]]:
+    """Nested dicts as ``a.b.c`` keys (up to ``depth`` levels; deeper values stay dicts)."""
+    out: list[tuple[str, Any]] = []
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and depth > 1 and value and not is_secret_key(str(key)):
+            out.extend(flatten(value, f"{name}.", depth=depth - 1))
+        else:
+            out.append((name, value))
+    return out
