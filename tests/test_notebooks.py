@@ -130,9 +130,10 @@ def test_quickstart_notebook_runs_as_shipped(tmp_path: Path) -> None:
     (record,) = tracker_jupyter.Api(store).runs("quickstart")
     assert record.state == "finished"
     assert record.config == {"lr": 0.01, "epochs": 5}
-    assert [row["_step"] for row in record.scan_history()] == [0, 1, 2, 3, 4]
+    assert [row["_step"] for row in record.scan_history()] == list(range(505))  # 5 x (100 train + 1 val)
+    assert record.summary["epoch"] == 4 and "val/acc" in record.summary and "train/loss" in record.summary
     printed = "\n".join(stdout(cell) for cell in code_cells(nb))
-    assert "epoch 4: loss=" in printed
+    assert "epoch 4: loss=" in printed and "rows:    505 steps 0 to 504" in printed
     assert f"run {record.name} ({record.id}): finished" in printed
     assert f"stored in {record.dir}" in printed
     assert any(
