@@ -291,3 +291,24 @@ def test_auth_server_credentials(
         tj.login(mlflow_auth_server.url, "nobody", "not-a-password-1")
     with pytest.raises(AuthenticationError, match="401"):
         tj.init(project=project, dir=store_dir, force=True, anonymous="must")
+
+
+def test_tracker_login_cli_stores_credentials_privately(tmp_path: Path):
+    tracker = Path(sys.executable).with_name("tracker")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    done = subprocess.run(
+        [str(tracker), "login", "--base-url", "http://127.0.0.1:9/", "--username", "ada", "--no-verify"],
+        input="s3cret-pass\n", env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "cfg" / "tracker_jupyter" / "credentials.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == {
+        "http://127.0.0.1:9": {"username": "ada", "password": "s3cret-pass"}
+    }
+    assert "s3cret" not in done.stdout + done.stderr
+    done = subprocess.run(
+        [str(tracker), "login", "--base-url", "http://127.0.0.1:9", "--no-verify"],
+        input="x\n", env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "pass --username" in done.stderr

@@ -178,7 +178,77 @@ def init(
     settings: Settings | dict[str, Any] | None = None,
     magic: bool | dict[str, Any] | str | None = None,
 ) -> Run:
-    """Start (or resume, rewind, fork) a run and return it. See the README's table for every argument."""
+    """Start a run (or resume, rewind or fork one) and return it.
+
+    Every value resolves as: this argument, else the field of ``settings``, else the ``TRACKER_*``
+    environment variable, else the default. Bad values raise ``UsageError`` naming the argument, the value
+    and what is allowed, and leave nothing behind.
+
+    Parameters
+    ----------
+    entity
+        Team or user the run belongs to; recorded, part of ``run.path``; online, the experiment becomes
+        ``entity/project``.
+    project
+        The run's project. Default: the git root's name, else the script's name, else ``"uncategorized"``.
+    dir
+        The store root (default ``TRACKER_DIR`` or ``./tracker``); the run lives in ``<dir>/<project>/<id>``.
+    id
+        Unique id within the project (default: 8 random lowercase alphanumerics); ``/ \\ # ? % :`` refused.
+    name, notes
+        Display name (default: a random ``adjective-noun-N``) and a longer description.
+    tags
+        A list of strings; on resume they replace the run's tags.
+    config
+        A dict, ``argparse.Namespace``, absl flags, or a path to a YAML file. Keys must not contain '.'.
+    config_exclude_keys, config_include_keys
+        Keys of ``config`` to drop, or the only ones to keep (not both).
+    allow_val_change
+        Allow changing a config value once set (default: True in a notebook, False elsewhere).
+    group, job_type
+        Organize runs into experiments and kinds of job.
+    mode
+        ``"online"`` (sync to the tracking server), ``"offline"`` (``"dryrun"``) or ``"disabled"``.
+        Default: online when a server is configured (``TRACKER_BASE_URL``), else offline.
+    force
+        Make a missing or failing tracking server an error instead of a fallback to offline.
+    anonymous
+        ``"never"``, ``"allow"`` or ``"must"``: whether credentials are required, used or withheld online.
+    reinit
+        With a run active: ``"finish_previous"`` (True), ``"return_previous"`` (False), ``"create_new"``;
+        ``"default"`` (None) finishes it in IPython/notebooks and returns it in scripts.
+    resume
+        ``"allow"``, ``"never"``, ``"must"``, ``"auto"`` (True), or None/False for always a new run.
+    resume_from
+        ``"{run_id}?_step={step}"``: continue that run as if nothing after ``step`` had been logged.
+    fork_from
+        ``"{run_id}?_step={step}"``: a new run starting from a copy of that run's history up to ``step``.
+    save_code
+        Save the program or notebook, the session history and the git diff with the run.
+    tensorboard, sync_tensorboard
+        Mirror TensorBoard scalars into the run (``tensorboard`` is the older name).
+    monitor_gym
+        Log videos recorded by gymnasium's ``RecordVideo``.
+    settings
+        A ``Settings`` or a dict of its fields: advanced options and their environment variables.
+    magic
+        Auto-instrumentation: True, or a dict / JSON string / YAML path selecting ``args``, ``absl``,
+        ``keras``.
+
+    Returns
+    -------
+    Run
+        The run; also ``tracker_jupyter.run`` unless ``reinit="create_new"`` left another run current.
+
+    Raises
+    ------
+    UsageError
+        An argument is invalid, or a resume/rewind/fork target does not exist or is in use.
+    ConfigError
+        A resumed run's config key would change without ``allow_val_change``.
+    CommError, AuthenticationError
+        Online with ``force=True``: the server cannot be reached, or refuses the credentials.
+    """
     # ---- 1. arguments alone: refuse what can never work, before touching anything
     for argument, value in (
         ("entity", entity), ("project", project), ("id", id), ("name", name), ("notes", notes),

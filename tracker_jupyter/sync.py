@@ -240,6 +240,9 @@ class RunSyncer:
         meta = meta or self._meta()
         if self.state.get("server") == self.client.base_url and self.mlflow_run_id:
             return str(self.mlflow_run_id)
+        if self.state.get("server") not in (None, self.client.base_url):
+            self.state = {}  # synced to another server before: everything goes to this one from the start
+            self.rows_synced = 0
         name = self._experiment_name or experiment_name(
             meta.get("project", "uncategorized"), meta.get("entity")
         )
