@@ -36,7 +36,7 @@ test: $(VENV)/.dev-installed lint
 ## bench: side-by-side benchmark against wandb, trackio and MLflow (own venv: the peers are heavy)
 bench:
 	test -x .bench-venv/bin/python || $(PYTHON) -m venv .bench-venv
-	.bench-venv/bin/python -m pip --disable-pip-version-check -q install -e . -r bench/requirements.txt
+	.bench-venv/bin/python -m pip --disable-pip-version-check -q install -e '.[bench]'
 	.bench-venv/bin/python bench/run.py
 
 ## lab: JupyterLab on the notebooks
