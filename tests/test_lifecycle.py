@@ -281,3 +281,12 @@ def test_fork_of_a_fork_and_rewind_of_a_fork(store_dir: Path):
     assert steps(api, "b") == [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 50), (6, 70)]
     assert api.run("b").lineage["fork"]["run_id"] == "a"
     assert steps(api, "c")[-1] == (7, 90)  # forks are independent copies
+
+
+def test_a_refused_init_does_not_finish_the_active_run(store_dir: Path):
+    first = tj.init(project="p", dir=store_dir)
+    with pytest.raises(UsageError, match="contains '.'"):
+        tj.init(project="p", dir=store_dir, reinit="finish_previous", config={"a.b": 1})
+    with pytest.raises(UsageError, match="not a single string"):
+        tj.init(project="p", dir=store_dir, reinit="finish_previous", tags="x")
+    assert first.state == "running" and tj.run is first

@@ -124,7 +124,9 @@ def _initial_config(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
         items = {k: v for k, v in items.items() if k in set(include)}
     if exclude is not None:
         items = {k: v for k, v in items.items() if k not in set(exclude)}
-    return items
+    checked = Config(allow_val_change=True)
+    checked.update(items)  # keys and values refused here, before init() changes anything
+    return checked.snapshot()
 
 
 def _default_project() -> str:
@@ -137,7 +139,7 @@ def _default_project() -> str:
     return "uncategorized"
 
 
-def _program_key(shell: Any, settings_program: str | None, notebook: str | None) -> str:
+def _program_key(settings_program: str | None, notebook: str | None) -> str:
     """What identifies 'the same program on this machine' for resume='auto'."""
     import hashlib
 
@@ -302,6 +304,20 @@ def init(
     interactive = _env.in_interactive(shell)
     notebook = _env.in_notebook(shell)
 
+    tags_value = tags if tags is not None else resolve("run_tags", None, settings)
+    tags = check_tags(tags_value) if tags_value is not None else None
+    if allow_val_change is None:
+        allow_val_change = notebook  # the reference: True in notebooks, False in scripts
+    initial_config = _initial_config(config, config_include_keys, config_exclude_keys)
+
+    if mode is None:
+        mode = "online" if resolve("base_url", None, settings) else "offline"
+        if not resolve("base_url", None, settings) and force:
+            raise UsageError(
+                "force=True needs a tracking server, and none is configured: set TRACKER_BASE_URL "
+                "(or settings={'base_url': ...}), or drop force to log offline."
+            )
+
     # ---- 3. a run already active in this process
     if reinit_mode == "default":
         reinit_mode = "finish_previous" if interactive else "return_previous"
@@ -321,19 +337,6 @@ def init(
         for active in list(reversed(holder.active)):
             active.finish()
 
-    tags_value = tags if tags is not None else resolve("run_tags", None, settings)
-    tags = check_tags(tags_value) if tags_value is not None else None
-    if allow_val_change is None:
-        allow_val_change = notebook  # the reference: True in notebooks, False in scripts
-    initial_config = _initial_config(config, config_include_keys, config_exclude_keys)
-
-    if mode is None:
-        mode = "online" if resolve("base_url", None, settings) else "offline"
-        if not resolve("base_url", None, settings) and force:
-            raise UsageError(
-                "force=True needs a tracking server, and none is configured: set TRACKER_BASE_URL "
-                "(or settings={'base_url': ...}), or drop force to log offline."
-            )
     if mode == "disabled":
         return _disabled_run(
             project=resolve("project", project, settings) or "uncategorized",
@@ -352,7 +355,7 @@ def init(
         _env.notebook_path(shell, resolve("notebook_name", None, settings)) if interactive else None
     )
     program = resolve("program", None, settings) or notebook_file or _env.program_path()
-    program_key = _program_key(shell, resolve("program", None, settings), notebook_file)
+    program_key = _program_key(resolve("program", None, settings), notebook_file)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
