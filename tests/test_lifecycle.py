@@ -285,7 +285,7 @@ def test_fork_of_a_fork_and_rewind_of_a_fork(store_dir: Path):
 
 def test_a_refused_init_does_not_finish_the_active_run(store_dir: Path):
     first = tj.init(project="p", dir=store_dir)
-    with pytest.raises(UsageError, match="contains '.'"):
+    with pytest.raises(UsageError, match=r"contains '\.'"):
         tj.init(project="p", dir=store_dir, reinit="finish_previous", config={"a.b": 1})
     with pytest.raises(UsageError, match="not a single string"):
         tj.init(project="p", dir=store_dir, reinit="finish_previous", tags="x")
