@@ -252,3 +252,21 @@ def test_cli_entry_point_installed(store_dir: Path):
     tracker = Path(sys.executable).with_name("tracker")
     done = subprocess.run([str(tracker), "runs", "--dir", str(store_dir)], capture_output=True, text=True)
     assert done.returncode == 0 and "no runs under" in done.stdout
+
+
+def test_history_lines_are_rows_or_blocks_and_counted_exactly(tmp_path: Path):
+    path = tmp_path / "history.jsonl"
+    rows = [{"_step": i, "_timestamp": 1, "s": 'a "_step": b', "x": i} for i in range(5)]
+    path.write_text(store.encode_rows(rows[:1]) + store.encode_rows(rows[1:4]) + store.encode_rows(rows[4:]))
+    assert path.read_text().count("\n") == 3  # a row, a block of three, a row
+    assert list(store.iter_history(path)) == rows
+    assert store.last_row(path) == rows[-1]
+    assert store.count_rows(path) == 5  # the text inside a string value is escaped, so it is not counted
+    first_line = len(path.read_text().splitlines()[0]) + 1
+    assert store.count_rows(path, first_line) == 4
+    assert [len(r) for r, _ in store.iter_lines(path, first_line)] == [3, 1]
+    with open(path, "a") as fh:
+        fh.write(store.encode_rows(rows[:3])[:-10])  # a block cut short by a crash
+    assert list(store.iter_history(path)) == rows and store.count_rows(path) == 5
+    big = [{"_step": i, "v": i} for i in range(store.BLOCK_ROWS + 5)]
+    assert store.encode_rows(big).count("\n") == 2

@@ -6,7 +6,8 @@ Layout under the store root (``init(dir=...)``, default ``./tracker``)::
         run.json        metadata: names, tags, state, exit code, git, lineage (replaced atomically)
         config.json     the run's config (replaced atomically)
         summary.json    the run's summary (replaced atomically)
-        history.jsonl   append-only: one JSON object per committed row, with ``_step`` and ``_timestamp``
+        history.jsonl   append-only; each line a committed row (a JSON object with ``_step`` and
+                        ``_timestamp``) or a block of rows (a JSON array of them) written at once
         history.rewound-N.jsonl   rows set aside by ``resume_from`` (kept, never read as history)
         lock            held (``flock``) by the process that has the run open
         files/          files saved with ``run.save()``
@@ -68,19 +69,46 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
-def _make_row_encoder() -> Callable[[dict[str, Any]], str]:
+def _make_encoder() -> Callable[[Any], str]:
     if _c_make_encoder is None:  # pragma: no cover
-        encoder = json.JSONEncoder(separators=(",", ":"), default=_json_default)
-        return encoder.encode
+        return json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
     encode = _c_make_encoder(None, _json_default, _encode_str, None, ":", ",", False, False, True)
 
-    def encode_row(row: dict[str, Any]) -> str:
-        return "".join(encode(row, 0))
+    def encode_value(value: Any) -> str:
+        return "".join(encode(value, 0))
 
-    return encode_row
+    return encode_value
 
 
-encode_row = _make_row_encoder()
+_encode = _make_encoder()
+# One history line holds a block of rows (a JSON array) written in one go, or a single row (an object).
+# A block is encoded in one call of the C encoder: a fifth cheaper per row than one call a row, and the
+# writer thread's time is what a tight logging loop shares the GIL with.
+BLOCK_ROWS = 4096
+
+
+def encode_row(row: dict[str, Any]) -> str:
+    return _encode(row)
+
+
+def encode_rows(rows: list[dict[str, Any]]) -> str:
+    """History lines for ``rows``, each a block of at most ``BLOCK_ROWS``, with the final newline."""
+    if len(rows) == 1:
+        return _encode(rows[0]) + "\n"
+    return "".join(_encode(rows[i : i + BLOCK_ROWS]) + "\n" for i in range(0, len(rows), BLOCK_ROWS))
+
+
+def rows_in_line(line: bytes) -> list[dict[str, Any]]:
+    """The rows of one complete history line (a row or a block); an unreadable line has none."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return []
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [row for row in value if isinstance(row, dict)]
+    return []
 
 
 def dumps(value: Any) -> str:
@@ -208,22 +236,41 @@ def iter_history(path: Path, end: int | None = None) -> Iterator[dict[str, Any]]
 
     A torn or unreadable line (a crash mid-write) is skipped.
     """
+    for rows, _ in iter_lines(path, 0, end):
+        yield from rows
+
+
+def iter_lines(
+    path: Path, offset: int = 0, end: int | None = None
+) -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """``(rows, offset after the line)`` for each complete line from byte ``offset`` (up to ``end``)."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
         return
-    position = 0
     with fh:
+        fh.seek(offset)
+        position = offset
         for line in fh:
             position += len(line)
             if not line.endswith(b"\n") or (end is not None and position > end):
                 return  # torn tail (the process died while writing it), or past ``end``
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                yield row
+            yield rows_in_line(line), position
+
+
+def count_rows(path: Path, offset: int = 0) -> int:
+    """How many rows the complete lines after byte ``offset`` hold, without parsing them.
+
+    Every row has exactly one ``"_step":`` and that text cannot occur inside a JSON string (its quotes
+    would be escaped there), so counting it counts rows.
+    """
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return 0
+    return data[: data.rfind(b"\n") + 1].count(b'"_step":')
 
 
 def last_row(path: Path, end: int | None = None) -> dict[str, Any] | None:
@@ -242,12 +289,9 @@ def last_row(path: Path, end: int | None = None) -> dict[str, Any] | None:
             # lines[-1] is the torn tail or b""; lines[0] may be cut unless we read from the start.
             candidates = lines[:-1] if start == 0 else lines[1:-1]
             for line in reversed(candidates):
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict):
-                    return row
+                rows = rows_in_line(line)
+                if rows:
+                    return rows[-1]
             if start == 0:
                 return None
             chunk *= 4
@@ -381,7 +425,7 @@ class RunWriter:
                 rows.append(popleft())
             try:
                 if rows:
-                    self._history.write("\n".join(map(encode_row, rows)) + "\n")
+                    self._history.write(encode_rows(rows))
                     self._history.flush()
                 if fsync:
                     os.fsync(self._history.fileno())
@@ -428,7 +472,7 @@ class RunWriter:
         """Append rows synchronously (fork and resume copy history this way before logging starts)."""
         with self._io_lock:
             if rows:
-                self._history.write("\n".join(map(encode_row, rows)) + "\n")
+                self._history.write(encode_rows(rows))
                 self._history.flush()
 
 
@@ -463,7 +507,7 @@ def rewind_history(run_dir: Path, step: int) -> str:
     tmp = run_dir / f".{HISTORY}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         if rows:
-            fh.write("\n".join(map(encode_row, rows)) + "\n")
+            fh.write(encode_rows(rows))
         fh.flush()
         os.fsync(fh.fileno())
     try:

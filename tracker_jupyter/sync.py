@@ -406,40 +406,20 @@ class RunSyncer:
 
     def pending_rows(self) -> int:
         """Complete rows in the history not yet sent (counted from the cursor)."""
-        path = self.dir / store.HISTORY
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(int(self.state.get("offset", 0)))
-                return fh.read().count(b"\n")
-        except FileNotFoundError:
-            return 0
+        return store.count_rows(self.dir / store.HISTORY, int(self.state.get("offset", 0)))
 
     def _save_state(self) -> None:
         store.write_json_atomic(self.dir / SYNC_STATE, self.state)
 
 
 def _read_rows(path: Path, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-    """Up to ``limit`` complete rows from byte ``offset``, and the offset after the last complete line."""
+    """Rows of complete lines from byte ``offset`` until at least ``limit``, and the offset after them."""
     rows: list[dict[str, Any]] = []
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        return rows, offset
-    with fh:
-        fh.seek(offset)
-        position = offset
-        for line in fh:
-            if not line.endswith(b"\n"):
-                break  # being written, or torn: not ours yet
-            position += len(line)
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-                if len(rows) >= limit:
-                    break
+    position = offset
+    for line_rows, position in store.iter_lines(path, offset):  # noqa: B007 - the last one is what counts
+        rows.extend(line_rows)
+        if len(rows) >= limit:
+            break
     return rows, position
 
 
