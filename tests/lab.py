@@ -321,6 +321,24 @@ def _dismiss_toasts(page: Page) -> None:
     page.add_locator_handler(other, lambda close: close.click())
 
 
+def assert_no_injected_script_ran(page: Page, flag: str = "__xss") -> None:
+    """Assert ``window[flag]`` (set by an injected ``onerror`` handler) stays unset.
+
+    A control image with a broken source, added by the page itself, must fire its handler first: so an
+    unset flag means the injected markup never became an element, not that its handler had no time to run.
+    """
+    page.evaluate(
+        """() => {
+            const control = new Image();
+            control.onerror = () => { window.__control = 1; };
+            control.src = 'x';
+            document.body.append(control);
+        }"""
+    )
+    page.wait_for_function("() => window.__control === 1")
+    assert page.evaluate(f"() => window.{flag}") is None
+
+
 def save_screenshot(page: Page, name: str) -> Path:
     """Save a full-page PNG as ``test-artifacts/<name>.png``; returns the path."""
     ARTIFACTS_DIR.mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.lab import JupyterLab, open_notebook, save_screenshot
+from tests.lab import JupyterLab, assert_no_injected_script_ran, open_notebook, save_screenshot
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -108,16 +108,7 @@ def test_widget_is_live_then_leaves_a_snapshot(page: Page, jupyter_lab: JupyterL
     assert snapshot.locator(".tj-name").inner_text() == XSS_NAME
     assert snapshot.locator(".tj-chart div[title]").nth(1).get_attribute("title") == XSS_NAME
     assert notebook.outputs(0).locator('img:not([src^="data:image/svg+xml;base64,"])').count() == 0
-    page.evaluate(
-        """() => {
-            const control = new Image();
-            control.onerror = () => { window.__control = 1; };
-            control.src = 'x';
-            document.body.append(control);
-        }"""
-    )
-    page.wait_for_function("() => window.__control === 1")
-    assert page.evaluate("() => window.__xss") is None
+    assert_no_injected_script_ran(page)
 
     # The user's own prints stay where they were.
     assert "user print: init" in notebook.output_text(0)

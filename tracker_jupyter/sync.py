@@ -590,7 +590,9 @@ def _fall_back(run: Run, base_url: str, reason: str, silent: bool) -> None:
 
 def _run_dirs(paths: list[str], root: Path) -> list[Path]:
     if not paths:
-        return [r.dir for r in _api(root).runs()]
+        from .api import Api
+
+        return [r.dir for r in Api(root).runs()]
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -601,12 +603,6 @@ def _run_dirs(paths: list[str], root: Path) -> list[Path]:
         else:
             raise UsageError(f"{raw}: no run directory (or store holding runs) there.")
     return found
-
-
-def _api(root: Path):
-    from .api import Api
-
-    return Api(root)
 
 
 def sync_paths(
