@@ -341,6 +341,7 @@ class RunWriter:
         self.enqueue = self._queue.append
         self.pending = self._queue.__len__
         self._wake = threading.Event()
+        self._room = threading.Event()  # set by the writer after each drain, for wait_for_room()
         self._closing = False
         self._dirty_meta = True
         self._dirty_config = True
@@ -376,10 +377,13 @@ class RunWriter:
 
     def wait_for_room(self) -> None:
         """Pause the logging thread until the writer has caught up (only in a loop faster than the disk)."""
-        self._wake.set()
         low = self.max_pending_rows // 2
         while len(self._queue) > low and self._thread.is_alive():
-            time.sleep(0.0005)
+            # Block on an event, not a polling sleep: a poller would keep asking for the GIL and
+            # interrupt the writer every switch interval.
+            self._room.clear()
+            self._wake.set()
+            self._room.wait(0.05)
 
     def flush(self) -> None:
         """Write everything queued so far, from the calling thread."""
@@ -414,6 +418,7 @@ class RunWriter:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
             self._write()
+            self._room.set()
 
     def _write(self, *, fsync: bool = False) -> None:
         with self._io_lock:
