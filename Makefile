@@ -37,7 +37,7 @@ test: $(VENV)/.dev-installed lint
 bench:
 	test -x .bench-venv/bin/python || $(PYTHON) -m venv .bench-venv
 	.bench-venv/bin/python -m pip --disable-pip-version-check -q install -e '.[bench]'
-	.bench-venv/bin/python bench/run.py
+	.bench-venv/bin/python bench/run.py $(BENCH_ARGS)
 
 ## lab: JupyterLab on the notebooks
 lab: $(VENV)/.dev-installed
