@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -516,11 +517,21 @@ def _read_bytes(path: Path) -> bytes | None:
         return None
 
 
+def _parse(content: bytes | None) -> Any:
+    """A metadata file's JSON, as ``store.read_json`` reads it: None when missing or unreadable."""
+    if content is None:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
 def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
     lock = _lock_or_fail(path, run_id)
     saved = {name: _read_bytes(path / name) for name in (store.META, store.CONFIG, store.SUMMARY)}
-    meta = store.read_json(path / store.META, {}) or {}
-    summary = store.read_json(path / store.SUMMARY)
+    meta = _parse(saved[store.META]) or {}
+    summary = _parse(saved[store.SUMMARY])
     last = store.last_row(path / store.HISTORY)
     next_step = int(last["_step"]) + 1 if last and "_step" in last else 0
     if summary is None:
@@ -532,7 +543,7 @@ def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
     )
     meta["resumed"] = True
     return _Opened(
-        dir=path, meta=meta, config=store.read_json(path / store.CONFIG, {}) or {}, summary=summary,
+        dir=path, meta=meta, config=_parse(saved[store.CONFIG]) or {}, summary=summary,
         next_step=next_step, lock=lock, created=False, copied_rows=[], how=how, saved=saved,
     )  # fmt: skip
 

@@ -688,10 +688,7 @@ class Run:
 
         dashboard.show(self)
 
-    def _ipython_display_(self) -> None:
-        from . import dashboard
-
-        dashboard.show(self)
+    _ipython_display_ = display  # a run as a cell's last expression shows itself the same way
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         from . import dashboard

@@ -87,10 +87,6 @@ _encode = _make_encoder()
 BLOCK_ROWS = 4096
 
 
-def encode_row(row: dict[str, Any]) -> str:
-    return _encode(row)
-
-
 def encode_rows(rows: list[dict[str, Any]]) -> str:
     """History lines for ``rows``, each a block of at most ``BLOCK_ROWS``, with the final newline."""
     if len(rows) == 1:
