@@ -490,13 +490,12 @@ class LiveSync:
 
     def finish(self, run: Run) -> None:
         """After the writer closed: send the rest, files and end state, waiting at most ``timeout``."""
+        deadline = time.monotonic() + self.timeout  # one budget for the running pass and the last one
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=self.timeout)
         done = threading.Event()
         error: list[BaseException] = []
-
-        deadline = time.monotonic() + self.timeout
 
         def final() -> None:
             # Keep trying until the deadline: a server that is restarting gets the time finish() allows.
