@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import threading
+import time
 import warnings
 import weakref
 from pathlib import Path
@@ -77,19 +79,25 @@ class _Mirror:
         self.pending_tags: set[str] = set()
         self.pending_tb_step: int | None = None
         self.pending_run_step = -1
-        self.writers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.writers: weakref.WeakKeyDictionary[Any, str | None] = (
+            weakref.WeakKeyDictionary()
+        )  # -> event file
+        self.last_events: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()  # -> Event
         self.event_files: dict[str, str] = {}  # event file -> its log directory
         self.failed = False
 
-    def seen(self, writer: Any, file_of: Any) -> None:
-        if writer in self.writers:
-            return
-        self.writers.add(writer)
-        try:
-            self.event_files[os.path.abspath(file_of(writer))] = os.path.abspath(writer.get_logdir())
-        except (AttributeError, TypeError):  # another writer version: copy the whole log directory
+    def seen(self, writer: Any, file_of: Any, event: Any) -> None:
+        """Remember ``writer``'s event file, and ``event`` as the last one it was given."""
+        if writer not in self.writers:
             logdir = os.path.abspath(writer.get_logdir())
-            self.event_files[logdir] = logdir
+            try:
+                event_file: str | None = os.path.abspath(file_of(writer))
+            except (AttributeError, TypeError):  # another writer version: copy the whole log directory
+                event_file = None
+            self.writers[writer] = event_file
+            self.event_files[event_file or logdir] = logdir
+        if self.writers[writer] is not None:
+            self.last_events[writer] = event
 
     def add(self, event: Any) -> None:
         if not event.HasField("summary"):
@@ -170,7 +178,7 @@ def _patch_module(module: Any) -> None:
             result = original(self, event)
             mirror = _current()
             if mirror is not None:
-                _safely(mirror, mirror.seen, self, file_of)
+                _safely(mirror, mirror.seen, self, file_of, event)
                 _safely(mirror, mirror.add, event)
             return result
 
@@ -202,18 +210,48 @@ def start(run: Any) -> None:
     run.on_finish(lambda finished: _stop(mirror))
 
 
-def _drain(writer: Any, timeout: float = 2.0) -> None:
-    """Get what a writer holds onto disk, so the copied event files are complete."""
-    import time
-
-    queue = getattr(writer, "_event_queue", None)  # tensorboardX writes from a worker thread
-    deadline = time.monotonic() + timeout
+def _last_record(path: str) -> bytes | None:
+    """The payload of the last complete record in a TFRecord file (length, crc, data, crc), if any."""
+    last = None
     try:
-        while queue is not None and not queue.empty() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        writer.flush()
-    except Exception:
-        pass  # a writer the user already closed
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            offset = 0
+            while offset + 12 <= size:
+                (length,) = struct.unpack("<Q", file.read(8))
+                if offset + 12 + length + 4 > size:
+                    break  # a record still being written
+                file.seek(4, os.SEEK_CUR)
+                last = file.read(length)
+                file.seek(4, os.SEEK_CUR)
+                offset += 12 + length + 4
+    except OSError:
+        return None
+    return last
+
+
+def _drain(writer: Any, event_file: str | None, last_event: Any, timeout: float = 5.0) -> None:
+    """Get what a writer holds onto disk, so the copied event file is complete.
+
+    ``flush()`` is not enough for tensorboardX: its worker thread may still hold events taken off its queue,
+    so this flushes until the last event the writer was given is the last record in its file.
+    """
+    deadline = time.monotonic() + timeout
+    expected = last_event.SerializeToString() if last_event is not None else None
+    while True:
+        try:
+            writer.flush()
+        except Exception:
+            return  # a writer the user already closed: its file is complete
+        if (
+            event_file is None
+            or expected is None
+            or getattr(writer, "_closed", False)
+            or _last_record(event_file) == expected
+            or time.monotonic() > deadline
+        ):
+            return
+        time.sleep(0.005)
 
 
 def _stop(mirror: _Mirror) -> None:
@@ -225,7 +263,7 @@ def _stop(mirror: _Mirror) -> None:
         for patch in reversed(_patches):
             patch.undo()
         _patches.clear()
-    for writer in list(mirror.writers):
-        _drain(writer)
+    for writer, event_file in list(mirror.writers.items()):
+        _drain(writer, event_file, mirror.last_events.get(writer))
     if mirror.run._run_dir is not None:
         mirror.copy_event_files()
