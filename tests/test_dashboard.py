@@ -153,7 +153,7 @@ def test_widget_redraws_at_most_fps_times_a_second(tmp_path: Path, sent: list[di
         time.sleep(0.003)
     elapsed = time.monotonic() - began
     redraws = widget.redraws - start_redraws
-    assert 2 <= redraws <= 5 * elapsed + 2
+    assert 1 <= redraws <= 5 * elapsed + 2  # the cap is the point; one redraw shows the timer ran at all
     # header, charts, latest values (+ config every 2 s): a handful of messages per redraw
     updates = [m for m in sent[start_messages:] if m["data"] and m["data"].get("method") == "update"]
     assert len(updates) <= 4 * redraws + 4

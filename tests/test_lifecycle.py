@@ -174,7 +174,12 @@ def test_kill_9_then_resume_must_continues_at_the_right_step(tmp_path: Path, sto
     proc = subprocess.Popen([sys.executable, "-c", code, str(store_dir)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ok"
-        time.sleep(0.6)
+        # the writer gets the rows to disk while the process lives (every flush_interval); wait for that
+        # rather than guess how long it takes on a loaded machine
+        deadline = time.monotonic() + 60
+        history = store_dir / "p" / "k9" / store.HISTORY
+        while store.count_rows(history) < 5000 and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -191,20 +196,32 @@ def test_kill_9_then_resume_must_continues_at_the_right_step(tmp_path: Path, sto
 def test_two_processes_resuming_the_same_run(tmp_path: Path, store_dir: Path):
     tj.init(project="p", dir=store_dir, id="both").finish()
     code = (
-        "import sys, time, tracker_jupyter as tj\n"
+        "import sys, tracker_jupyter as tj\n"
         "try:\n"
         "    run = tj.init(project='p', id='both', resume='must', dir=sys.argv[1], settings={'silent': True})\n"
         "except tj.UsageError as exc:\n"
-        "    print(exc); sys.exit(3)\n"
-        "time.sleep(1.5); run.finish()\n"
+        "    print(str(exc).replace(chr(10), ' '), flush=True); sys.exit(3)\n"
+        "print('holding', flush=True)\n"
+        "sys.stdin.readline(); run.finish()\n"  # keep the run open until the test has heard from both
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(store_dir)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(store_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
-    results = sorted((p.wait(timeout=60), p.stdout.read() if p.stdout else "") for p in procs)
-    assert [code for code, _ in results] == [0, 3]
-    assert "is open in another process" in results[1][1]
+    try:
+        first_lines = [p.stdout.readline().strip() if p.stdout else "" for p in procs]
+    finally:
+        for p in procs:
+            if p.stdin is not None:
+                p.stdin.close()  # lets a holder finish
+    results = sorted((p.wait(timeout=60), line) for p, line in zip(procs, first_lines, strict=True))
+    assert [code for code, _ in results] == [0, 3], results
+    assert results[0][1] == "holding" and "is open in another process" in results[1][1]
 
 
 # ------------------------------------------------------------------------------------------ rewind
