@@ -104,6 +104,37 @@ def test_torch_writer_steps_going_backwards_are_kept(store_dir: Path, tmp_path: 
     ]
 
 
+def test_same_tag_from_train_and_val_writers_stays_two_series(store_dir: Path, tmp_path: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = tj.init(project="p", dir=store_dir, sync_tensorboard=True)
+    train = SummaryWriter(str(tmp_path / "runs" / "exp" / "train"))
+    val = SummaryWriter(str(tmp_path / "runs" / "exp" / "val"))
+    nested = SummaryWriter(str(tmp_path / "runs" / "exp"))  # the parent of the first log directory
+    for epoch in range(3):
+        train.add_scalar("loss", 1.0 + epoch, epoch)
+        val.add_scalar("loss", 10.0 + epoch, epoch)
+        val.add_scalar("acc", 0.5, epoch)  # a tag no other log directory writes keeps its name
+    nested.add_scalar("loss", 99.0, 3)
+    train.add_scalar("loss", 4.0, 3)  # the first writer keeps its plain key
+    for writer in (train, val, nested):
+        writer.close()
+    run.finish()
+
+    rows = history(store_dir, run)
+
+    def series(key: str) -> list[tuple[int, float]]:
+        return [(r["global_step"], r[key]) for r in rows if key in r]
+
+    assert series("loss") == [(0, 1.0), (1, 2.0), (2, 3.0), (3, 4.0)]
+    assert series("val/loss") == [(0, 10.0), (1, 11.0), (2, 12.0)]
+    assert series("acc") == [(0, 0.5), (1, 0.5), (2, 0.5)]
+    assert series("exp/loss") == [(3, 99.0)]
+    copied = Path(run.dir) / "tensorboard"
+    assert tb_scalars(copied / "exp" / "train")["loss"] == [(0, 1.0), (1, 2.0), (2, 3.0), (3, 4.0)]
+    assert tb_scalars(copied / "exp" / "val")["loss"] == [(0, 10.0), (1, 11.0), (2, 12.0)]
+
+
 def test_tensorboard_unpatched_at_finish(store_dir: Path, tmp_path: Path):
     from tensorboardX import event_file_writer
 

@@ -12,7 +12,9 @@ At finish the methods are restored.
 How scalars become history rows
 -------------------------------
 Every scalar value (``simple_value``, or a one-element tensor of the ``scalars`` plugin) is logged under its
-TensorBoard tag, with the TensorBoard step under the key ``global_step``. Consecutive scalars with the same
+TensorBoard tag, with the TensorBoard step under the key ``global_step``. A tag that a second log directory
+writes too (``runs/train`` and ``runs/val`` both writing ``loss``) is kept apart: the second one's values go
+under ``<its log directory relative to the two's common parent>/<tag>`` (``val/loss``), never into one series. Consecutive scalars with the same
 TensorBoard step and distinct tags share one history row; a new TensorBoard step, a tag repeated within the
 row, ``writer.flush()`` or ``run.finish()`` commit it. The run's own ``_step`` keeps counting up by one per row
 whatever the TensorBoard steps do (they may go backwards, per tag or between writers), so no scalar is ever
@@ -79,27 +81,50 @@ class _Mirror:
         self.pending_tags: set[str] = set()
         self.pending_tb_step: int | None = None
         self.pending_run_step = -1
-        self.writers: weakref.WeakKeyDictionary[Any, str | None] = (
-            weakref.WeakKeyDictionary()
-        )  # -> event file
+        # writer -> (its log directory, its event file or None when unknown)
+        self.writers: weakref.WeakKeyDictionary[Any, tuple[str, str | None]] = weakref.WeakKeyDictionary()
         self.last_events: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()  # -> Event
         self.event_files: dict[str, str] = {}  # event file -> its log directory
+        self.first_logdir: dict[str, str] = {}  # tag -> the log directory that wrote it first
+        self.keys: dict[tuple[str, str], str] = {}  # (log directory, tag) -> history key
         self.failed = False
 
-    def seen(self, writer: Any, file_of: Any, event: Any) -> None:
-        """Remember ``writer``'s event file, and ``event`` as the last one it was given."""
-        if writer not in self.writers:
+    def seen(self, writer: Any, file_of: Any, event: Any) -> str:
+        """Remember ``writer``'s event file, and ``event`` as the last one it was given; its log directory."""
+        known = self.writers.get(writer)
+        if known is None:
             logdir = os.path.abspath(writer.get_logdir())
             try:
                 event_file: str | None = os.path.abspath(file_of(writer))
             except (AttributeError, TypeError):  # another writer version: copy the whole log directory
                 event_file = None
-            self.writers[writer] = event_file
+            known = self.writers[writer] = (logdir, event_file)
             self.event_files[event_file or logdir] = logdir
-        if self.writers[writer] is not None:
+        if known[1] is not None:
             self.last_events[writer] = event
+        return known[0]
 
-    def add(self, event: Any) -> None:
+    def key(self, logdir: str, tag: str) -> str:
+        """The history key of ``tag`` written to ``logdir``: the tag, unless another log directory wrote it first.
+
+        Then (say ``runs/train`` and ``runs/val`` both write ``loss``) the later one is kept apart as
+        ``<its log directory relative to the two's common parent>/<tag>``: ``val/loss``.
+        """
+        key = self.keys.get((logdir, tag))
+        if key is None:
+            first = self.first_logdir.setdefault(tag, logdir)
+            if first == logdir:
+                key = tag
+            else:
+                apart = os.path.relpath(logdir, os.path.commonpath([first, logdir]))
+                if apart == ".":  # the first log directory is inside this one
+                    apart = os.path.basename(logdir)
+                key = f"{Path(apart).as_posix()}/{tag}"
+            self.keys[(logdir, tag)] = key
+        return key
+
+    def add(self, writer: Any, file_of: Any, event: Any) -> None:
+        logdir = self.seen(writer, file_of, event)
         if not event.HasField("summary"):
             return
         step = int(event.step)
@@ -108,12 +133,13 @@ class _Mirror:
             if number is None:
                 continue
             with self.lock:
+                key = self.key(logdir, value.tag)
                 if self.run.step != self.pending_run_step:
                     self.pending_tags.clear()  # the row was committed by a log() of the user's own
-                if self.pending_tags and (step != self.pending_tb_step or value.tag in self.pending_tags):
+                if self.pending_tags and (step != self.pending_tb_step or key in self.pending_tags):
                     self.commit()
-                self.run.log({value.tag: number, "global_step": step}, commit=False)
-                self.pending_tags.add(value.tag)
+                self.run.log({key: number, "global_step": step}, commit=False)
+                self.pending_tags.add(key)
                 self.pending_tb_step = step
                 self.pending_run_step = self.run.step
 
@@ -178,8 +204,7 @@ def _patch_module(module: Any) -> None:
             result = original(self, event)
             mirror = _current()
             if mirror is not None:
-                _safely(mirror, mirror.seen, self, file_of, event)
-                _safely(mirror, mirror.add, event)
+                _safely(mirror, mirror.add, self, file_of, event)
             return result
 
         return add_event
@@ -263,7 +288,7 @@ def _stop(mirror: _Mirror) -> None:
         for patch in reversed(_patches):
             patch.undo()
         _patches.clear()
-    for writer, event_file in list(mirror.writers.items()):
+    for writer, (_, event_file) in list(mirror.writers.items()):
         _drain(writer, event_file, mirror.last_events.get(writer))
     if mirror.run._run_dir is not None:
         mirror.copy_event_files()
