@@ -21,14 +21,19 @@ def history(store_dir: Path, run: tj.Run) -> list[dict]:
 
 
 def tb_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
-    """What TensorBoard itself reads from the event files in ``logdir``."""
+    """What TensorBoard itself reads from the event files in ``logdir``: scalars, and scalar tensors (TF 2)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
 
-    accumulator = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    accumulator = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "tensors": 0})
     accumulator.Reload()
-    return {
+    found = {
         tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]
     }
+    for tag in accumulator.Tags()["tensors"]:
+        if accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "scalars":
+            found[tag] = [(e.step, float(make_ndarray(e.tensor_proto))) for e in accumulator.Tensors(tag)]
+    return found
 
 
 # ------------------------------------------------------------------------------------------ tensorboard
@@ -168,8 +173,100 @@ def test_tensorboard_writer_imported_after_init_in_a_script(tmp_path: Path):
     assert [(r["global_step"], r["x"]) for r in rows] == [(0, 0.0), (1, 2.0), (2, 4.0), (3, 6.0)]
 
 
+TF_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def test_tf_summary_writers_are_mirrored(tmp_path: Path):
+    code = textwrap.dedent(
+        f"""
+        import sys, warnings
+        import tensorflow as tf
+        import tracker_jupyter as tj
+        tb = {str(tmp_path / "tb")!r}
+        before = tf.summary.create_file_writer(tb + "/before")  # its log directory is not known to the run
+        run = tj.init(project="p", dir={str(tmp_path / "store")!r}, sync_tensorboard=True)
+        train = tf.summary.create_file_writer(tb + "/train")
+        val = tf.summary.create_file_writer(tb + "/val")
+        for step in range(3):
+            with train.as_default(step=step):
+                tf.summary.scalar("loss", 1.0 + step)
+                tf.summary.scalar("lr", 0.1)  # float32 in the event file: 0.1 in the run
+                tf.summary.histogram("weights", tf.constant([1.0, 2.0]))  # not a scalar
+                tf.summary.text("note", "not a scalar")
+            with val.as_default():
+                tf.summary.scalar("loss", 10.0 + step, step=step)
+            with before.as_default():
+                tf.summary.scalar("loss", 100.0 + step, step=step)
+
+        @tf.function
+        def traced(x):
+            with train.as_default():
+                tf.summary.scalar("in_graph", x, step=7)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            traced(tf.constant(1.0))
+            traced(tf.constant(2.0))
+        print("warnings:", [str(w.message) for w in caught if "tracker" in str(w.message)])
+        with train.as_default(step=3):
+            tf.summary.scalar("loss", 4.0)  # not flushed by the user: finish() flushes it
+        run.finish()
+        with train.as_default(step=9):
+            tf.summary.scalar("loss", 99.0)  # after finish: TensorBoard only
+        print(run.id)
+        """
+    )
+    result = run_script(code, tmp_path, env=TF_QUIET, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    run_id = lines[-1]
+    [warned] = [line for line in lines if line.startswith("warnings:")]
+    assert warned.count("inside a tf.function") == 1 and run_id in warned
+
+    rows = tj.Api(tmp_path / "store").run(run_id).history()
+
+    def series(key: str) -> list[tuple[int, float]]:
+        return [(r["global_step"], r[key]) for r in rows if key in r]
+
+    assert series("loss") == [(0, 1.0), (1, 2.0), (2, 3.0), (3, 4.0)]
+    assert series("lr") == [(0, 0.1), (1, 0.1), (2, 0.1)]
+    assert series("val/loss") == [(0, 10.0), (1, 11.0), (2, 12.0)]
+    assert series("tf.summary/loss") == [(0, 100.0), (1, 101.0), (2, 102.0)]
+    assert not any(key in r for r in rows for key in ("weights", "note", "in_graph"))
+
+    copied = tmp_path / "store" / "p" / run_id / "files" / "tensorboard"
+    assert sorted(p.name for p in copied.iterdir()) == ["train", "val"]
+    train = tb_scalars(copied / "train")
+    assert [(step, pytest.approx(value)) for step, value in train["loss"]] == series("loss")
+    assert [step for step, _ in train["in_graph"]] == [7, 7]  # kept in the event file
+
+
+def test_keras_tensorboard_callback_is_mirrored(tmp_path: Path):
+    code = textwrap.dedent(
+        f"""
+        import os
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+        import keras, numpy as np
+        import tracker_jupyter as tj
+        run = tj.init(project="p", dir={str(tmp_path / "store")!r}, sync_tensorboard=True)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        x = np.random.rand(32, 3).astype("float32")
+        callback = keras.callbacks.TensorBoard({str(tmp_path / "logs")!r})
+        model.fit(x, x.sum(axis=1), epochs=3, validation_split=0.25, verbose=0, callbacks=[callback])
+        run.finish()
+        print(run.id)
+        """
+    )
+    result = run_script(code, tmp_path, env=TF_QUIET, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = tj.Api(tmp_path / "store").run(result.stdout.split()[-1]).history()
+    assert [r["global_step"] for r in rows if "epoch_loss" in r] == [0, 1, 2]
+    assert [r["global_step"] for r in rows if "validation/epoch_loss" in r] == [0, 1, 2]
+
+
 def test_sync_tensorboard_without_writer_library_names_the_extra(store_dir: Path, monkeypatch):
-    for name in ("tensorboardX", "tensorboard"):
+    for name in ("tensorboardX", "tensorboard", "tensorflow"):
         monkeypatch.setitem(sys.modules, name, None)  # what Python does for a package that cannot be imported
     with pytest.raises(UsageError, match=r"tracker-jupyter\[tensorboard\]"):
         tj.init(project="p", dir=store_dir, sync_tensorboard=True)

@@ -2,30 +2,41 @@
 
 How it works
 ------------
-While the run is live, the ``add_event`` and ``flush`` methods of the event-file writer classes are patched:
-``tensorboardX.event_file_writer.EventFileWriter`` (``tensorboardX.SummaryWriter``) and
-``tensorboard.summary.writer.event_file_writer.EventFileWriter`` (what ``torch.utils.tensorboard.SummaryWriter``
-writes through). Patching the classes covers writers created before and after ``init()``. A writer module
-that is not imported yet is patched right after the user imports it, so ``init()`` pays no import cost.
-At finish the methods are restored.
+While the run is live, these are patched, and restored at finish:
+
+- the ``add_event`` and ``flush`` methods of ``tensorboardX.event_file_writer.EventFileWriter``
+  (``tensorboardX.SummaryWriter``) and of ``tensorboard.summary.writer.event_file_writer.EventFileWriter``
+  (what ``torch.utils.tensorboard.SummaryWriter`` writes through). Patching the classes covers writers created
+  before and after ``init()``.
+- the ``write_summary``, ``create_summary_file_writer`` and ``flush_summary_writer`` ops in
+  ``tensorflow.python.ops.gen_summary_ops``, which every ``tf.summary`` call ends in at run time (``tf.summary.
+  scalar``, the Keras ``TensorBoard`` callback). Values written in eager mode are mirrored; inside a
+  ``tf.function`` a value exists only when the graph runs, so those stay in the event file (one warning says
+  so). A ``tf.summary`` writer created before ``init()`` is mirrored too, but its log directory is unknown: its
+  tags go under ``tf.summary/<tag>`` once another directory wrote the tag, and its event file is not copied.
+
+A module that is not imported yet is patched right after the user imports it, so ``init()`` pays no import
+cost.
 
 How scalars become history rows
 -------------------------------
 Every scalar value (``simple_value``, or a one-element tensor of the ``scalars`` plugin) is logged under its
-TensorBoard tag, with the TensorBoard step under the key ``global_step``. A tag that a second log directory
+TensorBoard tag, with the TensorBoard step under the key ``global_step``; a float32 value is logged as the
+shortest decimal that is the same float32 (``0.1``, not ``0.10000000149``). A tag that a second log directory
 writes too (``runs/train`` and ``runs/val`` both writing ``loss``) is kept apart: the second one's values go
-under ``<its log directory relative to the two's common parent>/<tag>`` (``val/loss``), never into one series. Consecutive scalars with the same
-TensorBoard step and distinct tags share one history row; a new TensorBoard step, a tag repeated within the
-row, ``writer.flush()`` or ``run.finish()`` commit it. The run's own ``_step`` keeps counting up by one per row
-whatever the TensorBoard steps do (they may go backwards, per tag or between writers), so no scalar is ever
-dropped: plot against ``global_step`` to get TensorBoard's x axis. Rows are built with
-``run.log(..., commit=False)``, so a ``run.log()`` of the user's own in between joins the same row.
+under ``<its log directory relative to the two's common parent>/<tag>`` (``val/loss``), never into one series.
+Consecutive scalars with the same TensorBoard step and distinct tags share one history row; a new TensorBoard
+step, a tag repeated within the row, a flush of the writer (leaving ``with writer.as_default():`` flushes it)
+or ``run.finish()`` commit it. The run's own ``_step`` keeps counting up by one per row whatever the
+TensorBoard steps do (they may go backwards, per tag or between writers), so no scalar is ever dropped: plot
+against ``global_step`` to get TensorBoard's x axis. Rows are built with ``run.log(..., commit=False)``, so a
+``run.log()`` of the user's own in between joins the same row.
 
 Event files
 -----------
-At finish every event file written during the run is copied to ``files/tensorboard/<logdir>/``, where
-``<logdir>`` is the writer's log directory relative to the common parent of all log directories seen (just
-its last part when there is one writer). ``tf.summary`` writes from C++ and is not mirrored.
+At finish the writers are flushed and every event file written during the run is copied to
+``files/tensorboard/<logdir>/``, where ``<logdir>`` is the writer's log directory relative to the common parent
+of all log directories seen (just its last part when there is one writer).
 """
 
 from __future__ import annotations
@@ -47,28 +58,46 @@ _WRITER_MODULES = {
     "tensorboardX.event_file_writer": lambda writer: writer._ev_writer._file_name,
     "tensorboard.summary.writer.event_file_writer": lambda writer: writer._file_name,
 }
+_TF_MODULE = "tensorflow.python.ops.gen_summary_ops"  # where every tf.summary write and writer goes through
 _TENSOR_DTYPES = {1: "<f4", 2: "<f8", 3: "<i4", 9: "<i8", 19: "<f2"}  # TensorFlow DataType enum values
+
+
+def _text(value: Any) -> str:
+    """A str from a str, bytes or a string tensor."""
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _from_float32(number: float) -> float:
+    """The shortest decimal that is the same float32: 0.1 written as float32 reads 0.1, not 0.10000000149."""
+    packed = struct.pack("<f", number)
+    for digits in range(1, 10):
+        candidate = float(f"{number:.{digits}g}")
+        if struct.pack("<f", candidate) == packed:
+            return candidate
+    return number  # inf and nan
 
 
 def scalar_of(value: Any) -> float | None:
     """The number in one ``Summary.Value`` proto, or None when it is not a scalar (image, histogram...)."""
     kind = value.WhichOneof("value")
     if kind == "simple_value":
-        return float(value.simple_value)
+        return _from_float32(value.simple_value)
     if kind != "tensor" or value.metadata.plugin_data.plugin_name != "scalars":
         return None
     tensor = value.tensor
     for field in ("float_val", "double_val", "int_val", "int64_val", "half_val"):
         values: Any = getattr(tensor, field, ())
         if len(values) == 1:
-            return float(values[0])
+            return _from_float32(values[0]) if field == "float_val" else float(values[0])
     dtype = _TENSOR_DTYPES.get(tensor.dtype)
     if tensor.tensor_content and dtype is not None:
         import numpy as np
 
         array = np.frombuffer(tensor.tensor_content, dtype=dtype)
         if array.size == 1:
-            return float(array[0])
+            return _from_float32(float(array[0])) if dtype == "<f4" else float(array[0])
     return None
 
 
@@ -87,6 +116,10 @@ class _Mirror:
         self.event_files: dict[str, str] = {}  # event file -> its log directory
         self.first_logdir: dict[str, str] = {}  # tag -> the log directory that wrote it first
         self.keys: dict[tuple[str, str], str] = {}  # (log directory, tag) -> history key
+        # tf.summary writers created during the run: id of the writer's resource handle -> (handle, log directory)
+        self.tf_writers: dict[int, tuple[weakref.ref[Any], str]] = {}
+        self.tf_metadata: dict[bytes, bool] = {}  # serialized SummaryMetadata -> whether it is a scalar's
+        self.warned_graph = False
         self.failed = False
 
     def seen(self, writer: Any, file_of: Any, event: Any) -> str:
@@ -115,9 +148,11 @@ class _Mirror:
             first = self.first_logdir.setdefault(tag, logdir)
             if first == logdir:
                 key = tag
+            elif not logdir:  # a tf.summary writer created before init(): its log directory is unknown
+                key = f"tf.summary/{tag}"
             else:
-                apart = os.path.relpath(logdir, os.path.commonpath([first, logdir]))
-                if apart == ".":  # the first log directory is inside this one
+                apart = os.path.relpath(logdir, os.path.commonpath([first, logdir])) if first else "."
+                if apart == ".":  # the first log directory is inside this one, or unknown
                     apart = os.path.basename(logdir)
                 key = f"{Path(apart).as_posix()}/{tag}"
             self.keys[(logdir, tag)] = key
@@ -130,18 +165,71 @@ class _Mirror:
         step = int(event.step)
         for value in event.summary.value:
             number = scalar_of(value)
-            if number is None:
-                continue
-            with self.lock:
-                key = self.key(logdir, value.tag)
-                if self.run.step != self.pending_run_step:
-                    self.pending_tags.clear()  # the row was committed by a log() of the user's own
-                if self.pending_tags and (step != self.pending_tb_step or key in self.pending_tags):
-                    self.commit()
-                self.run.log({key: number, "global_step": step}, commit=False)
-                self.pending_tags.add(key)
-                self.pending_tb_step = step
-                self.pending_run_step = self.run.step
+            if number is not None:
+                self.add_scalar(logdir, value.tag, step, number)
+
+    def add_scalar(self, logdir: str, tag: str, step: int, number: float) -> None:
+        with self.lock:
+            key = self.key(logdir, tag)
+            if self.run.step != self.pending_run_step:
+                self.pending_tags.clear()  # the row was committed by a log() of the user's own
+            if self.pending_tags and (step != self.pending_tb_step or key in self.pending_tags):
+                self.commit()
+            self.run.log({key: number, "global_step": step}, commit=False)
+            self.pending_tags.add(key)
+            self.pending_tb_step = step
+            self.pending_run_step = self.run.step
+
+    def tf_writer_created(self, resource: Any, logdir: Any) -> None:
+        """A ``tf.summary.create_file_writer(logdir)`` during the run: remember where it writes."""
+        path = os.path.abspath(_text(logdir))
+        self.tf_writers[id(resource)] = (weakref.ref(resource), path)
+        self.event_files.setdefault(
+            path, path
+        )  # its file name is chosen in C++: copy the directory's new ones
+
+    def add_tf(self, resource: Any, step: Any, tensor: Any, tag: Any, metadata: Any) -> None:
+        """One ``tf.summary`` write (``tf.summary.scalar`` and the like end here) in eager mode."""
+        if not hasattr(tensor, "numpy"):  # inside a tf.function: the value exists only when the graph runs
+            if not self.warned_graph:
+                self.warned_graph = True
+                warnings.warn(
+                    f"tracker: tf.summary calls inside a tf.function are kept in the event files but not "
+                    f"mirrored into run {self.run.id}; call tf.summary outside the tf.function (or "
+                    f"run.log()) for the values you want in the run's history",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return
+        raw = metadata.numpy() if hasattr(metadata, "numpy") else metadata
+        if raw not in self.tf_metadata:
+            from tensorflow.core.framework.summary_pb2 import SummaryMetadata
+
+            parsed = SummaryMetadata.FromString(raw or b"")
+            self.tf_metadata[raw] = parsed.plugin_data.plugin_name == "scalars"
+        array = tensor.numpy()
+        if not self.tf_metadata[raw] or array.size != 1:
+            return
+        known = self.tf_writers.get(id(resource))
+        logdir = known[1] if known is not None and known[0]() is resource else ""
+        number = float(array.reshape(()))
+        if array.dtype.name == "float32":
+            number = _from_float32(number)
+        self.add_scalar(logdir, _text(tag), int(step.numpy() if hasattr(step, "numpy") else step), number)
+
+    def flush_tf_writers(self) -> None:
+        if not self.tf_writers:
+            return
+        import sys
+
+        ops = sys.modules.get(_TF_MODULE)
+        for ref, _ in self.tf_writers.values():
+            resource = ref()
+            if ops is not None and resource is not None:
+                try:
+                    ops.flush_summary_writer(resource)
+                except Exception:
+                    pass  # a writer the user already closed: its file is complete
 
     def commit(self) -> None:
         with self.lock:
@@ -159,11 +247,14 @@ class _Mirror:
         copied: list[Path] = []
         for source, logdir in sorted(self.event_files.items()):
             target_dir = target_root / os.path.relpath(logdir, common)
-            sources = (
-                [os.path.join(logdir, n) for n in os.listdir(logdir) if ".tfevents." in n]
-                if source == logdir
-                else [source]
-            )
+            sources = [source]
+            if source == logdir:  # the writer's own file is unknown: those of its log directory written since
+                since = self.run.start_time - 1  # the run started (file times have a coarser resolution)
+                sources = [
+                    path
+                    for path in (os.path.join(logdir, n) for n in os.listdir(logdir) if ".tfevents." in n)
+                    if os.path.getmtime(path) >= since
+                ]
             for path in sources:
                 if os.path.isfile(path):
                     target_dir.mkdir(parents=True, exist_ok=True)
@@ -222,14 +313,62 @@ def _patch_module(module: Any) -> None:
     _patches.append(Patch(writer_class, "flush", patched_flush))
 
 
+def _patch_tensorflow(ops: Any) -> None:
+    """Patch the generated ops every ``tf.summary`` writer creation and write calls at run time."""
+
+    def patched_create(original: Any) -> Any:
+        def create_summary_file_writer(
+            writer: Any,
+            logdir: Any,
+            max_queue: Any,
+            flush_millis: Any,
+            filename_suffix: Any,
+            name: Any = None,
+        ) -> Any:
+            result = original(writer, logdir, max_queue, flush_millis, filename_suffix, name=name)
+            mirror = _current()
+            if mirror is not None:
+                _safely(mirror, mirror.tf_writer_created, writer, logdir)
+            return result
+
+        return create_summary_file_writer
+
+    def patched_write(original: Any) -> Any:
+        def write_summary(
+            writer: Any, step: Any, tensor: Any, tag: Any, summary_metadata: Any, name: Any = None
+        ) -> Any:
+            result = original(writer, step, tensor, tag, summary_metadata, name=name)
+            mirror = _current()
+            if mirror is not None:
+                _safely(mirror, mirror.add_tf, writer, step, tensor, tag, summary_metadata)
+            return result
+
+        return write_summary
+
+    def patched_flush(original: Any) -> Any:
+        def flush_summary_writer(writer: Any, name: Any = None) -> Any:
+            mirror = _current()
+            if mirror is not None:
+                _safely(mirror, mirror.commit)
+            return original(writer, name=name)
+
+        return flush_summary_writer
+
+    _patches.append(Patch(ops, "create_summary_file_writer", patched_create))
+    _patches.append(Patch(ops, "flush_summary_writer", patched_flush))
+    _patches.append(Patch(ops, "write_summary", patched_write))
+
+
 def start(run: Any) -> None:
     """Mirror TensorBoard scalars into ``run`` until it finishes (see the module docstring)."""
-    if not any(is_installed(name) for name in _WRITER_MODULES):
+    if not any(is_installed(name) for name in (*_WRITER_MODULES, _TF_MODULE)):
         raise missing_extra("sync_tensorboard=True", "tensorboard", "tensorboardX")
     if not _mirrors:
         for name in _WRITER_MODULES:
             if is_installed(name):
                 _hooks.append(WhenImported(name, _patch_module))
+        if is_installed(_TF_MODULE):
+            _hooks.append(WhenImported(_TF_MODULE, _patch_tensorflow))
     mirror = _Mirror(run)
     _mirrors.append(mirror)
     run.on_finish(lambda finished: _stop(mirror))
@@ -290,5 +429,6 @@ def _stop(mirror: _Mirror) -> None:
         _patches.clear()
     for writer, (_, event_file) in list(mirror.writers.items()):
         _drain(writer, event_file, mirror.last_events.get(writer))
+    mirror.flush_tf_writers()
     if mirror.run._run_dir is not None:
         mirror.copy_event_files()
