@@ -193,6 +193,36 @@ def test_kill_9_then_resume_must_continues_at_the_right_step(tmp_path: Path, sto
     assert record.lineage["resumes"][0]["previous_state"] == "crashed"
 
 
+def test_kill_9_while_logging_then_resume_continues_without_gaps(tmp_path: Path, store_dir: Path):
+    code = (
+        "import sys, tracker_jupyter as tj\n"
+        "run = tj.init(project='p', id='busy', dir=sys.argv[1], settings={'flush_interval': 0.05})\n"
+        "i = 0\n"
+        "while True:\n"
+        "    run.log({'x': i, 'pad': 'y' * 200}); i += 1\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(store_dir)])
+    history = store_dir / "p" / "busy" / store.HISTORY
+    try:
+        deadline = time.monotonic() + 60
+        while store.count_rows(history) < 20_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # in the middle of logging and writing
+        proc.wait()
+    on_disk = store.count_rows(history)
+    assert on_disk >= 20_000
+    run = tj.init(project="p", dir=store_dir, id="busy", resume="must")
+    assert run.step >= on_disk
+    first_new = run.step
+    for i in range(3):
+        run.log({"x": first_new + i})
+    run.finish()
+    rows = list(tj.Api(store_dir).run("busy").scan_history())
+    assert [r["_step"] for r in rows] == list(range(first_new + 3))  # no gap, nothing glued or lost
+    assert [r["x"] for r in rows] == list(range(first_new + 3))
+
+
 def test_two_processes_resuming_the_same_run(tmp_path: Path, store_dir: Path):
     tj.init(project="p", dir=store_dir, id="both").finish()
     code = (

@@ -95,9 +95,30 @@ def test_a_torn_tail_is_ignored_not_fatal(store_dir: Path):
     record = tj.Api(store_dir).run(run.id)
     assert [r["x"] for r in record.scan_history()] == [0, 1, 2]
     assert store.last_row(history) == record.history()[-1]
-    # and a run with a torn tail can be continued: the torn line does not count as a step
+    # and a run with a torn tail can be continued: the torn line does not count as a step, and the rows
+    # logged after the resume are not glued onto it
     resumed = tj.init(project="p", dir=store_dir, id=run.id, resume="must")
     assert resumed.step == 3
+    resumed.log({"x": 3})
+    resumed.log({"x": 4})
+    resumed.finish()
+    assert [(r["_step"], r["x"]) for r in tj.Api(store_dir).run(run.id).scan_history()] == [
+        (i, i) for i in range(5)
+    ]
+
+
+def test_a_complete_last_row_without_its_newline_is_kept(store_dir: Path):
+    run = tj.init(project="p", dir=store_dir)
+    run.log({"x": 0})
+    run.finish()
+    history = store_dir / "p" / run.id / "history.jsonl"
+    with open(history, "a") as fh:
+        fh.write('{"_step": 1, "_timestamp": 1, "x": 1}')  # killed between the row and its newline
+    resumed = tj.init(project="p", dir=store_dir, id=run.id, resume="must")
+    resumed.log({"x": 2})
+    resumed.finish()
+    rows = tj.Api(store_dir).run(run.id).scan_history()
+    assert [(r["_step"], r["x"]) for r in rows] == [(0, 0), (1, 1), (2, 2)]
 
 
 def test_several_processes_write_runs_under_one_dir(tmp_path: Path, store_dir: Path):

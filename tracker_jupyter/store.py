@@ -254,6 +254,39 @@ def iter_lines(
             yield rows_in_line(line), position
 
 
+def mend_torn_tail(path: Path) -> None:
+    """Make sure appending starts on a line of its own after a writer was killed mid-write.
+
+    A last line without its newline is either complete JSON (the kill came just before the newline: it gets
+    its newline) or a torn record (cut off, it was never readable anyway).
+    """
+    try:
+        with open(path, "rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return
+            start = size
+            while True:
+                start = max(0, start - (1 << 20))
+                fh.seek(start)
+                newline = fh.read(size - start).rfind(b"\n")
+                if newline >= 0 or start == 0:
+                    break
+            line_start = start + newline + 1 if newline >= 0 else 0
+            fh.seek(line_start)
+            try:
+                json.loads(fh.read())
+            except ValueError:
+                fh.truncate(line_start)
+            else:
+                fh.write(b"\n")
+    except FileNotFoundError:
+        return
+
+
 def count_rows(path: Path, offset: int = 0) -> int:
     """How many rows the complete lines after byte ``offset`` hold, without parsing them.
 
@@ -348,6 +381,7 @@ class RunWriter:
         self.error: BaseException | None = None
         self._warned = False
         self._io_lock = threading.Lock()
+        mend_torn_tail(run_dir / HISTORY)  # a crashed writer's half line must not swallow the next rows
         self._history = open(run_dir / HISTORY, "a", encoding="utf-8")
         self._write()  # the run is visible to readers (and to other processes) as soon as init() returns
         self._thread = threading.Thread(target=self._loop, name=f"tracker-writer-{run_dir.name}", daemon=True)
