@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -119,6 +120,65 @@ def test_a_complete_last_row_without_its_newline_is_kept(store_dir: Path):
     resumed.finish()
     rows = tj.Api(store_dir).run(run.id).scan_history()
     assert [(r["_step"], r["x"]) for r in rows] == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_rows_reach_disk_while_git_is_still_answering(tmp_path: Path, store_dir: Path):
+    """git facts are gathered beside the writer: a slow git must not hold rows back from the disk.
+
+    The slow git is a stand-in (a script first on PATH that waits for a file, then runs the real git):
+    a git that takes seconds cannot be made on demand here otherwise.
+    """
+    import shutil
+
+    real_git = shutil.which("git")
+    assert real_git is not None
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run([real_git, "init", "-q", str(repo)], check=True)
+    subprocess.run(
+        [real_git, "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+         "--allow-empty", "-m", "first"],
+        check=True,
+    )  # fmt: skip
+    barrier = tmp_path / "git-may-answer"
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "git").write_text(
+        f'#!/bin/sh\nwhile [ ! -e {barrier} ]; do sleep 0.02; done\nexec {real_git} "$@"\n'
+    )
+    (fake_bin / "git").chmod(0o755)
+    program = repo / "train.py"
+    program.write_text(
+        "import sys, tracker_jupyter as tj\n"
+        "run = tj.init(project='p', id='slowgit', dir=sys.argv[1], settings={'flush_interval': 0.05})\n"
+        "for i in range(100): run.log({'x': i})\n"
+        "print('logged', flush=True)\n"
+        "sys.stdin.readline(); run.finish()\n"
+    )
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [sys.executable, str(program), str(store_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=repo,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "logged"
+        history = store_dir / "p" / "slowgit" / store.HISTORY
+        deadline = time.monotonic() + 60
+        while store.count_rows(history) < 100 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.count_rows(history) == 100  # on disk while git has not answered yet
+        assert "git" not in (store.read_json(history.parent / store.META, {}) or {})
+        barrier.touch()
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    meta = tj.Api(store_dir).run("slowgit")
+    assert meta.state == "finished"
+    assert len((store.read_json(history.parent / store.META, {}) or {})["git"]["commit"]) == 40
 
 
 def test_several_processes_write_runs_under_one_dir(tmp_path: Path, store_dir: Path):

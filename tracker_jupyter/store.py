@@ -365,7 +365,6 @@ class RunWriter:
         self._lock = lock
         self.flush_interval = flush_interval
         self.max_pending_rows = max_pending_rows
-        self._startup = startup
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
         self.enqueue = self._queue.append
         self.pending = self._queue.__len__
@@ -386,6 +385,13 @@ class RunWriter:
         self._write()  # the run is visible to readers (and to other processes) as soon as init() returns
         self._thread = threading.Thread(target=self._loop, name=f"tracker-writer-{run_dir.name}", daemon=True)
         self._thread.start()
+        # git and code capture may take seconds: beside the writer, so rows still reach disk every flush_interval
+        self._startup_thread: threading.Thread | None = None
+        if startup is not None:
+            self._startup_thread = threading.Thread(
+                target=self._run_startup, args=(startup,), name=f"tracker-startup-{run_dir.name}", daemon=True
+            )
+            self._startup_thread.start()
 
     # ----- called from the logging thread
     def mark_meta(self) -> None:
@@ -426,6 +432,8 @@ class RunWriter:
         self._closing = True
         self._wake.set()
         self._thread.join()
+        if self._startup_thread is not None:
+            self._startup_thread.join()  # its git and code information belongs in the final metadata
         self._write(fsync=fsync)
         if self._retry:
             print(
@@ -438,12 +446,14 @@ class RunWriter:
         self._lock.release()
 
     # ----- the writer thread
+    def _run_startup(self, startup: Callable[[RunWriter], None]) -> None:
+        try:
+            startup(self)
+        except Exception as exc:
+            self._report(f"could not record code/git information: {exc}")
+        self.mark_meta()
+
     def _loop(self) -> None:
-        if self._startup is not None:
-            try:
-                self._startup(self)
-            except Exception as exc:
-                self._report(f"could not record code/git information: {exc}")
         while not self._closing:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
