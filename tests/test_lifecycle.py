@@ -336,3 +336,55 @@ def test_a_refused_init_does_not_finish_the_active_run(store_dir: Path):
     with pytest.raises(UsageError, match="not a single string"):
         tj.init(project="p", dir=store_dir, reinit="finish_previous", tags="x")
     assert first.state == "running" and tj.run is first
+
+
+def test_refusals_found_in_the_store_do_not_finish_the_active_run(store_dir: Path):
+    logged(tj.init(project="p", dir=store_dir, id="old", config={"lr": 0.1}), 3).finish()
+    first = tj.init(project="p", dir=store_dir)
+    refused = [
+        ({"project": "a/b"}, "project"),
+        ({"id": "ghost", "resume": "must"}, "no run 'ghost'"),
+        ({"id": "old"}, "already exists"),
+        ({"id": "old", "resume": "never"}, "already exists"),
+        ({"resume_from": "ghost?_step=1"}, "no run 'ghost'"),
+        ({"resume_from": "old?_step=7"}, "no step 7: its last step is 2"),
+        ({"fork_from": "ghost?_step=1"}, "no run 'ghost'"),
+        ({"fork_from": "old?_step=3"}, "no step 3: its last step is 2"),
+    ]
+    for arguments, message in refused:
+        with pytest.raises(UsageError, match=message):
+            tj.init(dir=store_dir, reinit="finish_previous", **{"project": "p", **arguments})
+    with pytest.raises(tj.ConfigError, match="lr"):  # a resumed run refuses the change
+        tj.init(
+            project="p", dir=store_dir, id="old", resume="allow", config={"lr": 0.2}, allow_val_change=False,
+            reinit="finish_previous",
+        )  # fmt: skip
+    with pytest.raises(tj.ConfigError, match="lr"):
+        tj.init(
+            project="p", dir=store_dir, resume_from="old?_step=1", config={"lr": 0.2}, allow_val_change=False,
+            reinit="finish_previous",
+        )  # fmt: skip
+    assert first.state == "running" and tj.run is first
+    assert steps(tj.Api(store_dir), "old") == [(0, 0), (1, 1), (2, 2)]  # not rewound either
+    assert not list((store_dir / "p" / "old").glob("history.rewound-*"))
+
+
+def test_resuming_a_run_active_in_this_process_says_so(store_dir: Path):
+    first = tj.init(project="p", dir=store_dir, id="mine")
+    with pytest.raises(UsageError, match="active in this process"):
+        tj.init(project="p", dir=store_dir, id="mine", resume="must", reinit="create_new")
+    assert first.state == "running" and tj.run is first
+
+
+def test_a_rewind_is_undone_when_init_fails_later(store_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    logged(tj.init(project="p", dir=store_dir, id="rw"), 10).finish()
+    run_dir = store_dir / "p" / "rw"
+    before = {name: (run_dir / name).read_bytes() for name in (store.HISTORY, store.META, store.SUMMARY)}
+    for name in ("tensorboardX", "tensorboard", "tensorflow"):
+        monkeypatch.setitem(sys.modules, name, None)  # sync_tensorboard fails once the run is open
+    with pytest.raises(UsageError, match="sync_tensorboard"):
+        tj.init(project="p", dir=store_dir, resume_from="rw?_step=3", sync_tensorboard=True)
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+    assert not list(run_dir.glob("history.rewound-*"))
+    record = tj.Api(store_dir).run("rw")
+    assert record.state == "finished" and "rewinds" not in record.lineage

@@ -334,6 +334,22 @@ def init(
             silent,
         )
         return previous
+    if mode != "disabled":
+        root = Path(resolve("root_dir", os.fspath(dir) if dir is not None else None, settings)).expanduser()
+        project_name: str = resolve("project", project, settings) or _default_project()
+        store.check_name("project", project_name, max_len=MAX_PROJECT_LENGTH)
+        entity = resolve("entity", entity, settings)
+        notebook_file = (
+            _env.notebook_path(shell, resolve("notebook_name", None, settings)) if interactive else None
+        )
+        program = resolve("program", None, settings) or notebook_file or _env.program_path()
+        program_key = _program_key(resolve("program", None, settings), notebook_file)
+        # every refusal opening the run would raise, raised now: a refused init() leaves the active run be
+        _open_run(
+            root=root, project=project_name, run_id=run_id, resume_mode=resume_mode, rewind=rewind, fork=fork,
+            program_key=program_key, check_only=True, config=initial_config, allow_val_change=allow_val_change,
+        )  # fmt: skip
+
     if reinit_mode == "finish_previous":
         for active in list(reversed(holder.active)):
             active.finish()
@@ -348,15 +364,6 @@ def init(
             allow_val_change=allow_val_change, settings=settings,
         )  # fmt: skip
 
-    root = Path(resolve("root_dir", os.fspath(dir) if dir is not None else None, settings)).expanduser()
-    project = resolve("project", project, settings) or _default_project()
-    store.check_name("project", project, max_len=MAX_PROJECT_LENGTH)
-    entity = resolve("entity", entity, settings)
-    notebook_file = (
-        _env.notebook_path(shell, resolve("notebook_name", None, settings)) if interactive else None
-    )
-    program = resolve("program", None, settings) or notebook_file or _env.program_path()
-    program_key = _program_key(resolve("program", None, settings), notebook_file)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -366,9 +373,10 @@ def init(
 
     # ---- 4. which run directory: new, resumed, rewound or forked
     opened = _open_run(
-        root=root, project=project, run_id=run_id, resume_mode=resume_mode, rewind=rewind, fork=fork,
+        root=root, project=project_name, run_id=run_id, resume_mode=resume_mode, rewind=rewind, fork=fork,
         program_key=program_key,
     )  # fmt: skip
+    assert opened is not None
     meta = opened.meta
     try:
         _apply_identity(
@@ -407,7 +415,7 @@ def init(
         run._anonymous = anonymous  # type: ignore[attr-defined]
         run._force = force  # type: ignore[attr-defined]
         run.on_finish(_finish_line)
-        _remember_for_auto_resume(root, program_key, project, meta["id"])
+        _remember_for_auto_resume(root, program_key, project_name, meta["id"])
     except BaseException:
         opened.undo()
         raise
@@ -443,15 +451,19 @@ class _Opened(NamedTuple):
     copied_rows: list[dict[str, Any]]
     how: str  # new | resumed | rewound | forked
     saved: dict[str, bytes | None]  # a resumed run's metadata files as they were, to put back on failure
+    archive: str | None = None  # a rewound run's whole history before the rewind
 
     def undo(self) -> None:
-        """Forget a run this init() created; put a resumed run's metadata back as it was."""
-        self.lock.release()
+        """Forget a run this init() created; put a resumed or rewound run back as it was."""
         if self.created:
+            self.lock.release()
             import shutil
 
             shutil.rmtree(self.dir, ignore_errors=True)
             return
+        if self.archive is not None:
+            os.replace(self.dir / self.archive, self.dir / store.HISTORY)  # the history before the rewind
+        self.lock.release()
         for name, content in self.saved.items():
             if content is not None:
                 tmp = self.dir / f".{name}.undo.tmp"
@@ -480,6 +492,12 @@ def _find_existing(root: Path, project: str, run_id: str) -> Path | None:
 def _lock_or_fail(path: Path, run_id: str) -> store.RunLock:
     lock = store.RunLock(path)
     if not lock.acquire():
+        mine = [run for run in holder.active if run._run_dir == path]
+        if mine:
+            raise UsageError(
+                f"run {run_id} is active in this process (tracker_jupyter.run or another Run object); finish "
+                "it first, or pass reinit='finish_previous' to have init() finish it."
+            )
         meta = store.read_json(path / store.META, {}) or {}
         raise UsageError(
             f"run {run_id} ({path}) is open in another process (pid {meta.get('pid', '?')} on "
@@ -549,6 +567,24 @@ def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
     )  # fmt: skip
 
 
+def _check_step(path: Path, what: str, ref: StepRef) -> None:
+    last = store.last_row(path / store.HISTORY)
+    last_step = int(last["_step"]) if last and "_step" in last else -1
+    if ref.step > last_step:
+        raise UsageError(
+            f"{what}={ref.run_id}?_step={ref.step}: run {ref.run_id} has no step {ref.step}: its last step is "
+            f"{last_step}. Pick a step from 0 to {last_step}."
+        )
+
+
+def _check_config(path: Path, config: dict[str, Any], allow_val_change: bool) -> None:
+    """Refuse now what merging ``config`` into the run at ``path`` would refuse once the run is open."""
+    merged = Config(allow_val_change=True)
+    merged.update(store.read_json(path / store.CONFIG, {}) or {})
+    object.__setattr__(merged, "_allow_val_change", allow_val_change)
+    merged.update(config)
+
+
 def _open_run(
     *,
     root: Path,
@@ -558,7 +594,13 @@ def _open_run(
     rewind: StepRef | None,
     fork: StepRef | None,
     program_key: str,
-) -> _Opened:
+    check_only: bool = False,
+    config: dict[str, Any] | None = None,
+    allow_val_change: bool = False,
+) -> _Opened | None:
+    """Open the run directory init() logs to. With ``check_only``, only read: raise every refusal opening
+    would raise (unknown runs, steps, ids, config changes a resumed run refuses) and return None, so that
+    init() can refuse before it finishes the active run."""
     if rewind is not None:
         path = _find_existing(root, project, rewind.run_id)
         if path is None:
@@ -566,12 +608,17 @@ def _open_run(
                 f"resume_from={rewind.run_id}?_step={rewind.step}: no run {rewind.run_id!r} in project "
                 f"{project!r} under {root}."
             )
+        if check_only:
+            _check_step(path, "resume_from", rewind)
+            _check_config(path, config or {}, allow_val_change)
+            return None
         lock = _lock_or_fail(path, rewind.run_id)
         try:
-            store.rewind_history(path, rewind.step)
+            saved = {name: _read_bytes(path / name) for name in (store.META, store.CONFIG, store.SUMMARY)}
+            archive = store.rewind_history(path, rewind.step)
         finally:
             lock.release()
-        opened = _resume_existing(path, rewind.run_id, "rewound")
+        opened = _resume_existing(path, rewind.run_id, "rewound")._replace(saved=saved, archive=archive)
         opened.meta.setdefault("rewinds", []).append({"time": time.time(), "step": rewind.step})
         return opened
     if fork is not None:
@@ -581,6 +628,9 @@ def _open_run(
                 f"fork_from={fork.run_id}?_step={fork.step}: no run {fork.run_id!r} in project {project!r} "
                 f"under {root}."
             )
+        if check_only:
+            _check_step(source, "fork_from", fork)
+            return None
         rows = store.history_until(source, fork.step)
         path, lock, new_id = _create(root, project, run_id)
         source_meta = store.read_json(source / store.META, {}) or {}
@@ -599,6 +649,9 @@ def _open_run(
         if last and last.get("project") == project:
             path = _find_existing(root, project, str(last.get("id")))
             if path is not None and store.run_state(path) == "crashed":
+                if check_only:
+                    _check_config(path, config or {}, allow_val_change)
+                    return None
                 return _resume_existing(path, str(last["id"]), "resumed")
     if resume_mode == "must" and run_id is None:
         raise UsageError("resume='must' needs the id of the run to continue: pass id= or set TRACKER_RUN_ID.")
@@ -606,6 +659,9 @@ def _open_run(
         path = _find_existing(root, project, run_id)
         if path is not None:
             if resume_mode in ("allow", "must", "auto"):
+                if check_only:
+                    _check_config(path, config or {}, allow_val_change)
+                    return None
                 return _resume_existing(path, run_id, "resumed")
             raise UsageError(
                 f"a run with id {run_id!r} already exists in project {project!r} ({path}). Pass "
@@ -616,6 +672,8 @@ def _open_run(
                 f"resume='must': no run {run_id!r} in project {project!r} under {root} "
                 f"(looked for {store.run_path(root, project, run_id)})."
             )
+    if check_only:
+        return None
     path, lock, new_id = _create(root, project, run_id)
     return _Opened(
         dir=path, meta=_new_meta(new_id, project), config={}, summary={}, next_step=0, lock=lock,
