@@ -268,7 +268,10 @@ def test_disabled_mode_works_and_writes_nothing(tmp_path: Path):
 def test_online_without_server_falls_back_to_offline_unless_forced(store_dir: Path, capsys):
     run = tj.init(project="p", dir=store_dir, mode="online")
     assert run.mode == "offline"
-    assert "tracker sync" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no tracking server is configured" in err and "tracker sync" in err
+    run._sink.flush()
+    assert tj.Api(store_dir).run(run.id).mode == "offline"  # on disk while the run is live, too
     run.finish()
     with pytest.raises(UsageError, match="TRACKER_BASE_URL"):
         tj.init(project="p", dir=store_dir, mode="online", force=True)

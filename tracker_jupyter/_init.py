@@ -771,6 +771,11 @@ def _start_online(run: Run, *, settings: Settings, force: bool, anonymous: str |
             )
         run._meta["mode"] = "offline"
         run._meta["offline_reason"] = "no tracking server configured (TRACKER_BASE_URL)"
+        run._sink.mark_meta()
+        _say(
+            "mode='online', but no tracking server is configured (set TRACKER_BASE_URL); logging offline.",
+            silent,
+        )
         return
     from . import sync
 
