@@ -238,6 +238,32 @@ def test_429_and_500_from_a_proxy_are_retried(
     assert history(mlflow_client, found.info.run_id, "v") == [(i, float(i)) for i in range(100)]
 
 
+def test_credentials_in_the_server_url_are_never_shown_or_stored(
+    mlflow_server: MlflowServer, store_dir: Path, monkeypatch, capsys
+):
+    dead = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("TRACKER_BASE_URL", f"http://alice:s3cr3t-in-url@{dead}/")
+    run = tj.init(project=unique("urlcreds"), dir=store_dir)
+    assert run.mode == "offline"
+    run.log({"x": 1})
+    snapshot = json.dumps(run._repr_mimebundle_())  # what a notebook shows and saves
+    run.finish()
+    err = capsys.readouterr().err
+    assert f"cannot use http://{dead}" in err
+    assert "s3cr3t-in-url" not in err + snapshot
+    for path in store_dir.rglob("*"):
+        if path.is_file():
+            assert "s3cr3t-in-url" not in path.read_text(errors="replace"), path
+    # the same URL credentials are used (not shown) against a live server: MLflow without auth accepts them
+    monkeypatch.setenv(
+        "TRACKER_BASE_URL", mlflow_server.url.replace("http://", "http://alice:s3cr3t-in-url@")
+    )
+    run = tj.init(project=unique("urlcreds"), dir=store_dir, force=True)
+    assert run.mode == "online" and "s3cr3t" not in (run.url or "")
+    run.finish()
+    assert "s3cr3t-in-url" not in capsys.readouterr().err
+
+
 def test_refused_metric_key_is_reported_once_and_the_rest_lands(
     online, mlflow_client: Any, store_dir, capsys
 ):
@@ -271,10 +297,11 @@ def test_auth_server_credentials(
     monkeypatch.setenv("TRACKER_PASSWORD", "wrong-password-123")
     with pytest.raises(AuthenticationError):
         tj.init(project=project, dir=store_dir, force=True)
-    with pytest.raises(AuthenticationError, match="anonymous='never' needs credentials"):
-        monkeypatch.delenv("TRACKER_USERNAME")
-        monkeypatch.delenv("TRACKER_PASSWORD")
-        tj.init(project=project, dir=store_dir, force=True, anonymous="never")
+    monkeypatch.delenv("TRACKER_USERNAME")
+    monkeypatch.delenv("TRACKER_PASSWORD")
+    for force in (True, False):  # required credentials missing: an error, not a quiet offline run
+        with pytest.raises(AuthenticationError, match="anonymous='never' needs credentials"):
+            tj.init(project=project, dir=store_dir, force=force, anonymous="never")
     # tracker login stores the credentials (mode 0600) and later runs use them
     assert tj.login(mlflow_auth_server.url, *mlflow_auth_server.admin)
     creds = sync_module.credentials_file()

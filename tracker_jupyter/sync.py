@@ -88,8 +88,18 @@ def _store_credentials(base_url: str, entry: dict[str, str]) -> Path:
     return path
 
 
-def credentials_for(base_url: str, settings: Settings, anonymous: str | None = None) -> Credentials:
-    """Credentials for ``base_url``: settings/environment first, then what ``tracker login`` stored."""
+def server_url(base_url: str) -> tuple[str, Credentials]:
+    """The server URL without any ``user:password@`` in it (what is shown and stored), and those credentials."""
+    from ._rest import _split_base_url
+
+    return _split_base_url(base_url)
+
+
+def credentials_for(
+    base_url: str, settings: Settings, anonymous: str | None = None, from_url: Credentials | None = None
+) -> Credentials:
+    """Credentials for ``base_url``: settings/environment first, then ``user:password@`` in the configured
+    URL (``from_url``), then what ``tracker login`` stored."""
     from ._rest import Credentials
 
     if anonymous == "must":
@@ -106,6 +116,8 @@ def credentials_for(base_url: str, settings: Settings, anonymous: str | None = N
             "basic auth needs both a username and a password; set TRACKER_USERNAME and TRACKER_PASSWORD "
             "(or settings username/password), or run `tracker login`."
         )
+    if from_url is not None and from_url.is_set:
+        return from_url
     stored = _stored_credentials(base_url)
     if stored.get("token"):
         return Credentials(token=stored["token"])
@@ -150,6 +162,7 @@ def login(
     base_url = base_url or resolve("base_url", None, Settings())
     if not base_url:
         raise UsageError("login() needs a server: pass base_url= or set TRACKER_BASE_URL.")
+    base_url, _ = server_url(base_url)
     if api_key:
         entry, creds = {"token": api_key}, Credentials(token=api_key)
     elif username and password:
@@ -542,31 +555,26 @@ def start(
     """Connect an online run to the server, or fall back to offline (unless ``force``)."""
     from ._rest import NO_RETRY, MlflowRest, RetryPolicy, Timeout
 
-    try:
-        credentials = credentials_for(base_url, settings, anonymous)
-    except AuthenticationError:
-        if force:
-            raise
-        _fall_back(run, base_url, "no credentials (anonymous='never')", silent)
-        return
+    base_url, from_url = server_url(base_url)
+    # anonymous='never' without credentials is refused (AuthenticationError), online or forced alike
+    credentials = credentials_for(base_url, settings, anonymous, from_url)
     # Few retries per call: the live syncer retries whole passes itself, with its own backoff, and
     # notes the error at once for the widget.
-    live_retry = RetryPolicy(max_attempts=2, backoff_initial=0.5, deadline=5.0)
-    client = MlflowRest(
-        base_url, credentials, timeout=Timeout(connect=INIT_TIMEOUT, read=30.0), retry=live_retry
-    )
+    live_retry = RetryPolicy(max_attempts=2, backoff_initial=0.5, deadline=INIT_TIMEOUT)
+    client = MlflowRest(base_url, credentials, timeout=INIT_TIMEOUT, retry=live_retry)
     syncer = RunSyncer(run._run_dir, client)
     try:
         probe = MlflowRest(base_url, credentials, timeout=INIT_TIMEOUT, retry=NO_RETRY)
         with probe:
             probe.health()
-        syncer.ensure_run(run._meta)
+        syncer.ensure_run(run._meta)  # short timeouts: a stalled server must not hang init()
     except (CommError, OSError) as exc:
         client.close()
         if force:
             raise
         _fall_back(run, base_url, str(exc), silent)
         return
+    client.timeout = Timeout(connect=INIT_TIMEOUT, read=30.0)  # the background syncer can wait longer
     run._meta["url"] = syncer.url
     run._meta["mlflow_run_id"] = syncer.mlflow_run_id
     run._sink.mark_meta()
@@ -619,7 +627,8 @@ def sync_paths(
         )
     root = Path(resolve("root_dir", dir, settings))
     dirs = _run_dirs(paths, root)
-    client = MlflowRest(base_url, credentials_for(base_url, settings))
+    base_url, from_url = server_url(base_url)
+    client = MlflowRest(base_url, credentials_for(base_url, settings, from_url=from_url))
     synced = 0
     with client:
         client.health()
