@@ -278,6 +278,23 @@ def test_refused_metric_key_is_reported_once_and_the_rest_lands(
     assert len(mlflow_client.get_metric_history(found.info.run_id, "good")) == 20
 
 
+def test_refused_param_is_reported_once_over_many_passes(
+    mlflow_server: MlflowServer, mlflow_client: Any, store_dir: Path, capsys
+):
+    project = unique("badparam")
+    run = tj.init(project=project, dir=store_dir, mode="offline", config={"lr(max)": 0.1, "ok": 2})
+    run.log({"x": 1})
+    run.finish()
+    run_dir = store_dir / project / run.id
+    for _ in range(3):  # three passes, each a new syncer reading the saved cursor, as `tracker sync` does
+        sync_module.sync_paths([str(run_dir)], base_url=mlflow_server.url)
+    err = capsys.readouterr().err
+    assert err.count("refused param 'lr(max)'") == 1
+    found = mlflow_run(mlflow_client, project, run.id)
+    assert found.data.params == {"ok": "2"}
+    assert json.loads(found.data.tags["tracker.config"]) == {"lr(max)": 0.1, "ok": 2}  # nothing lost
+
+
 # ------------------------------------------------------------------------------------------- auth
 
 

@@ -358,25 +358,36 @@ class RunSyncer:
     def _sync_params_and_tags(self, run_id: str, meta: dict[str, Any], *, final: bool) -> None:
         config = store.read_json(self.dir / store.CONFIG, {}) or {}
         params = flatten_params(config)
+        # "param:key" / "tag:key" -> the value the server refused: not offered again until the value changes
+        refused: dict[str, str] = self.state.setdefault("refused", {})
         sent_params: dict[str, str] = self.state.setdefault("params", {})
-        new_params = {k: v for k, v in params.items() if k not in sent_params}
+        new_params = {
+            k: v for k, v in params.items() if k not in sent_params and refused.get(f"param:{k}") != v
+        }
         tags = self._tags(meta)
         tags["tracker.config"] = _tag_json(config)
         if final:  # the summary changes with every row: sending it each pass would cost a request a pass
             tags["tracker.summary"] = _tag_json(store.read_json(self.dir / store.SUMMARY, {}) or {})
         sent_tags: dict[str, str] = self.state.setdefault("tags", {})
-        new_tags = {k: v for k, v in tags.items() if sent_tags.get(k) != v}
+        new_tags = {k: v for k, v in tags.items() if sent_tags.get(k) != v and refused.get(f"tag:{k}") != v}
         if not new_params and not new_tags:
             return
         failures = self.client.log_batch(run_id, params=new_params, tags=new_tags)
-        refused = {(f.kind, f.key) for f in failures}
         for failure in failures:
-            print(
-                f"tracker: the server refused {failure.kind} {failure.key!r}: {failure.message}",
-                file=sys.stderr,
-            )
-        sent_params.update({k: v for k, v in new_params.items() if ("param", k) not in refused})
-        sent_tags.update({k: v for k, v in new_tags.items() if ("tag", k) not in refused})
+            item = f"{failure.kind}:{failure.key}"
+            if item not in refused:
+                print(
+                    f"tracker: the server refused {failure.kind} {failure.key!r} of run {meta.get('id')}: "
+                    f"{failure.message}; it is kept locally and not sent again.",
+                    file=sys.stderr,
+                )
+            refused[item] = (new_params if failure.kind == "param" else new_tags).get(failure.key, "")
+        now_refused = {f"{f.kind}:{f.key}" for f in failures}
+        for kind, offered, sent in (("param", new_params, sent_params), ("tag", new_tags, sent_tags)):
+            for key, value in offered.items():
+                if f"{kind}:{key}" not in now_refused:
+                    sent[key] = value
+                    refused.pop(f"{kind}:{key}", None)
         self._save_state()
 
     def _sync_files(self, run_id: str) -> None:
