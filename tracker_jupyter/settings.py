@@ -61,6 +61,12 @@ class Settings:
     program: str | None = None  # TRACKER_PROGRAM: the program path recorded with the run
     notebook_name: str | None = None  # TRACKER_NOTEBOOK_NAME: the notebook path, when it cannot be detected
 
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                setattr(self, field.name, _checked(field.name, value))
+
     @classmethod
     def coerce(cls, value: Settings | Mapping[str, Any] | None) -> Settings:
         """A ``Settings`` from ``init(settings=...)``: a Settings, a dict of field names, or None."""
@@ -98,7 +104,7 @@ ENV: dict[str, tuple[tuple[str, ...], str]] = {
     "run_tags": (("TRACKER_TAGS",), "tags"),
     "run_group": (("TRACKER_RUN_GROUP",), "str"),
     "run_job_type": (("TRACKER_JOB_TYPE",), "str"),
-    "resume": (("TRACKER_RESUME",), "str"),
+    "resume": (("TRACKER_RESUME",), "resume"),
     "anonymous": (("TRACKER_ANONYMOUS",), "str"),
     "force": (("TRACKER_FORCE",), "bool"),
     "save_code": (("TRACKER_SAVE_CODE",), "bool"),
@@ -142,6 +148,53 @@ def parse_bool(text: str, where: str) -> bool:
     raise UsageError(f"{where}={text!r} is not a boolean; use true/false (or 1/0, yes/no, on/off).")
 
 
+# fields that must be above zero (or at least zero), wherever they come from
+_POSITIVE = {"widget_fps", "flush_interval", "max_pending_rows"}
+_NON_NEGATIVE = {"sync_timeout"}
+
+
+def _in_range(name: str, number: float, where: str) -> None:
+    if (name in _POSITIVE and not number > 0) or (name in _NON_NEGATIVE and not number >= 0):
+        bound = "above 0" if name in _POSITIVE else "0 or more"
+        raise UsageError(f"{where}={number!r}: {name} must be {bound}.")
+
+
+def _checked(name: str, value: Any) -> Any:
+    """A settings field's value, checked against its kind (strings of numbers and booleans are parsed)."""
+    kind = ENV[name][1]
+    where = f"settings {name}"
+    if kind == "bool":
+        if isinstance(value, str):
+            return parse_bool(value, where)
+        if not isinstance(value, bool):
+            raise UsageError(f"{where}={value!r} is not a boolean; use True or False.")
+        return value
+    if kind in ("float", "int"):
+        if isinstance(value, str):
+            try:
+                value = float(value) if kind == "float" else int(value)
+            except ValueError:
+                raise UsageError(f"{where}={value!r} is not a number.") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{where}={value!r} is not a number.")
+        if kind == "int" and value != int(value):
+            raise UsageError(f"{where}={value!r} is not a whole number.")
+        number = float(value) if kind == "float" else int(value)
+        _in_range(name, number, where)
+        return number
+    if kind == "tags":
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        if not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value):
+            raise UsageError(f"{where}={value!r} must be a list of strings (or one comma-separated string).")
+        return tuple(value)
+    if kind == "resume" and isinstance(value, bool):
+        return value
+    if not isinstance(value, (str, os.PathLike)) or (name != "root_dir" and not isinstance(value, str)):
+        raise UsageError(f"{where}={value!r} must be a string, got {type(value).__name__}.")
+    return os.fspath(value)
+
+
 def from_env(name: str, environ: Mapping[str, str] | None = None) -> Any:
     """The value of setting ``name`` from the environment, parsed, or None when no variable is set."""
     env = os.environ if environ is None else environ
@@ -159,9 +212,13 @@ def from_env(name: str, environ: Mapping[str, str] | None = None) -> Any:
         return parse_bool(text, var)
     if kind in ("float", "int"):
         try:
-            return float(text) if kind == "float" else int(text)
+            number = float(text) if kind == "float" else int(text)
         except ValueError:
             raise UsageError(f"{var}={text!r} is not a number.") from None
+        _in_range(name, number, var)
+        return number
+    if kind == "resume" and text.strip().lower() in (*_TRUE, *_FALSE):
+        return parse_bool(text, var)
     if kind == "tags":
         return tuple(t.strip() for t in text.split(",") if t.strip())
     if kind == "url":
