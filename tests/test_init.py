@@ -6,6 +6,7 @@ import argparse
 import inspect
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 
@@ -138,6 +139,51 @@ def test_environment_mode_and_bad_boolean(store_dir: Path, monkeypatch):
     monkeypatch.setenv("TRACKER_SILENT", "perhaps")
     with pytest.raises(UsageError, match="TRACKER_SILENT='perhaps' is not a boolean"):
         tj.init(project="p", dir=store_dir)
+
+
+def test_settings_values_are_checked_and_parsed(store_dir: Path):
+    settings = tj.Settings.coerce(
+        {"save_code": "false", "silent": "yes", "flush_interval": "0.2", "run_tags": "a, b"}
+    )
+    assert (settings.save_code, settings.silent, settings.flush_interval, settings.run_tags) == (
+        False, True, 0.2, ("a", "b"),
+    )  # fmt: skip
+    refused = [
+        ({"flush_interval": "fast"}, "settings flush_interval='fast' is not a number"),
+        ({"flush_interval": 0}, "flush_interval must be above 0"),
+        ({"widget_fps": -1}, "widget_fps must be above 0"),
+        ({"sync_timeout": -1}, "sync_timeout must be 0 or more"),
+        ({"max_pending_rows": 1.5}, "not a whole number"),
+        ({"silent": "maybe"}, "settings silent='maybe' is not a boolean"),
+        ({"save_code": 1}, "settings save_code=1 is not a boolean"),
+        ({"project": 3}, "settings project=3 must be a string"),
+        ({"run_tags": [1]}, "must be a list of strings"),
+    ]
+    for value, message in refused:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            tj.init(project="p", dir=store_dir, settings=value)
+        with pytest.raises(UsageError, match=re.escape(message)):
+            tj.Settings(**value)
+    assert tj.run is None
+
+
+def test_environment_values_are_checked_and_resume_accepts_booleans(store_dir: Path, monkeypatch):
+    monkeypatch.setenv("TRACKER_FLUSH_INTERVAL", "0")
+    with pytest.raises(UsageError, match=r"TRACKER_FLUSH_INTERVAL=0\.0: flush_interval must be above 0"):
+        tj.init(project="p", dir=store_dir)
+    monkeypatch.delenv("TRACKER_FLUSH_INTERVAL")
+    monkeypatch.setenv("TRACKER_RESUME", "true")  # resume=True is auto
+    run = tj.init(project="p", dir=store_dir)
+    run.log({"x": 1})
+    run.finish()
+    monkeypatch.setenv("TRACKER_RESUME", "allow")  # an explicit fork_from wins over the environment
+    fork = tj.init(project="p", dir=store_dir, fork_from=f"{run.id}?_step=0")
+    assert fork.id != run.id
+    fork.finish()
+    empty = tj.init(project="p", dir=store_dir)
+    empty.finish()
+    with pytest.raises(UsageError, match="has logged no steps yet"):
+        tj.init(project="p", dir=store_dir, fork_from=f"{empty.id}?_step=0")
 
 
 def test_default_project_is_git_root_name(tmp_path: Path, monkeypatch):

@@ -276,7 +276,10 @@ def init(
         mode = "offline"
     if mode is not None:
         _check_choice("mode", mode, (*MODES, "dryrun"))
-    resume_mode = _normalize_resume(resume if resume is not None else resolve("resume", None, settings))
+    if resume is None and (rewind is not None or fork is not None):
+        resume_mode = None  # an explicit resume_from/fork_from wins over TRACKER_RESUME or settings.resume
+    else:
+        resume_mode = _normalize_resume(resume if resume is not None else resolve("resume", None, settings))
     given = [n for n, v in (("resume", resume_mode), ("resume_from", rewind), ("fork_from", fork)) if v]
     if len(given) > 1:
         raise UsageError(
@@ -571,9 +574,13 @@ def _check_step(path: Path, what: str, ref: StepRef) -> None:
     last = store.last_row(path / store.HISTORY)
     last_step = int(last["_step"]) if last and "_step" in last else -1
     if ref.step > last_step:
+        has = (
+            f"its last step is {last_step}. Pick a step from 0 to {last_step}."
+            if last_step >= 0
+            else ("it has logged no steps yet.")
+        )
         raise UsageError(
-            f"{what}={ref.run_id}?_step={ref.step}: run {ref.run_id} has no step {ref.step}: its last step is "
-            f"{last_step}. Pick a step from 0 to {last_step}."
+            f"{what}={ref.run_id}?_step={ref.step}: run {ref.run_id} has no step {ref.step}: {has}"
         )
 
 
