@@ -306,9 +306,23 @@ def test_disabled_mode_works_and_writes_nothing(tmp_path: Path):
     assert tj.run is run
     tj.log({"y": 1})
     run.save()
+    scratch = (
+        run.dir
+    )  # code that writes files into run.dir keeps working: a scratch directory outside any store
+    assert run.dir == scratch and Path(scratch).is_dir() and not Path(scratch).is_relative_to(tmp_path)
+    (tmp_path / "weights.bin").write_bytes(b"w")
+    assert run.save(str(tmp_path / "weights.bin")) == []  # nothing is kept for a disabled run
     run.finish()
     assert tj.run is None
     assert not (tmp_path / "tracker").exists()
+
+
+def test_a_disabled_create_new_run_leaves_the_first_current(store_dir: Path):
+    first = tj.init(project="p", dir=store_dir)
+    second = tj.init(project="p", mode="disabled", reinit="create_new")
+    assert tj.run is first and second is not first and second.disabled
+    second.finish()
+    first.finish()
 
 
 def test_online_without_server_falls_back_to_offline_unless_forced(store_dir: Path, capsys):

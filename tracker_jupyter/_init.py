@@ -365,6 +365,7 @@ def init(
             tags=tags, group=resolve("run_group", group, settings),
             job_type=resolve("run_job_type", job_type, settings), config=initial_config,
             allow_val_change=allow_val_change, settings=settings,
+            make_current=reinit_mode != "create_new" or holder.run is None,
         )  # fmt: skip
 
     try:
@@ -753,7 +754,8 @@ def _startup_task(*, program: str | None, save_code: bool, disable_git: bool):
 
 def _disabled_run(*, project: str, entity: str | None, run_id: str, name: str | None, notes: str | None,
                   tags: tuple[str, ...] | None, group: str | None, job_type: str | None,
-                  config: dict[str, Any], allow_val_change: bool, settings: Settings) -> Run:  # fmt: skip
+                  config: dict[str, Any], allow_val_change: bool, settings: Settings,
+                  make_current: bool) -> Run:  # fmt: skip
     """A run whose every method works and which writes nothing anywhere."""
     meta = {
         "id": run_id, "project": project, "entity": entity, "name": name or new_run_name(), "notes": notes,
@@ -763,7 +765,7 @@ def _disabled_run(*, project: str, entity: str | None, run_id: str, name: str | 
     config_obj = Config(allow_val_change=allow_val_change)
     config_obj.update(config)
     run = Run(meta=meta, config=config_obj, summary=Summary(), sink=_NullSink(), settings=settings)
-    holder.add(run, make_current=True)
+    holder.add(run, make_current=make_current)
     return run
 
 

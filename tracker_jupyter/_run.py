@@ -368,6 +368,7 @@ class Run:
         self._warned: set[str] = set()
         self.settings = settings
         self._run_dir = run_dir
+        self._scratch_dir: str | None = None
         self._on_finish: list[Callable[[Run], None]] = []
         self._on_closed: list[Callable[[Run], None]] = []
         self._summary_data = summary._data
@@ -451,11 +452,12 @@ class Run:
     @property
     def dir(self) -> str:
         """The directory for files of this run (``files/`` inside the run's store directory)."""
-        if self._run_dir is None:
-            import tempfile
+        if self._run_dir is None:  # disabled: a scratch directory for code that writes files there
+            if self._scratch_dir is None:
+                import tempfile
 
-            self._run_dir = tempfile.mkdtemp(prefix="tracker-disabled-")
-            return str(self._run_dir)
+                self._scratch_dir = tempfile.mkdtemp(prefix="tracker-disabled-")
+            return self._scratch_dir
         return str(self._run_dir / "files")
 
     @property
