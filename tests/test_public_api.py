@@ -11,9 +11,9 @@ import tracker_jupyter as tj
 
 def test_all_is_the_public_surface():
     assert sorted(tj.__all__) == [
-        "Api", "AuthenticationError", "CommError", "ConfigError", "Error", "Run", "Settings", "UsageError",
-        "config", "finish", "init", "load_ipython_extension", "log", "login", "run", "save", "summary",
-        "unload_ipython_extension",
+        "Api", "AuthenticationError", "CommError", "ConfigError", "Error", "Image", "Run", "Settings",
+        "UsageError", "Video", "config", "finish", "init", "load_ipython_extension", "log", "login", "run",
+        "save", "summary", "unload_ipython_extension",
     ]  # fmt: skip
     for name in tj.__all__:
         if name not in ("run",):

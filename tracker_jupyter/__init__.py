@@ -24,9 +24,11 @@ __all__ = [
     "CommError",
     "ConfigError",
     "Error",
+    "Image",
     "Run",
     "Settings",
     "UsageError",
+    "Video",
     "config",
     "finish",
     "init",
@@ -42,6 +44,7 @@ __all__ = [
 if TYPE_CHECKING:
     from ._run import Config, Run, Summary
     from .api import Api
+    from .media import Image, Video
     from .settings import Settings
 
     run: Run | None
@@ -119,7 +122,13 @@ class _NoRun:
         return False
 
 
-_LAZY = {"Api": ("api", "Api"), "Run": ("_run", "Run"), "Settings": ("settings", "Settings")}
+_LAZY = {
+    "Api": ("api", "Api"),
+    "Image": ("media", "Image"),
+    "Run": ("_run", "Run"),
+    "Settings": ("settings", "Settings"),
+    "Video": ("media", "Video"),
+}
 
 
 def __getattr__(name: str) -> Any:
