@@ -133,10 +133,66 @@ def test_widget_layout_and_live_bundle(tmp_path: Path, sent: list[dict[str, Any]
     assert set(bundle) == {"text/plain", "text/html", dashboard.MIME_WIDGET}
     assert bundle[dashboard.MIME_WIDGET]["model_id"] == widget.box.model_id
     assert "running" in bundle["text/html"] and run.name in bundle["text/plain"]
-    assert [type(c).__name__ for c in widget.box.children] == ["HTML", "HTML", "HBox", "Accordion"]
+    assert [type(c).__name__ for c in widget.box.children] == ["HTML", "HTML", "HBox", "VBox", "Accordion"]
+    assert widget.media.layout.display == "none"  # no media logged yet
     assert widget.details.titles == ("Latest values", "Config") and widget.details.selected_index is None
     assert "no metrics logged yet" in widget.charts.value
     assert "lr" in widget.config.value and "tracker sync" in widget.header.value
+
+
+def test_widget_shows_the_newest_image_or_video(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    import numpy as np
+
+    run = _run(tmp_path)
+    widget = dashboard.WidgetDashboard(run, publisher=Recorder(), fps=4, start_timer=False)
+    pixels = np.zeros((8, 12, 3), dtype=np.uint8)
+    pixels[:, :6] = 255
+    run.log({"sample": tracker_jupyter.Image(pixels, caption="<b>half white</b>"), "loss": 1.0})
+    run._sink.flush()
+    widget.redraw(force=True)
+    assert widget.media.layout.display == "flex"
+    label, viewer = widget.media.children
+    stored = tracker_jupyter.Api(tmp_path).run(run.id).history()[0]["sample"]
+    assert type(viewer).__name__ == "Image" and viewer.format == "png"
+    assert viewer.value == (Path(run._run_dir) / stored["path"]).read_bytes()
+    assert "latest image" in label.value and "sample" in label.value and "step 0" in label.value
+    assert "&lt;b&gt;half white&lt;/b&gt;" in label.value  # the caption is text
+
+    frames = np.zeros((4, 16, 16, 3), dtype=np.uint8)
+    run.log({"episode": tracker_jupyter.Video(frames, fps=4, format="mp4")})
+    run._sink.flush()
+    widget.redraw(force=True)
+    label, viewer = widget.media.children
+    assert type(viewer).__name__ == "Video" and viewer.format == "mp4" and viewer.controls
+    assert viewer.value[4:8] == b"ftyp"  # an mp4 file, as stored
+    assert "latest video" in label.value and "step 1" in label.value
+    redraws_before = widget.messages
+    widget.redraw(force=True)  # the same video is not sent again
+    assert widget.media.children[1] is viewer and widget.messages - redraws_before <= 3
+    run.finish()
+    snapshot = dashboard.snapshot_bundle(run)["text/html"]
+    assert "latest video" in snapshot and "episode" in snapshot  # named, with where its file is
+
+
+def test_snapshot_keeps_a_small_newest_image(tmp_path: Path) -> None:
+    import numpy as np
+
+    run = _run(tmp_path)
+    run.log({"sample": tracker_jupyter.Image(np.full((4, 4, 3), 200, dtype=np.uint8))})
+    run.finish()
+    html = dashboard.snapshot_bundle(run)["text/html"]
+    [image] = re.findall(r'<img class="tj-media"[^>]*src="data:image/png;base64,([^"]+)"', html)
+    assert base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_widget_fps_is_honoured_up_to_the_cap(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    run = _run(tmp_path, settings={"widget_fps": 50})
+    assert dashboard._fps(run) == dashboard.MAX_FPS
+    for fps, pause in ((10, 0.1), (2, 0.5), (4, 0.25)):
+        widget = dashboard.WidgetDashboard(run, publisher=Recorder(), fps=fps, start_timer=False)
+        assert widget.refresh_s == pytest.approx(pause)
+        widget.teardown()
+    run.finish()
 
 
 def test_widget_redraws_at_most_fps_times_a_second(tmp_path: Path, sent: list[dict[str, Any]]) -> None:

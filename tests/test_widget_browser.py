@@ -36,10 +36,13 @@ print("user print: init")
 
 # About 6 s of logging, so the page sees several redraws while the cell is busy.
 LOOP = """\
+import numpy as np
 for i in range(60):
     run.log({{"loss": 1 / (i + 1), {name!r}: i % 7}})
     if i % 20 == 0:
         print(f"user print {{i}}")
+    if i == 10:  # a recorded episode: the widget plays the newest video
+        run.log({{"episode": tracker_jupyter.Video(np.zeros((4, 16, 16, 3), dtype=np.uint8), format="mp4")}})
     time.sleep(0.1)
 """
 
@@ -54,7 +57,9 @@ SAMPLE = """panel => {
     const path = cells[0].querySelector('.tracker-run .tj-chart svg path');
     const stats = cells[0].querySelector('.tracker-run .tj-stats');
     const running = cells[1].querySelector('.jp-InputPrompt').textContent.trim() === '[*]:';
-    return [path ? path.getAttribute('d') : null, stats ? stats.textContent : null, running];
+    const video = cells[0].querySelector('.tracker-run video');
+    return [path ? path.getAttribute('d') : null, stats ? stats.textContent : null, running,
+            video ? video.src.startsWith('blob:') && video.controls : false];
 }"""
 
 
@@ -81,8 +86,10 @@ def test_widget_is_live_then_leaves_a_snapshot(page: Page, jupyter_lab: JupyterL
     seen_while_running: list[str] = []
     stats_while_running: set[str] = set()
     deadline = time.monotonic() + 30
+    video_played = False
     while time.monotonic() < deadline:
-        d, stats, running = notebook.panel.evaluate(SAMPLE)
+        d, stats, running, video = notebook.panel.evaluate(SAMPLE)
+        video_played = video_played or (running and video)
         if not running and seen_while_running:
             break
         if running and d and d not in seen_while_running:
@@ -95,6 +102,7 @@ def test_widget_is_live_then_leaves_a_snapshot(page: Page, jupyter_lab: JupyterL
         f"the chart changed {len(seen_while_running)} times while the loop ran"
     )
     assert len(stats_while_running) >= 2  # the step counter moved too
+    assert video_played  # the newest video, as a player with controls, while the loop ran
     assert notebook.outputs(0).locator(".tracker-run").count() == 1  # one widget, not a stream of outputs
 
     notebook.wait_for_cell_done(2)

@@ -42,7 +42,10 @@ __all__ = ["RunFeed", "attach", "show", "snapshot_bundle"]
 PAGE_SIZE = 12  # charts shown at once; more metrics are paged
 MAX_SERIES = 240  # metrics charted per run; the rest appear in the latest values only
 SNAPSHOT_CHARTS = 24  # charts kept in a saved notebook (each is a few kB of SVG)
+MEDIA_WIDGET_BYTES = 8 << 20  # the newest video or image is sent to the widget up to this size
+MEDIA_SNAPSHOT_BYTES = 1 << 20  # and kept in the saved notebook (images only) up to this size
 DRAIN_TIMEOUT_S = 2.0  # how long finish waits for the writer to hand over the last rows
+MAX_FPS = 10.0  # widget_fps above this is taken as this: each redraw costs the kernel time and comm traffic
 HEADER_REFRESH_S = 1.0  # the elapsed time ticks this often even when no rows arrive
 CONFIG_REFRESH_S = 2.0
 SYNC_REFRESH_S = 2.0  # the sync status counts unsent rows in the history file: not at every redraw
@@ -376,6 +379,50 @@ def _config_items(run: Any) -> list[tuple[str, Any]]:
     return charts.flatten(dict(list(run.config.items())))
 
 
+def latest_media(run: Any) -> tuple[dict[str, Any], Path | None] | None:
+    """The run's newest logged video or image, and its file when the run has one on disk."""
+    from . import media
+
+    newest = media.latest_media(run)
+    if newest is None:
+        return None
+    run_dir = getattr(run, "_run_dir", None)
+    path = Path(run_dir) / newest["path"] if run_dir is not None and newest.get("path") else None
+    return newest, (path if path is not None and path.is_file() else None)
+
+
+def render_media_label(newest: Mapping[str, Any], path: Path | None, *, shown: bool) -> str:
+    """One line naming the newest media: kind, key, step, caption, and where the file is when not shown."""
+    parts = [f"<b>latest {escape(newest.get('_type', 'media'))}</b>", escape(newest.get("key", ""))]
+    parts.append(f"step {escape(newest.get('step'))}")
+    if newest.get("caption"):
+        parts.append(escape(newest["caption"]))
+    if not shown:
+        parts.append(escape(str(path)) if path is not None else "not stored (disabled run)")
+    return f'<div class="tj-media-label" style="font:12px sans-serif;color:#444">{" · ".join(parts)}</div>'
+
+
+def _render_media_snapshot(run: Any) -> str:
+    found = latest_media(run)
+    if found is None:
+        return ""
+    newest, path = found
+    image = (
+        newest.get("_type") == "image"
+        and path is not None
+        and path.stat().st_size <= MEDIA_SNAPSHOT_BYTES
+        and newest.get("format") in ("png", "jpeg", "jpg", "gif", "webp")
+    )
+    label = render_media_label(newest, path, shown=bool(image))
+    if not image or path is None:
+        return label
+    import base64
+
+    mime = "jpeg" if newest["format"] == "jpg" else newest["format"]
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'{label}<img class="tj-media" style="max-width:360px" src="data:image/{mime};base64,{data}">'
+
+
 def render_snapshot(run: Any, feed: RunFeed, info: Mapping[str, Any] | None = None) -> str:
     """The static HTML left in the notebook at finish: header, charts, summary, config.
 
@@ -399,7 +446,7 @@ def render_snapshot(run: Any, feed: RunFeed, info: Mapping[str, Any] | None = No
     return (
         '<div class="tracker-run tracker-run-snapshot" style="border:1px solid #ddd;border-radius:6px;'
         'padding:8px 10px;font-family:sans-serif;background:#fff;color:#222">'
-        f"{render_header(info)}{first}{more}"
+        f"{render_header(info)}{first}{more}{_render_media_snapshot(run)}"
         f"<details open><summary>Summary ({len(summary)})</summary>{charts.kv_table(summary)}</details>"
         f"<details><summary>Config ({len(config)})</summary>{charts.kv_table(config, empty='no config')}"
         "</details></div>"
@@ -480,7 +527,7 @@ class Publisher:
 class _Dashboard:
     """What every dashboard does: follow the run's rows, redraw on a timer, leave a snapshot at finish."""
 
-    refresh_s = 0.25
+    refresh_s = 1.0 / MAX_FPS  # the shortest pause between redraws
 
     def __init__(self, run: Any, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
         self.run = run
@@ -630,8 +677,12 @@ class WidgetDashboard(_Dashboard):
         self.config = w.HTML()
         self.details = w.Accordion(children=[self.latest, self.config], titles=("Latest values", "Config"))
         self.details.selected_index = None
+        # the newest video or image logged (gym recordings, run.log({"x": Image(...)})), hidden until one is
+        self.media_label = w.HTML()
+        self.media = w.VBox([self.media_label], layout=w.Layout(display="none"))
+        self._media_shown: tuple[Any, ...] | None = None
         self.box = w.VBox(
-            [self.header, self.charts, w.HBox([self.axis_toggle, self.pager]), self.details],
+            [self.header, self.charts, w.HBox([self.axis_toggle, self.pager]), self.media, self.details],
             layout=w.Layout(border="1px solid #ddd", padding="6px 10px", margin="4px 0"),
         )
         self.box.add_class("tracker-run")
@@ -680,11 +731,44 @@ class WidgetDashboard(_Dashboard):
                 self._set(self.charts, charts_html)
                 self._update_pager(len(names), pages)
                 self._set(self.latest, charts.kv_table(_summary_items(self.run)))
+                self._draw_media()
             if force or now - self._config_at >= CONFIG_REFRESH_S:
                 self._set(self.config, charts.kv_table(_config_items(self.run), empty="no config"))
                 self._config_at = now
             self.redraws += 1
             return True
+
+    def _draw_media(self) -> None:
+        found = latest_media(self.run)
+        if found is None:
+            return
+        newest, path = found
+        shown = (newest.get("sha256"), newest.get("step"), newest.get("key"))
+        if shown == self._media_shown:
+            return
+        self._media_shown = shown
+        import ipywidgets as w
+
+        kind, fmt = newest.get("_type"), newest.get("format")
+        viewer = None
+        if path is not None and path.stat().st_size <= MEDIA_WIDGET_BYTES:
+            layout = w.Layout(max_width="360px")
+            if kind == "video" and fmt in ("mp4", "webm", "ogg"):
+                data = path.read_bytes()
+                viewer = w.Video(
+                    value=data, format=fmt, autoplay=False, loop=False, controls=True, layout=layout
+                )
+            else:  # images, and gif videos
+                viewer = w.Image(value=path.read_bytes(), format=fmt, layout=layout)
+        self._set(self.media_label, render_media_label(newest, path, shown=viewer is not None))
+        old = [child for child in self.media.children if child is not self.media_label]
+        self.media.children = [self.media_label] + ([viewer] if viewer is not None else [])
+        for child in old:
+            with contextlib.suppress(Exception):
+                child.close()
+        if self.media.layout.display != "flex":
+            self.media.layout.display = "flex"
+        self.messages += 1
 
     def _update_pager(self, count: int, pages: int) -> None:
         if pages <= 1:
@@ -785,7 +869,7 @@ def _fps(run: Any) -> float:
         value = float(resolve("widget_fps", None, getattr(run, "settings", None) or Settings()))
     except (TypeError, ValueError):
         value = 4.0
-    return min(max(value, 0.1), 30.0)
+    return min(max(value, 0.1), MAX_FPS)
 
 
 def _widget_enabled(run: Any) -> bool:
