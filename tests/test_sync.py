@@ -295,6 +295,56 @@ def test_refused_param_is_reported_once_over_many_passes(
     assert json.loads(found.data.tags["tracker.config"]) == {"lr(max)": 0.1, "ok": 2}  # nothing lost
 
 
+def test_runs_dashboard_adds_the_server_runs_not_stored_here(
+    online: MlflowServer, store_dir: Path, tmp_path: Path, monkeypatch, capsys
+):
+    from IPython.utils.capture import capture_output
+
+    from tracker_jupyter import runs_dashboard
+
+    from .ipython_shell import interactive_shell
+
+    project = unique("dash")
+    elsewhere = tmp_path / "another-machine"
+    theirs = tj.init(project=project, dir=elsewhere, config={"lr": 0.1}, tags=["remote"], group="g")
+    for i in range(5):
+        theirs.log({"loss": 1 / (i + 1)})
+    theirs.finish()
+    mine = tj.init(project=project, dir=store_dir, config={"lr": 0.2})
+    mine.log({"loss": 0.5})
+    mine.finish()
+
+    records = runs_dashboard.project_runs(project, str(store_dir))
+    by_id = {r.id: r for r in records}
+    assert sorted(by_id) == sorted([theirs.id, mine.id])  # the synced local run is listed once
+    assert getattr(by_id[mine.id], "source", "local") == "local"
+    remote = by_id[theirs.id]
+    assert (remote.source, remote.state, remote.config, remote.tags, remote.group) == (
+        "server", "finished", {"lr": 0.1}, ("remote",), "g",
+    )  # fmt: skip
+    assert remote.summary["loss"] == 0.2 and remote.name == theirs.name
+    table = runs_dashboard.runs_table(records, "loss", select=[theirs.id, mine.id])
+    assert "source" in table.columns
+    assert [y for _, y in table.series(theirs.id, "loss").points()] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
+    assert "server" in table.html() and theirs.name in table.html()
+    assert [r.id for r in runs_dashboard.project_runs(project, str(store_dir), server=False)] == [mine.id]
+
+    with interactive_shell(tmp_path / "ipython") as shell:  # %tracker_runs in a real IPython shell
+        shell.run_line_magic("load_ext", "tracker_jupyter")
+        with capture_output() as captured:
+            shell.run_line_magic("tracker_runs", f"--project {project} --dir {store_dir}")
+        [shown] = [o.data["text/html"] for o in captured.outputs]
+        assert theirs.name in shown and mine.name in shown
+        with capture_output() as captured:
+            shell.run_line_magic("tracker_runs", f"--project {project} --dir {store_dir} --local")
+        [shown] = [o.data["text/html"] for o in captured.outputs]
+        assert theirs.name not in shown and mine.name in shown
+
+    monkeypatch.setenv("TRACKER_BASE_URL", f"http://127.0.0.1:{free_port()}")  # a server that is down
+    assert [r.id for r in runs_dashboard.project_runs(project, str(store_dir))] == [mine.id]
+    assert "could not be read" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------- auth
 
 

@@ -277,16 +277,25 @@ class TrackerMagics(Magics):
     @argument("--project", help="Only the runs of this project (default: all projects).")
     @argument("--dir", help="The run store's root (default: TrackerMagics.dir, TRACKER_DIR, ./tracker).")
     @argument("--metric", help="The summary metric to compare runs by.")
+    @argument("--entity", help="The project's entity, for the server's experiment name (entity/project).")
+    @argument(
+        "--local",
+        action="store_true",
+        help="Only the local store, even when a tracking server is configured.",
+    )
     def tracker_runs(self, line: str = "") -> None:
-        """Show the runs of the local store as an inline table (newest first)."""
+        """Show a project's runs as an inline table (newest first): the local store's, and, when a tracking
+        server is configured (TRACKER_BASE_URL), the project's runs there that are not stored here."""
         args = self._parse(self.tracker_runs, "tracker_runs", line)
         if args is None:
             return
         from . import runs_dashboard
-        from .api import Api
 
         with _usage_errors():
-            records = Api(args.dir if args.dir is not None else self.dir).runs(args.project)
+            records = runs_dashboard.project_runs(
+                args.project or self.project, args.dir if args.dir is not None else self.dir,
+                server=not args.local, entity=args.entity or self.entity,
+            )  # fmt: skip
         options = {"metric": args.metric} if args.metric else {}
         runs_dashboard.show_runs(records, **options)
 

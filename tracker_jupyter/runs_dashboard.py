@@ -15,7 +15,7 @@ from . import charts
 from .charts import MinMaxSeries, escape, format_duration
 from .dashboard import _NUMERIC, _STATE_COLORS, _report, _widgets_available
 
-__all__ = ["RunsTable", "runs_table", "show_runs"]
+__all__ = ["RunsTable", "project_runs", "runs_table", "show_runs"]
 
 _FIXED_COLUMNS = ("name", "state", "start", "duration", "tags", "group", "job_type")
 
@@ -39,6 +39,7 @@ def _record_row(record: Any) -> dict[str, Any]:
         "tags": tuple(record.tags),
         "group": record.group,
         "job_type": record.job_type,
+        "source": getattr(record, "source", "local"),
     }
     for key, value in charts.flatten(record.config or {}, depth=2):
         row[f"config.{key}"] = value
@@ -270,12 +271,38 @@ def runs_table(
     records = list(records)
     all_rows = [_record_row(r) for r in records]
     rows = sort_rows(filter_rows(all_rows, filter), sort, descending=descending)
-    columns = [*_FIXED_COLUMNS, *_pick_columns(all_rows, "config.", max_config),
+    fixed = [*_FIXED_COLUMNS, "source"] if any(r["source"] != "local" for r in all_rows) else _FIXED_COLUMNS
+    columns = [*fixed, *_pick_columns(all_rows, "config.", max_config),
                *_pick_columns(all_rows, "summary.", max_summary)]  # fmt: skip
     if select is None:
         key = f"summary.{metric}"
         select = [r["id"] for r in rows if metric and r.get(key) is not None][:5]
     return RunsTable(records, rows, columns, metric, list(select))
+
+
+def project_runs(
+    project: str | None = None, dir: str | None = None, *, server: bool = True, entity: str | None = None
+) -> list[Any]:
+    """The runs to show for ``project``: the local store's, then the tracking server's it does not have.
+
+    The server (``TRACKER_BASE_URL``) is asked only for a named project and when ``server`` is True. A server
+    that cannot be read is reported in one line, and the local runs are still returned.
+    """
+    from .api import Api
+
+    records: list[Any] = Api(dir).runs(project)
+    if not server or project is None:
+        return records
+    from .exceptions import CommError
+    from .server_runs import server_runs
+
+    try:
+        remote = server_runs(project, entity=entity)
+    except CommError as exc:
+        _report(f"the runs of {project!r} on the tracking server could not be read ({exc}); local runs only")
+        return records
+    local = {r.id for r in records}
+    return records + [r for r in remote if r.id not in local]
 
 
 def show_runs(records: Iterable[Any], metric: str | None = None) -> None:
