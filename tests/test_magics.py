@@ -119,7 +119,30 @@ def test_save_code_flags(shell: InteractiveShell, store: Path) -> None:
 def test_returns_the_run_and_shows_it_as_out(shell: InteractiveShell, store: Path) -> None:
     result = run_cell(shell, "%tracker_init --project shown")
     assert result.success
-    assert result.result is tracker_jupyter.run or result.result is None  # a run displays itself
+    assert result.result is tracker_jupyter.run and result.result is not None
+    assert shell.user_ns["_"] is result.result  # Out[n]: the run, shown through its rich display
+
+
+def test_integration_and_server_flags_reach_init(shell: InteractiveShell, store: Path) -> None:
+    from tracker_jupyter.integrations import gym, tensorboard
+
+    source = ok(shell, "%tracker_init --project p --id src")
+    source.log({"x": 1})
+    ok(shell, "%tracker_finish")
+    forked = ok(shell, "%tracker_init --project p --fork-from src?_step=0")
+    assert tracker_jupyter.Api(store).run(forked.id).lineage["fork"] == {
+        "run_id": "src",
+        "project": "p",
+        "step": 0,
+    }
+    run = ok(shell, "%tracker_init --project p --sync-tensorboard --monitor-gym --magic '{\"args\": false}'")
+    current = tensorboard._current()
+    assert current is not None and current.run is run and gym._runs[-1] is run
+    assert run._anonymous is None
+    run = ok(shell, "%tracker_init --project p --anonymous must")
+    assert run._anonymous == "must" and tensorboard._current() is None and not gym._runs  # finished with it
+    assert "unknown part(s) bogus" in _usage_error(shell, "--project p --magic '{\"bogus\": true}'")
+    assert "force=True needs a tracking server" in _usage_error(shell, "--project p --force")
 
 
 def test_help_lists_every_flag(shell: InteractiveShell) -> None:
@@ -279,13 +302,21 @@ def test_tracker_cell_with_a_syntax_error_fails_its_run(shell: InteractiveShell,
 
 
 def test_tracker_runs_shows_the_stored_runs(shell: InteractiveShell, store: Path, tmp_path: Path) -> None:
-    ok(shell, "%tracker_init --project listed --name a\n%tracker_finish")
+    ok(shell, "%tracker_init --project listed --name run-a\n%tracker_finish")
+    ok(shell, "%tracker_init --project elsewhere --name run-b\n%tracker_finish")
     with capture_output() as captured:
         assert shell.run_line_magic("tracker_runs", "--project listed") is None
-    assert captured.outputs or captured.stdout  # the table, in whatever form the dashboard renders it
+    [table] = [o.data["text/html"] for o in captured.outputs]  # no kernel here: the static table
+    assert "run-a" in table and "run-b" not in table and "finished" in table
+    with capture_output() as captured:
+        shell.run_line_magic("tracker_runs", "")  # every project
+    [table] = [o.data["text/html"] for o in captured.outputs]
+    assert "run-a" in table and "run-b" in table
     other = tmp_path / "other-store"
-    with capture_output():
+    with capture_output() as captured:
         shell.run_line_magic("tracker_runs", f"--dir {other} --project none")  # empty: still fine
+    [table] = [o.data["text/html"] for o in captured.outputs]
+    assert "run-a" not in table and "<tbody></tbody>" in table
     assert "unrecognized" in _usage_error(shell, "--bogus", "tracker_runs")
 
 
