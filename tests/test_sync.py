@@ -387,6 +387,19 @@ def test_auth_server_credentials(
         tj.init(project=project, dir=store_dir, force=True, anonymous="must")
 
 
+def test_login_asks_for_a_missing_password(tmp_path: Path, monkeypatch) -> None:
+    # getpass reads a terminal (or a notebook's masked input), which a test cannot type into: stand in for it
+    asked: list[str] = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt: asked.append(prompt) or "typed-secret-9")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    assert tj.login("http://127.0.0.1:9/", username="ada", verify=False)
+    assert asked == ["password for ada at http://127.0.0.1:9: "]
+    stored = json.loads(sync_module.credentials_file().read_text())
+    assert stored == {"http://127.0.0.1:9": {"username": "ada", "password": "typed-secret-9"}}
+    with pytest.raises(tj.UsageError, match="needs api_key=, or username="):
+        tj.login("http://127.0.0.1:9/", verify=False)
+
+
 def test_tracker_login_cli_stores_credentials_privately(tmp_path: Path):
     tracker = Path(sys.executable).with_name("tracker")
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}

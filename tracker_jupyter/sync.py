@@ -146,7 +146,9 @@ def login(
     base_url
         The MLflow Tracking Server; default ``TRACKER_BASE_URL`` / ``MLFLOW_TRACKING_URI``.
     username, password
-        HTTP basic auth (MLflow's basic-auth app).
+        HTTP basic auth (MLflow's basic-auth app). Without ``password`` it is asked for (``getpass``, which a
+        notebook shows as a masked input), so it never has to be typed into a cell, its history or a
+        saved notebook.
     api_key
         A bearer token (servers behind an authenticating proxy).
     verify
@@ -163,12 +165,16 @@ def login(
     if not base_url:
         raise UsageError("login() needs a server: pass base_url= or set TRACKER_BASE_URL.")
     base_url, _ = server_url(base_url)
+    if not api_key and username and not password:
+        import getpass
+
+        password = getpass.getpass(f"password for {username} at {base_url}: ")
     if api_key:
         entry, creds = {"token": api_key}, Credentials(token=api_key)
     elif username and password:
         entry, creds = {"username": username, "password": password}, Credentials(username, password)
     else:
-        raise UsageError("login() needs api_key=, or username= and password=.")
+        raise UsageError("login() needs api_key=, or username= (and password=, else it is asked for).")
     if verify:
         with MlflowRest(base_url, creds, timeout=INIT_TIMEOUT) as client:
             client.get_experiment_by_name("Default")  # any authenticated call: /health needs no login
