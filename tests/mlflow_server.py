@@ -55,12 +55,17 @@ class MlflowServer:
         Fixed across ``stop()`` / ``start()``; a free one is picked when omitted.
     basic_auth : bool
         Run MLflow's ``basic-auth`` app with the admin ``ADMIN_USERNAME`` / ``ADMIN_PASSWORD``.
+    workspaces : bool
+        Run with ``--enable-workspaces`` (MLflow's workspaces: experiments scoped per team).
     """
 
-    def __init__(self, directory: Path, port: int | None = None, *, basic_auth: bool = False) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *, basic_auth: bool = False, workspaces: bool = False
+    ) -> None:
         self.dir = Path(directory)
         self.port = port or free_port()
         self.basic_auth = basic_auth
+        self.workspaces = workspaces
         self.log_path = self.dir / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -104,6 +109,8 @@ class MlflowServer:
         ]
         if self.basic_auth:
             command += ["--app-name", "basic-auth"]
+        if self.workspaces:
+            command += ["--enable-workspaces"]
         return command
 
     def environment(self) -> dict[str, str]:
@@ -225,6 +232,12 @@ def mlflow_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlf
     else:
         pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth] (Flask-WTF)")
     yield from _serve(MlflowServer(tmp_path_factory.mktemp("mlflow-auth-server"), basic_auth=True))
+
+
+@pytest.fixture(scope="session")
+def mlflow_workspace_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A running MLflow server with workspaces enabled."""
+    yield from _serve(MlflowServer(tmp_path_factory.mktemp("mlflow-workspace-server"), workspaces=True))
 
 
 @pytest.fixture(scope="session")

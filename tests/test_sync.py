@@ -116,6 +116,57 @@ def test_entity_prefixes_the_experiment(online: MlflowServer, mlflow_client: Any
     assert mlflow_run(mlflow_client, f"team/{project}", run.id).data.tags["tracker.entity"] == "team"
 
 
+def test_entity_is_the_workspace_on_a_server_with_workspaces(
+    mlflow_workspace_server: MlflowServer, store_dir: Path, tmp_path: Path, monkeypatch, capsys
+):
+    import requests
+
+    from tracker_jupyter import runs_dashboard
+
+    url = mlflow_workspace_server.url
+    monkeypatch.setenv("TRACKER_BASE_URL", url)
+    workspace = unique("team")
+    created = requests.post(f"{url}/api/3.0/mlflow/workspaces", json={"name": workspace}, timeout=30)
+    assert created.status_code in (200, 201), created.text
+
+    def get(endpoint: str, space: str | None, **params: str) -> Any:
+        headers = {"X-MLFLOW-WORKSPACE": space} if space else {}
+        return requests.get(f"{url}/api/2.0/mlflow/{endpoint}", params=params, headers=headers, timeout=30)
+
+    project = unique("ws")
+    (tmp_path / "weights.bin").write_bytes(b"w")
+    run = tj.init(project=project, entity=workspace, dir=store_dir, config={"lr": 0.1})
+    run.save(str(tmp_path / "weights.bin"), base_path=str(tmp_path))
+    run.log({"x": 1})
+    run.finish()
+    offline = tj.init(project=project, entity=workspace, dir=store_dir, mode="offline")
+    offline.log({"x": 2})
+    offline.finish()
+    assert sync_module.sync_paths([str(store_dir / project / offline.id)]) == 1  # `tracker sync` too
+
+    experiment = get("experiments/get-by-name", workspace, experiment_name=project).json()["experiment"]
+    assert get("experiments/get-by-name", None, experiment_name=project).status_code == 404  # not in default
+    assert get("experiments/get-by-name", None, experiment_name=f"{workspace}/{project}").status_code == 404
+    found = requests.post(
+        f"{url}/api/2.0/mlflow/runs/search", json={"experiment_ids": [experiment["experiment_id"]]},
+        headers={"X-MLFLOW-WORKSPACE": workspace}, timeout=30,
+    ).json()["runs"]  # fmt: skip
+    by_id = {t["value"]: r for r in found for t in r["data"]["tags"] if t["key"] == "tracker.id"}
+    assert set(by_id) == {run.id, offline.id}
+    mlflow_id = by_id[run.id]["info"]["run_id"]
+    files = get("artifacts/list", workspace, run_id=mlflow_id, path="files").json()["files"]
+    assert [f["path"] for f in files] == ["files/weights.bin"]  # artifacts land in the workspace too
+    listed = runs_dashboard.project_runs(project, str(tmp_path / "empty"), entity=workspace)
+    assert {r.id for r in listed} == {run.id, offline.id}
+    assert {r.summary.get("x") for r in listed} == {1, 2}
+
+    other = unique("nobody")  # no workspace of that name: the prefixed experiment of the default one
+    run = tj.init(project=project, entity=other, dir=store_dir)
+    run.finish()
+    assert f"has no workspace {other!r}" in capsys.readouterr().err
+    assert get("experiments/get-by-name", None, experiment_name=f"{other}/{project}").status_code == 200
+
+
 def test_resume_and_fork_online(online: MlflowServer, mlflow_client: Any, store_dir: Path):
     project = unique("lineage")
     run = tj.init(project=project, dir=store_dir, id="orig")

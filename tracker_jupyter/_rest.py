@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/2.0/mlflow"
+WORKSPACE_HEADER = "X-MLFLOW-WORKSPACE"  # scopes a request to an MLflow workspace (servers with workspaces)
 ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
 RUN_STATUSES = frozenset({"RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"})
 # The server's maximum page size for get-history; above it the request is refused.
@@ -530,6 +531,8 @@ class MlflowRest:
         self.retry = retry
         self.batch_limits = batch_limits
         self._sleep = sleep
+        # The MLflow workspace every request is scoped to (None: the server's default). Settable.
+        self.workspace: str | None = None
 
     def __repr__(self) -> str:
         return f"MlflowRest({self._base_url!r}, auth={self.credentials!r})"
@@ -549,6 +552,24 @@ class MlflowRest:
     def base_url(self) -> str:
         """The server address, without credentials and without a trailing slash."""
         return self._base_url
+
+    # ---- workspaces -------------------------------------------------------------------------------
+
+    def workspace_exists(self, name: str) -> bool | None:
+        """Whether the server has the MLflow workspace ``name``; None when it has no workspaces at all
+        (started without ``--enable-workspaces``, or older than MLflow 3.10)."""
+        url = f"{self._base_url}/api/3.0/mlflow/workspaces/{quote(name, safe='')}"
+        what = f"look up workspace {name!r}"
+        sent = self._send("GET", url, what=what, retry=NO_RETRY)
+        status = sent.response.status_code
+        if status == 200:
+            return True
+        refusal = _parse_refusal(sent.response)
+        if status == 404 and refusal.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        if status in (401, 403):
+            raise self._error(sent, what=what, method="GET", url=url, refusal=refusal)
+        return None  # 503 "disabled because the server is running without workspaces", or no such endpoint
 
     # ---- experiments ------------------------------------------------------------------------------
 
@@ -1006,6 +1027,8 @@ class MlflowRest:
             attempt += 1
             if stream is not None:
                 stream.seek(rewind_to)
+            if self.workspace:
+                kwargs["headers"] = {**(kwargs.get("headers") or {}), WORKSPACE_HEADER: self.workspace}
             try:
                 response = self._session.request(
                     method, url, auth=self._auth, timeout=self.timeout.as_requests(), **kwargs

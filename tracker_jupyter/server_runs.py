@@ -88,7 +88,7 @@ def server_runs(
     Raises ``CommError`` / ``AuthenticationError`` when the server cannot be read.
     """
     from ._rest import MlflowRest, RetryPolicy, Timeout
-    from .sync import INIT_TIMEOUT, credentials_for, experiment_name, server_url
+    from .sync import INIT_TIMEOUT, credentials_for, place, server_url
 
     settings = settings or Settings()
     base_url = resolve("base_url", None, settings)
@@ -101,7 +101,8 @@ def server_runs(
         timeout=Timeout(connect=INIT_TIMEOUT, read=30.0),
         retry=RetryPolicy(max_attempts=2, backoff_initial=0.5, deadline=INIT_TIMEOUT),
     )
-    experiment = client.get_experiment_by_name(experiment_name(project, entity))
+    client.workspace, name = place(client, project, entity)
+    experiment = client.get_experiment_by_name(name)
     if experiment is None:
         return []
     found: list[ServerRunRecord] = []

@@ -258,13 +258,17 @@ class RunSyncer:
         """Find or create the MLflow run for this directory; records it in ``sync.json``."""
         meta = meta or self._meta()
         if self.state.get("server") == self.client.base_url and self.mlflow_run_id:
+            self.client.workspace = self.state.get("workspace")
             return str(self.mlflow_run_id)
         if self.state.get("server") not in (None, self.client.base_url):
             self.state = {}  # synced to another server before: everything goes to this one from the start
             self.rows_synced = 0
-        name = self._experiment_name or experiment_name(
-            meta.get("project", "uncategorized"), meta.get("entity")
-        )
+        project = meta.get("project", "uncategorized")
+        if self._experiment_name:
+            workspace, name = None, self._experiment_name
+        else:
+            workspace, name = place(self.client, project, meta.get("entity"))
+        self.client.workspace = workspace
         experiment_id = self.client.get_or_create_experiment(name)
         found = self.client.search_runs(
             [experiment_id], f"tags.`tracker.id` = '{meta['id']}'", max_results=1
@@ -280,6 +284,7 @@ class RunSyncer:
             )["info"]
         self.state.update(
             server=self.client.base_url,
+            workspace=workspace,
             experiment_id=experiment_id,
             mlflow_run_id=info["run_id"],
             artifact_uri=info["artifact_uri"],
@@ -456,6 +461,32 @@ def _read_rows(path: Path, offset: int, limit: int) -> tuple[list[dict[str, Any]
 def experiment_name(project: str, entity: str | None) -> str:
     """The MLflow experiment of a project: ``project``, or ``entity/project`` when an entity is given."""
     return f"{entity}/{project}" if entity else project
+
+
+_told_no_workspace: set[tuple[str, str]] = set()
+
+
+def place(client: MlflowRest, project: str, entity: str | None) -> tuple[str | None, str]:
+    """Where a project's runs go on the server: ``(workspace, experiment name)``.
+
+    An entity that names an MLflow workspace of the server is that workspace (experiment ``project`` in
+    it); otherwise, and on servers without workspaces, the experiment ``entity/project`` of the default
+    workspace. A server with workspaces but none named after the entity says so once.
+    """
+    if not entity:
+        return None, project
+    exists = client.workspace_exists(entity)
+    if exists:
+        return entity, project
+    if exists is False and (client.base_url, entity) not in _told_no_workspace:
+        _told_no_workspace.add((client.base_url, entity))
+        print(
+            f"tracker: {client.base_url} has no workspace {entity!r}; using the experiment "
+            f"{experiment_name(project, entity)!r} of its default workspace (ask an admin to create the "
+            "workspace to keep the team's runs there).",
+            file=sys.stderr,
+        )
+    return None, experiment_name(project, entity)
 
 
 # ------------------------------------------------------------------------------------- live runs
