@@ -335,6 +335,17 @@ def test_magic_dict_json_and_yaml_select_parts(tmp_path: Path):
     assert "epochs" not in config
 
 
+def test_magic_options_configure_the_parts(tmp_path: Path):
+    config = run_argparse_script(
+        tmp_path, "{'args': {'exclude': ['seed', 'batch']}}", "--seed", "7", "--epochs", "5", "train"
+    )
+    assert config["epochs"] == 5 and config["command"] == "train"
+    assert "seed" not in config and "batch" not in config  # flags not to record (a token, a password...)
+    (tmp_path / "magic.yaml").write_text("args:\n  exclude: [epochs]\nkeras:\n  log_batches: 2\n")
+    config = run_argparse_script(tmp_path, repr(str(tmp_path / "magic.yaml")), "--seed", "7", "--epochs", "5")
+    assert config["seed"] == 7 and "epochs" not in config
+
+
 def test_magic_is_undone_at_finish(store_dir: Path):
     import argparse
 
@@ -352,7 +363,14 @@ def test_magic_is_undone_at_finish(store_dir: Path):
         (3, "magic must be"),
         (["args"], "magic must be"),
         ({"argz": True}, "unknown part"),
-        ({"args": "yes"}, r"magic\['args'\] must be true or false"),
+        ({"args": "yes"}, r"magic\['args'\] must be true or false, or a mapping of its options"),
+        (
+            {"keras": {"every": 2}},
+            r"magic\['keras'\]: unknown option\(s\) every; its options are log_batches",
+        ),
+        ({"keras": {"log_batches": -1}}, r"log_batches'\] must be a whole number 0 or more"),
+        ({"keras": {"log_batches": True}}, r"log_batches'\] must be a whole number"),
+        ({"args": {"exclude": "seed"}}, r"exclude'\] must be a list of flag names"),
         ("{not json", "not valid JSON"),
         ("no/such/magic.yaml", "neither a JSON object nor an existing YAML file"),
         ("[1, 2]", "neither a JSON object"),
@@ -395,6 +413,36 @@ def test_magic_logs_keras_fit_epochs(tmp_path: Path):
     rows = tj.Api(tmp_path / "store").run(result.stdout.split()[-1]).history()
     assert [r["epoch"] for r in rows] == [0, 1, 2]
     assert all({"loss", "mae", "val_loss", "val_mae"} <= set(r) for r in rows)
+
+
+def test_magic_keras_log_batches(tmp_path: Path):
+    code = textwrap.dedent(
+        f"""
+        import os
+        os.environ["KERAS_BACKEND"] = "torch"
+        import keras, numpy as np
+        import tracker_jupyter as tj
+        run = tj.init(project="p", dir={str(tmp_path / "store")!r}, magic={{"keras": {{"log_batches": 2}}}})
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        x = np.random.rand(32, 3).astype("float32")
+        model.fit(x, x.sum(axis=1), epochs=2, batch_size=8, verbose=0)  # 4 batches an epoch
+        run.finish()
+        print(run.id)
+        """
+    )
+    result = run_script(code, tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = tj.Api(tmp_path / "store").run(result.stdout.split()[-1]).history()
+    assert [(r["epoch"], r.get("batch")) for r in rows] == [
+        (0, 1),
+        (0, 3),
+        (0, None),
+        (1, 1),
+        (1, 3),
+        (1, None),
+    ]
+    assert all("loss" in r for r in rows)
 
 
 # -------------------------------------------------------------------------------------------------- gym

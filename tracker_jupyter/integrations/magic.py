@@ -17,8 +17,17 @@ The parts, all on with ``magic=True``:
     when Keras is imported, else right after the program imports it; restored at finish.
 
 ``magic`` may also be a dict, a JSON object string or the path of a YAML (or JSON) file mapping part names to
-booleans, e.g. ``{"args": true, "keras": false}``; parts not named keep their default (on). Anything else is
-a ``UsageError``.
+a boolean (on or off) or to a mapping of the part's options (on, configured); parts not named keep their
+default (on). The options:
+
+``args``, ``absl``: ``exclude``
+    Flag names not to record (a list of strings), e.g. ``{"args": {"exclude": ["api_token"]}}``.
+``keras``: ``log_batches``
+    Also log the training metrics every N batches (an integer; 0, the default, logs epochs only). Batch rows
+    carry ``batch`` and ``epoch``.
+
+For example ``{"args": {"exclude": ["password"]}, "keras": {"log_batches": 50}, "absl": false}``. Anything
+else (an unknown part or option, a value of the wrong type) is a ``UsageError``.
 """
 
 from __future__ import annotations
@@ -34,12 +43,20 @@ from ._patching import Patch, WhenImported
 PARTS = ("args", "absl", "keras")
 
 
-def parse(value: Any) -> dict[str, bool]:
-    """The parts ``value`` switches on, or a UsageError saying what is wrong with it."""
+OPTIONS: dict[str, dict[str, Any]] = {  # part -> option -> default
+    "args": {"exclude": []},
+    "absl": {"exclude": []},
+    "keras": {"log_batches": 0},
+}
+
+
+def parse(value: Any) -> dict[str, dict[str, Any] | None]:
+    """The parts ``value`` switches on, each with its options (None: off), or a UsageError saying what is
+    wrong with it."""
     if value is True:
-        return dict.fromkeys(PARTS, True)
+        return {part: dict(OPTIONS[part]) for part in PARTS}
     if value is None or value is False:
-        return dict.fromkeys(PARTS, False)
+        return dict.fromkeys(PARTS)
     if isinstance(value, str):
         value = _load_string(value)
     if not isinstance(value, dict):
@@ -50,12 +67,36 @@ def parse(value: Any) -> dict[str, bool]:
     unknown = sorted(map(str, set(value) - set(PARTS)))
     if unknown:
         raise UsageError(f"magic: unknown part(s) {', '.join(unknown)}; the parts are {', '.join(PARTS)}.")
-    parts = dict.fromkeys(PARTS, True)
-    for key, enabled in value.items():
-        if not isinstance(enabled, bool):
-            raise UsageError(f"magic[{key!r}] must be true or false, got {enabled!r}.")
-        parts[key] = enabled
+    parts: dict[str, dict[str, Any] | None] = {part: dict(OPTIONS[part]) for part in PARTS}
+    for key, setting in value.items():
+        if isinstance(setting, bool):
+            parts[key] = dict(OPTIONS[key]) if setting else None
+        elif isinstance(setting, dict):
+            parts[key] = _options(key, setting)
+        else:
+            raise UsageError(
+                f"magic[{key!r}] must be true or false, or a mapping of its options "
+                f"({', '.join(OPTIONS[key])}); got {setting!r}."
+            )
     return parts
+
+
+def _options(part: str, given: dict[Any, Any]) -> dict[str, Any]:
+    unknown = sorted(map(str, set(given) - set(OPTIONS[part])))
+    if unknown:
+        raise UsageError(
+            f"magic[{part!r}]: unknown option(s) {', '.join(unknown)}; its options are {', '.join(OPTIONS[part])}."
+        )
+    options = {**OPTIONS[part], **given}
+    exclude = options.get("exclude", [])
+    if "exclude" in options and (
+        not isinstance(exclude, (list, tuple)) or not all(isinstance(n, str) for n in exclude)
+    ):
+        raise UsageError(f"magic[{part!r}]['exclude'] must be a list of flag names, got {exclude!r}.")
+    every = options.get("log_batches", 0)
+    if "log_batches" in options and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
+        raise UsageError(f"magic[{part!r}]['log_batches'] must be a whole number 0 or more, got {every!r}.")
+    return options
 
 
 def _load_string(text: str) -> Any:
@@ -89,19 +130,20 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _record_namespace(run: Any, namespace: Any) -> None:
-    items = {k: _plain(v) for k, v in vars(namespace).items() if not k.startswith("_")}
+def _record_namespace(run: Any, namespace: Any, exclude: frozenset[str]) -> None:
+    items = {k: _plain(v) for k, v in vars(namespace).items() if not k.startswith("_") and k not in exclude}
     if items and run.state == "running":
         run.config.setdefaults(items)
 
 
-def _start_args(run: Any, undo: list[Any]) -> None:
+def _start_args(run: Any, undo: list[Any], options: dict[str, Any]) -> None:
     import argparse
 
+    exclude = frozenset(options["exclude"])
     main = sys.modules.get("__main__")
     for value in list(vars(main).values()) if main is not None else ():
         if isinstance(value, argparse.Namespace):
-            _record_namespace(run, value)
+            _record_namespace(run, value, exclude)
     depth = [0]  # subparsers call parse_known_args again: record only the outermost result
 
     def make(original: Any) -> Any:
@@ -112,7 +154,7 @@ def _start_args(run: Any, undo: list[Any]) -> None:
             finally:
                 depth[0] -= 1
             if depth[0] == 0:
-                _record_namespace(run, result[0])
+                _record_namespace(run, result[0], exclude)
             return result
 
         return parse_known_args
@@ -120,7 +162,7 @@ def _start_args(run: Any, undo: list[Any]) -> None:
     undo.append(Patch(argparse.ArgumentParser, "parse_known_args", make).undo)
 
 
-def _start_absl(run: Any) -> None:
+def _start_absl(run: Any, options: dict[str, Any]) -> None:
     flags_module = sys.modules.get("absl.flags")
     if flags_module is None:
         return
@@ -129,7 +171,7 @@ def _start_absl(run: Any) -> None:
         return
     by_module = flags.flags_by_module_dict()
     main_flags = by_module.get(sys.argv[0], []) + by_module.get("__main__", [])
-    items = {flag.name: _plain(flag.value) for flag in main_flags}
+    items = {flag.name: _plain(flag.value) for flag in main_flags if flag.name not in options["exclude"]}
     if items:
         run.config.setdefaults(items)
 
@@ -137,10 +179,21 @@ def _start_absl(run: Any) -> None:
 # ----------------------------------------------------------------------------------------------- keras
 
 
-def _patch_keras(run: Any, undo: list[Any]) -> Any:
+def _patch_keras(run: Any, undo: list[Any], options: dict[str, Any]) -> Any:
+    every = int(options["log_batches"])
+
     def patch(keras: Any) -> None:
         class TrackerCallback(keras.callbacks.Callback):  # type: ignore[misc]
-            """Logs each epoch's metrics to the run."""
+            """Logs each epoch's metrics to the run (and every ``log_batches`` batches' training metrics)."""
+
+            epoch = 0
+
+            def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+                if every and (batch + 1) % every == 0 and run.state == "running":
+                    run.log({**(logs or {}), "epoch": self.epoch, "batch": batch})
 
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 if run.state == "running":
@@ -167,12 +220,12 @@ def start(run: Any, value: Any) -> None:
     """Switch on the parts ``value`` selects for ``run`` until it finishes (see the module docstring)."""
     parts = parse(value)
     undo: list[Any] = []
-    if parts["args"]:
-        _start_args(run, undo)
-    if parts["absl"]:
-        _start_absl(run)
-    if parts["keras"]:
-        hook = WhenImported("keras", _patch_keras(run, undo))
+    if parts["args"] is not None:
+        _start_args(run, undo, parts["args"])
+    if parts["absl"] is not None:
+        _start_absl(run, parts["absl"])
+    if parts["keras"] is not None:
+        hook = WhenImported("keras", _patch_keras(run, undo, parts["keras"]))
         undo.append(hook.remove)
 
     def stop(finished: Any) -> None:
