@@ -88,6 +88,8 @@ def test_random_names_are_readable_and_ids_unique(store_dir: Path):
         ({"config_include_keys": "a"}, "list of strings"),
         ({"config": 42}, "config must be"),
         ({"config": {"a.b": 1}}, "contains '.'"),
+        ({"config": {"opt": {"a.b": 1}}}, "in config['opt']: config key 'a.b' contains '.'"),
+        ({"project": "a/b"}, "Pick another project"),
         ({"tags": "single"}, "not a single string"),
         ({"tags": ["ok", 3]}, "non-empty string"),
         ({"settings": {"projekt": "x"}}, "Did you mean 'project'"),
@@ -103,6 +105,11 @@ def test_bad_arguments_are_refused_with_what_and_how(store_dir: Path, kwargs, ne
     assert tj.run is None
     # nothing half-made is left behind: no run directory exists
     assert not list(store_dir.glob("*/*/run.json"))
+
+
+def test_a_dir_that_is_not_a_path_is_named_in_the_error():
+    with pytest.raises(UsageError, match=r"dir must be a path \(a str or os.PathLike\), got 5 \(int\)"):
+        tj.init(project="p", dir=5)
 
 
 def test_dryrun_is_offline(store_dir: Path):

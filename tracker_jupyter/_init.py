@@ -264,7 +264,7 @@ def init(
     ):  # fmt: skip
         _check_bool(argument, flag)
     if dir is not None and not isinstance(dir, (str, os.PathLike)):
-        raise UsageError(f"dir must be a path, got {type(dir).__name__}.")
+        raise UsageError(f"dir must be a path (a str or os.PathLike), got {dir!r} ({type(dir).__name__}).")
     settings = Settings.coerce(settings)
     reinit_mode = _normalize_reinit(reinit)
     rewind = parse_step_ref("resume_from", resume_from) if resume_from is not None else None

@@ -203,6 +203,7 @@ class Config:
 
     def _clean_value(self, key: str, value: Any) -> Any:
         value = _to_json_value(value, key, self._warn_once)
+        _check_nested_keys(key, value)
         if not isinstance(value, (bool, int, float, type(None))):
             from .store import dumps
 
@@ -218,6 +219,17 @@ class Config:
         if message not in self._warned:
             self._warned.add(message)
             warnings.warn(message, UserWarning, stacklevel=5)
+
+
+def _check_nested_keys(path: str, value: Any) -> None:
+    """Keys inside a nested config value follow the top-level rules (params join them with '.')."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            try:
+                check_config_key(key)
+            except UsageError as exc:
+                raise UsageError(f"in config[{path!r}]: {exc}") from None
+            _check_nested_keys(f"{path}.{key}", inner)
 
 
 def check_config_key(key: Any) -> None:

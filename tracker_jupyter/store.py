@@ -147,7 +147,7 @@ def check_name(kind: str, value: str, *, max_len: int) -> str:
     if bad:
         raise UsageError(
             f"{kind} {value!r} contains {' '.join(bad)}; the characters / \\ # ? % : are not allowed. "
-            f"Pick a {kind} without them."
+            f"Pick another {kind}, without them."
         )
     if value in (".", "..") or any(ord(c) < 32 for c in value) or value != value.strip():
         raise UsageError(
