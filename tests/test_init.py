@@ -174,6 +174,23 @@ def test_settings_values_are_checked_and_parsed(store_dir: Path):
     assert tj.run is None
 
 
+def test_a_bad_value_is_named_where_it_came_from(store_dir: Path, monkeypatch):
+    monkeypatch.setenv("TRACKER_MODE", "onlin")
+    with pytest.raises(UsageError, match="TRACKER_MODE='onlin' is not allowed"):
+        tj.init(project="p", dir=store_dir)
+    with pytest.raises(UsageError, match="settings mode='x' is not allowed"):
+        tj.init(project="p", dir=store_dir, settings={"mode": "x"})
+    with pytest.raises(UsageError, match="^mode='y' is not allowed"):
+        tj.init(project="p", dir=store_dir, mode="y")
+    monkeypatch.delenv("TRACKER_MODE")
+    monkeypatch.setenv("TRACKER_RESUME", "sometimes")
+    with pytest.raises(UsageError, match="TRACKER_RESUME='sometimes' is not allowed"):
+        tj.init(project="p", dir=store_dir)
+    monkeypatch.setenv("TRACKER_ANONYMOUS", "maybe")
+    with pytest.raises(UsageError, match="TRACKER_ANONYMOUS='maybe' is not allowed"):
+        tj.init(project="p", dir=store_dir, resume="allow")
+
+
 def test_environment_values_are_checked_and_resume_accepts_booleans(store_dir: Path, monkeypatch):
     monkeypatch.setenv("TRACKER_FLUSH_INTERVAL", "0")
     with pytest.raises(UsageError, match=r"TRACKER_FLUSH_INTERVAL=0\.0: flush_interval must be above 0"):

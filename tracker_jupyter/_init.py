@@ -16,7 +16,7 @@ from ._names import new_run_id, new_run_name
 from ._run import Config, Run, Summary, _NullSink, check_tags, config_items
 from ._state import holder, install_exit_handlers
 from .exceptions import UsageError
-from .settings import Settings, resolve
+from .settings import Settings, origin, resolve
 
 MODES = ("online", "offline", "disabled")
 RESUME = ("allow", "never", "must", "auto")
@@ -60,15 +60,15 @@ def _check_bool(argument: str, value: Any) -> None:
         raise UsageError(f"{argument} must be True or False, got {value!r}.")
 
 
-def _normalize_resume(value: Any) -> str | None:
+def _normalize_resume(value: Any, where: str = "resume") -> str | None:
     if value is None or value is False:
         return None
     if value is True:
         return "auto"
     if isinstance(value, str):
-        _check_choice("resume", value, RESUME)
+        _check_choice(where, value, RESUME)
         return value
-    raise UsageError(f"resume must be a bool or one of {', '.join(map(repr, RESUME))}, got {value!r}.")
+    raise UsageError(f"{where} must be a bool or one of {', '.join(map(repr, RESUME))}, got {value!r}.")
 
 
 def _normalize_reinit(value: Any) -> str:
@@ -271,23 +271,28 @@ def init(
     fork = parse_step_ref("fork_from", fork_from) if fork_from is not None else None
 
     # ---- 2. resolve: explicit > settings > environment > default
+    mode_from = origin("mode", mode, settings)
     mode = resolve("mode", mode, settings)
     if mode == "dryrun":
         mode = "offline"
     if mode is not None:
-        _check_choice("mode", mode, (*MODES, "dryrun"))
+        _check_choice(mode_from, mode, (*MODES, "dryrun"))
     if resume is None and (rewind is not None or fork is not None):
         resume_mode = None  # an explicit resume_from/fork_from wins over TRACKER_RESUME or settings.resume
     else:
-        resume_mode = _normalize_resume(resume if resume is not None else resolve("resume", None, settings))
+        resume_mode = _normalize_resume(
+            resume if resume is not None else resolve("resume", None, settings),
+            origin("resume", resume, settings),
+        )
     given = [n for n, v in (("resume", resume_mode), ("resume_from", rewind), ("fork_from", fork)) if v]
     if len(given) > 1:
         raise UsageError(
             f"{' and '.join(given)} cannot be combined; pass only one of resume, resume_from, fork_from."
         )
+    anonymous_from = origin("anonymous", anonymous, settings)
     anonymous = resolve("anonymous", anonymous, settings)
     if anonymous is not None:
-        _check_choice("anonymous", anonymous, ANONYMOUS)
+        _check_choice(anonymous_from, anonymous, ANONYMOUS)
     force = bool(resolve("force", force, settings))
     silent = bool(resolve("silent", None, settings))
     run_id = resolve("run_id", id, settings)

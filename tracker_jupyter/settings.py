@@ -237,3 +237,14 @@ def resolve(name: str, explicit: Any, settings: Settings, environ: Mapping[str, 
     if value is not None:
         return value
     return DEFAULTS.get(name)
+
+
+def origin(name: str, explicit: Any, settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """Where ``resolve`` takes ``name`` from, as an error message should name it: the argument, the
+    settings field, or the environment variable that is set."""
+    if explicit is not None:
+        return name
+    if getattr(settings, name) is not None:
+        return f"settings {name}"
+    env = os.environ if environ is None else environ
+    return next((var for var in ENV[name][0] if var in env), name)
