@@ -71,6 +71,20 @@ def test_reinit_create_new_runs_side_by_side(store_dir: Path):
     assert steps(api, second.id) == [(0, 2), (1, 3)]
 
 
+def test_when_the_current_run_finishes_the_newest_active_run_takes_over(store_dir: Path):
+    first = tj.init(project="p", dir=store_dir)
+    second = tj.init(project="p", dir=store_dir, reinit="create_new")
+    third = tj.init(project="p", dir=store_dir, reinit="create_new")
+    first.finish()
+    assert tj.run is third  # still active, so the mirrors keep working
+    tj.log({"x": 1})
+    third.finish()
+    assert tj.run is second
+    second.finish()
+    assert tj.run is None
+    assert steps(tj.Api(store_dir), third.id) == [(0, 1)]
+
+
 def test_resume_must_while_another_run_is_kept_is_an_error(store_dir: Path):
     old = tj.init(project="p", dir=store_dir, id="old")
     old.finish()

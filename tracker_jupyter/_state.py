@@ -25,8 +25,8 @@ class _Holder:
     def remove(self, run: Run) -> None:
         if run in self.active:
             self.active.remove(run)
-        if self.run is run:
-            self.run = None
+        if self.run is run:  # the newest run still active (reinit="create_new") takes over, if any
+            self.run = self.active[-1] if self.active else None
 
 
 holder = _Holder()
