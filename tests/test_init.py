@@ -180,7 +180,7 @@ def test_a_bad_value_is_named_where_it_came_from(store_dir: Path, monkeypatch):
         tj.init(project="p", dir=store_dir)
     with pytest.raises(UsageError, match="settings mode='x' is not allowed"):
         tj.init(project="p", dir=store_dir, settings={"mode": "x"})
-    with pytest.raises(UsageError, match="^mode='y' is not allowed"):
+    with pytest.raises(UsageError, match=r"^mode='y' is not allowed"):
         tj.init(project="p", dir=store_dir, mode="y")
     monkeypatch.delenv("TRACKER_MODE")
     monkeypatch.setenv("TRACKER_RESUME", "sometimes")

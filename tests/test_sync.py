@@ -254,12 +254,15 @@ def test_tracker_sync_cli_marks_crashed_runs_killed(
     assert done.returncode == 2 and "needs a server" in done.stderr
 
 
-def test_server_killed_mid_run_and_restarted(online: MlflowServer, mlflow_client: Any, store_dir: Path):
+def test_server_killed_mid_run_and_restarted(
+    online: MlflowServer, mlflow_client: Any, store_dir: Path, capsys: pytest.CaptureFixture[str]
+):
     project = unique("restart")
     run = tj.init(project=project, dir=store_dir, settings={"sync_timeout": 60})
     for i in range(300):
         run.log({"v": i})
     time.sleep(1.5)
+    down = tj.init(project=project, dir=store_dir, reinit="create_new", settings={"sync_timeout": 1})
     with online.stopped(kill=True):
         for i in range(300, 600):
             run.log({"v": i})
@@ -267,9 +270,19 @@ def test_server_killed_mid_run_and_restarted(online: MlflowServer, mlflow_client
         while not run._sync_status()["last_error"] and time.time() < deadline:  # type: ignore[attr-defined]
             time.sleep(0.2)
         assert "Could not reach the MLflow server" in run._sync_status()["last_error"]  # type: ignore[attr-defined]
+        # a second run finishes while the server is down: it waits sync_timeout (1 s), then says what is
+        # left and the command that sends it
+        for i in range(50):
+            down.log({"w": i})
+        down.finish()
+        told = capsys.readouterr().err
+    assert f"run {down.id} is not fully synced" in told and "50 rows pending" in told
+    assert f"tracker sync {store_dir / project / down.id}" in told
     run.finish()  # the server is back: the syncer catches up within sync_timeout
     found = mlflow_run(mlflow_client, project, run.id)
     assert history(mlflow_client, found.info.run_id, "v") == [(i, float(i)) for i in range(600)]
+    assert sync_module.sync_paths([str(store_dir / project / down.id)]) == 1  # the command it printed
+    assert len(history(mlflow_client, mlflow_run(mlflow_client, project, down.id).info.run_id, "w")) == 50
 
 
 def test_429_and_500_from_a_proxy_are_retried(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -830,7 +831,7 @@ def _init_line(run: Run, opened: _Opened, silent: bool) -> None:
     where = run.url or str(opened.dir)
     extra = ""
     if run.mode == "offline":
-        extra = f" · offline (upload later: tracker sync {opened.dir})"
+        extra = f" · offline (upload later: tracker sync {shlex.quote(str(opened.dir))})"
     _say(
         f"{what} {run.name} ({run.id}) → {where}{extra}",
         silent or bool(getattr(run, "_quiet_display", False)),

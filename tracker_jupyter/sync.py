@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import sys
 import threading
 import time
@@ -545,7 +546,7 @@ class LiveSync:
             self._warned = True
             print(
                 f"tracker: sync to {self.syncer.client.base_url} failed ({exc}); the data stays in "
-                f"{self.syncer.dir} and is retried (or run: tracker sync {self.syncer.dir})",
+                f"{self.syncer.dir} and is retried (or run: tracker sync {shlex.quote(str(self.syncer.dir))})",
                 file=sys.stderr,
             )
 
@@ -589,9 +590,10 @@ class LiveSync:
                 if error
                 else (f": {self.syncer.last_error}" if self.syncer.last_error else "")
             )
+            left = f"{pending} rows pending" if pending else "files or the final state not sent"
             print(
-                f"tracker: run {run.id} is not fully synced to {self.syncer.client.base_url} ({pending} rows "
-                f"pending{reason}). Everything is in {self.syncer.dir}; finish with: tracker sync {self.syncer.dir}",
+                f"tracker: run {run.id} is not fully synced to {self.syncer.client.base_url} ({left}{reason}). "
+                f"Everything is in {self.syncer.dir}; finish with: tracker sync {shlex.quote(str(self.syncer.dir))}",
                 file=sys.stderr,
             )
         self.syncer.client.close()
