@@ -273,6 +273,17 @@ def test_tracker_cell_that_raises_fails_the_run_and_raises_again(
     assert ok(shell, "1 + 1") == 2  # the next cell works
 
 
+def test_tracker_cell_with_top_level_await(shell: InteractiveShell, store: Path) -> None:
+    result = run_cell(
+        shell,
+        "%%tracker --project p --id awaited\nimport asyncio\nawait asyncio.sleep(0)\n"
+        "import tracker_jupyter\ntracker_jupyter.log({'a': 1})\nawait asyncio.sleep(0, result=7)",
+    )
+    assert result.success and result.result == 7
+    record = tracker_jupyter.Api(store).run("awaited")
+    assert record.state == "finished" and [r["a"] for r in record.scan_history()] == [1]
+
+
 def test_tracker_cell_with_an_active_run_uses_it(shell: InteractiveShell, store: Path) -> None:
     run = ok(shell, "%tracker_init --project p")
     with capture_output() as captured:

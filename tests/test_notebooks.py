@@ -210,6 +210,23 @@ def test_error_inside_tracker_cell_fails_its_run_and_later_cells_work(kernel: Ke
     assert (record.state, record.exit_code, record.summary["loss"]) == ("failed", 1, 1.0)
 
 
+def test_top_level_await_in_a_tracker_cell_is_refused_clearly_in_a_kernel(kernel: Kernel) -> None:
+    nb = kernel.run(
+        [
+            tagged(
+                "%%tracker --project awaiting\nimport asyncio\nawait asyncio.sleep(0)", "raises-exception"
+            ),
+            "import asyncio\nawait asyncio.sleep(0)\nprint('a plain cell awaits')",
+        ]
+    )
+    # IPython shows a UsageError as one line on stderr, without a traceback
+    told = "".join(o.text for o in nb.cells[0].outputs if o.output_type == "stream" and o.name == "stderr")
+    assert "UsageError: %%tracker cannot run a cell with top-level await" in told and "%tracker_init" in told
+    assert stdout(nb.cells[1]) == "a plain cell awaits\n"
+    (record,) = kernel.api().runs("awaiting")
+    assert record.state == "failed"
+
+
 def test_session_history_matches_the_notebook_cell_by_cell(kernel: Kernel) -> None:
     cells = [
         "run = %tracker_init --project history --save-code",

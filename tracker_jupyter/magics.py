@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -358,11 +359,30 @@ class TrackerMagics(Magics):
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
         namespace = shell.user_ns
-        exec(shell.compile(tree, filename, "exec"), namespace)
-        if last is not None:
+        # top-level await, as in any cell: such code evaluates to a coroutine, run to its end here
+        with shell.compile.extra_flags(ast.PyCF_ALLOW_TOP_LEVEL_AWAIT):
+            body = shell.compile(tree, filename, "exec")
             # the shell's compiler takes AST nodes as compile() does; its annotation says str only
-            return eval(shell.compile(last, filename, "eval"), namespace)  # type: ignore[arg-type]
-        return None
+            tail = shell.compile(last, filename, "eval") if last is not None else None  # type: ignore[arg-type]
+        self._finish_awaiting(body, eval(body, namespace))
+        return self._finish_awaiting(tail, eval(tail, namespace)) if tail is not None else None
+
+    def _finish_awaiting(self, code: Any, value: Any) -> Any:
+        if not code.co_flags & inspect.CO_COROUTINE:
+            return value
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # terminal IPython, or a shell without a running loop: run it as IPython would
+            assert self.shell is not None
+            return self.shell.loop_runner(value)
+        value.close()
+        raise UsageError(
+            "%%tracker cannot run a cell with top-level await in a kernel (cell magics run synchronously "
+            "inside the kernel's event loop). Start the run with %tracker_init or tracker_jupyter.init() and "
+            "run the cell without %%tracker; it logs to the active run."
+        )
 
 
 @contextlib.contextmanager
