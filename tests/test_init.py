@@ -244,12 +244,14 @@ def test_config_sources_dict_namespace_absl_yaml(store_dir: Path, tmp_path: Path
     assert dict(run.config) == {"batch": 32, "name": "x"}
     run.finish()
 
-    class FakeAbslFlags:  # absl is not installed here; this has the one method init() relies on
-        def flag_values_dict(self):
-            return {"epochs": 3}
+    from absl import flags
 
-    run = tj.init(project="p", dir=store_dir, config=FakeAbslFlags())
-    assert run.config.epochs == 3
+    absl_flags = flags.FlagValues()  # real absl flags, parsed from a command line
+    flags.DEFINE_integer("epochs", 1, "epochs to train", flag_values=absl_flags)
+    flags.DEFINE_string("opt", "sgd", "optimizer", flag_values=absl_flags)
+    absl_flags(["train.py", "--epochs=3"])
+    run = tj.init(project="p", dir=store_dir, config=absl_flags)
+    assert (run.config.epochs, run.config.opt) == (3, "sgd")
     run.finish()
     (tmp_path / "cfg.yaml").write_text("lr: 0.5\nopt: adam\n")
     run = tj.init(project="p", dir=store_dir, config=str(tmp_path / "cfg.yaml"))

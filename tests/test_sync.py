@@ -109,6 +109,42 @@ def test_failed_run_and_files_and_code(
     assert [a.path for a in mlflow_client.list_artifacts(found.info.run_id, "files")] == ["files/weights.bin"]
 
 
+def test_code_media_and_tensorboard_files_are_uploaded(
+    online: MlflowServer, mlflow_client: Any, store_dir: Path, tmp_path: Path
+):
+    project = unique("uploads")
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys, numpy as np, tracker_jupyter as tj\n"
+        "from tensorboardX import SummaryWriter\n"
+        f"run = tj.init(project={project!r}, dir=sys.argv[1], save_code=True, sync_tensorboard=True)\n"
+        "writer = SummaryWriter(sys.argv[2])\n"
+        "writer.add_scalar('tb_loss', 0.5, 1)\n"
+        "writer.close()\n"
+        "run.log({'sample': tj.Image(np.zeros((4, 4, 3), dtype=np.uint8))})\n"
+        "run.finish()\n"
+        "print(run.id)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(store_dir), str(tmp_path / "tb" / "exp")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = mlflow_run(mlflow_client, project, done.stdout.split()[-1])
+
+    def listing(path: str) -> list[str]:
+        out = []
+        for item in mlflow_client.list_artifacts(found.info.run_id, path):
+            out += listing(item.path) if item.is_dir else [item.path]
+        return out
+
+    uploaded = listing("")
+    assert "code/train.py" in uploaded
+    assert any(p.startswith("files/media/images/sample_1_") and p.endswith(".png") for p in uploaded)
+    assert any(p.startswith("files/tensorboard/exp/events.out.tfevents.") for p in uploaded)
+    assert [m.value for m in mlflow_client.get_metric_history(found.info.run_id, "tb_loss")] == [0.5]
+
+
 def test_entity_prefixes_the_experiment(online: MlflowServer, mlflow_client: Any, store_dir: Path):
     project = unique("ent")
     run = tj.init(project=project, entity="team", dir=store_dir)
@@ -462,6 +498,41 @@ def test_login_asks_for_a_missing_password(tmp_path: Path, monkeypatch) -> None:
     assert stored == {"http://127.0.0.1:9": {"username": "ada", "password": "typed-secret-9"}}
     with pytest.raises(tj.UsageError, match="needs api_key=, or username="):
         tj.login("http://127.0.0.1:9/", verify=False)
+
+
+def test_mlflow_environment_variables_are_the_fallback(
+    mlflow_auth_server: MlflowServer, store_dir: Path, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no stored login
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_auth_server.url)  # what MLflow users already have
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", mlflow_auth_server.admin[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", mlflow_auth_server.admin[1])
+    run = tj.init(project=unique("mlflowenv"), dir=store_dir, force=True)
+    assert run.mode == "online" and run.url and run.url.startswith(mlflow_auth_server.url)
+    run.finish()
+    monkeypatch.setenv("TRACKER_USERNAME", "someone-else")  # ours come first
+    monkeypatch.setenv("TRACKER_PASSWORD", "not-their-password-1")
+    with pytest.raises(AuthenticationError):
+        tj.init(project=unique("mlflowenv"), dir=store_dir, force=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:///tmp/mlruns")  # not a server: offline by default
+    monkeypatch.delenv("TRACKER_USERNAME")
+    run = tj.init(project=unique("mlflowenv"), dir=store_dir)
+    assert run.mode == "offline"
+    run.finish()
+
+
+def test_params_keep_one_form_across_resumes(
+    online: MlflowServer, mlflow_client: Any, store_dir: Path, capsys
+):
+    assert sync_module.canonical(7) == sync_module.canonical(7.0) == "7"
+    assert sync_module.canonical(0.1) == "0.1" and sync_module.canonical(True) == "True"
+    project = unique("canon")
+    run = tj.init(project=project, dir=store_dir, id=unique("c"), config={"epochs": 7, "lr": 0.1})
+    run.finish()
+    again = tj.init(project=project, dir=store_dir, id=run.id, resume="must", config={"epochs": 7.0})
+    again.finish()
+    assert "refused" not in capsys.readouterr().err  # 7.0 is not a change of the param 7
+    assert mlflow_run(mlflow_client, project, run.id).data.params == {"epochs": "7", "lr": "0.1"}
 
 
 def test_tracker_login_cli_stores_credentials_privately(tmp_path: Path):
