@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import tracker_jupyter
+from tests.conftest import run_script
 from tests.ipython_shell import interactive_shell, ok, run_cell
 from tracker_jupyter.magics import literal, parse_pairs
 
@@ -273,14 +275,26 @@ def test_tracker_cell_that_raises_fails_the_run_and_raises_again(
     assert ok(shell, "1 + 1") == 2  # the next cell works
 
 
-def test_tracker_cell_with_top_level_await(shell: InteractiveShell, store: Path) -> None:
-    result = run_cell(
-        shell,
-        "%%tracker --project p --id awaited\nimport asyncio\nawait asyncio.sleep(0)\n"
-        "import tracker_jupyter\ntracker_jupyter.log({'a': 1})\nawait asyncio.sleep(0, result=7)",
+def test_tracker_cell_with_top_level_await(tmp_path: Path) -> None:
+    # a fresh interpreter: no event loop may be running in the thread, as in terminal IPython (browser
+    # tests drive Playwright's synchronous API from this process's main thread, which runs one)
+    code = textwrap.dedent(
+        f"""
+        from IPython.core.interactiveshell import InteractiveShell
+        shell = InteractiveShell.instance()
+        shell.run_line_magic("load_ext", "tracker_jupyter")
+        result = shell.run_cell(
+            "%%tracker --project p --id awaited --dir {tmp_path / "store"}\\n"
+            "import asyncio\\nawait asyncio.sleep(0)\\n"
+            "import tracker_jupyter\\ntracker_jupyter.log({{'a': 1}})\\nawait asyncio.sleep(0, result=7)"
+        )
+        print(result.success, result.result)
+        """
     )
-    assert result.success and result.result == 7
-    record = tracker_jupyter.Api(store).run("awaited")
+    done = run_script(code, tmp_path, env={"IPYTHONDIR": str(tmp_path / "ipython")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["True", "7"]
+    record = tracker_jupyter.Api(tmp_path / "store").run("awaited")
     assert record.state == "finished" and [r["a"] for r in record.scan_history()] == [1]
 
 
