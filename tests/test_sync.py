@@ -81,17 +81,35 @@ def test_changed_config_keeps_first_param_and_records_current(
     online: MlflowServer, mlflow_client: Any, store_dir
 ):
     project = unique("cfg")
-    run = tj.init(project=project, dir=store_dir, config={"lr": 0.1}, allow_val_change=True)
-    run.log({"x": 1})
-    run._sync_status()  # type: ignore[attr-defined]
-    time.sleep(1.5)  # let the first sync send the param
-    run.config.lr = 0.05
-    run.finish()
-    found = mlflow_run(mlflow_client, project, run.id)
-    assert found.data.params["lr"] == "0.1"
-    assert json.loads(found.data.tags["tracker.config"]) == {"lr": 0.05}
-    config_file = mlflow_client.download_artifacts(found.info.run_id, "config.json")
-    assert json.loads(Path(config_file).read_text()) == {"lr": 0.05}
+    for mode in ("online", "offline"):  # changed before the first sync pass, or long before `tracker sync`
+        run = tj.init(project=project, dir=store_dir, config={"lr": 0.1}, allow_val_change=True, mode=mode)
+        run.log({"x": 1})
+        run.config.lr = 0.05
+        run.config.update({"lr": 0.02})
+        run.finish()
+        if mode == "offline":
+            assert sync_module.sync_paths([str(store_dir / project / run.id)]) == 1
+        found = mlflow_run(mlflow_client, project, run.id)
+        assert found.data.params["lr"] == "0.1"
+        assert json.loads(found.data.tags["tracker.config"]) == {"lr": 0.02}
+        config_file = mlflow_client.download_artifacts(found.info.run_id, "config.json")
+        assert json.loads(Path(config_file).read_text()) == {"lr": 0.02}
+    # a resumed run keeps the first value of its first life; a key first changed by a resume is recorded too
+    again = tj.init(
+        project=project, dir=store_dir, id=run.id, resume="must", config={"lr": 0.5, "x": 2},
+        allow_val_change=True, mode="offline",
+    )  # fmt: skip
+    again.config.update({"x": 3})
+    again.finish()
+    assert tj.Api(store_dir).run(run.id).meta["config_first"] == {"lr": 0.1, "x": 2}
+    fresh = tj.init(project=project, dir=store_dir, config={"bs": 8}, mode="offline")
+    fresh.finish()
+    resumed = tj.init(
+        project=project, dir=store_dir, id=fresh.id, resume="must", config={"bs": 16}, allow_val_change=True,
+        mode="offline",
+    )  # fmt: skip
+    resumed.finish()
+    assert tj.Api(store_dir).run(fresh.id).meta["config_first"] == {"bs": 8}
 
 
 def test_failed_run_and_files_and_code(

@@ -398,6 +398,7 @@ def init(
         config_obj = Config(allow_val_change=True)
         config_obj.update(opened.config)
         object.__setattr__(config_obj, "_allow_val_change", allow_val_change)
+        object.__setattr__(config_obj, "_on_replace", _first_value_keeper(meta, None))  # a resume's changes
         config_obj.update(initial_config)
         summary_obj = Summary(opened.summary)
         save_code_on = bool(resolve("save_code", save_code, settings)) and not resolve(
@@ -415,6 +416,7 @@ def init(
         if opened.copied_rows:
             writer.append_rows_now(opened.copied_rows)
         object.__setattr__(config_obj, "_on_change", writer.mark_config)
+        object.__setattr__(config_obj, "_on_replace", _first_value_keeper(meta, writer))
         summary_obj._on_change = writer.mark_summary
         run = Run(
             meta=meta, config=config_obj, summary=summary_obj, sink=writer, step=opened.next_step,
@@ -714,6 +716,20 @@ def _apply_identity(meta: dict[str, Any], opened: _Opened, **fields: Any) -> Non
         meta["name"] = new_run_name()
     meta["mode"] = fields["mode"]
     meta["state"] = "running"
+
+
+def _first_value_keeper(meta: dict[str, Any], writer: store.RunWriter | None) -> Any:
+    """Record in ``run.json`` the first value of each config key changed later (allow_val_change): an
+    MLflow param is immutable, so it is that first value whenever the run is synced."""
+
+    def keep(key: str, old: Any) -> None:
+        first = meta.setdefault("config_first", {})
+        if key not in first:
+            first[key] = old
+            if writer is not None:  # else the writer is yet to write the metadata for the first time
+                writer.mark_meta()
+
+    return keep
 
 
 def _remember_for_auto_resume(root: Path, key: str, project: str, run_id: str) -> None:

@@ -94,6 +94,8 @@ class Config:
         object.__setattr__(self, "_items", {})
         object.__setattr__(self, "_allow_val_change", allow_val_change)
         object.__setattr__(self, "_on_change", on_change or (lambda: None))
+        # called with (key, value) when a set key gets another value: the run records the first one
+        object.__setattr__(self, "_on_replace", lambda key, old: None)
         object.__setattr__(self, "_warned", set())
 
     # ----- mapping protocol
@@ -194,6 +196,9 @@ class Config:
                 )
             clean[key] = value
         if clean:
+            for key, value in clean.items():
+                if key in self._items and not _same(self._items[key], value):
+                    self._on_replace(key, self._items[key])
             self._items.update(clean)
             self._on_change()
 

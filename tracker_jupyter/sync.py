@@ -369,7 +369,8 @@ class RunSyncer:
 
     def _sync_params_and_tags(self, run_id: str, meta: dict[str, Any], *, final: bool) -> None:
         config = store.read_json(self.dir / store.CONFIG, {}) or {}
-        params = flatten_params(config)
+        # params are immutable on the server: each key's first value, whenever this is synced
+        params = flatten_params({**config, **(meta.get("config_first") or {})})
         # "param:key" / "tag:key" -> the value the server refused: not offered again until the value changes
         refused: dict[str, str] = self.state.setdefault("refused", {})
         sent_params: dict[str, str] = self.state.setdefault("params", {})
