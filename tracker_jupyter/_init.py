@@ -475,12 +475,12 @@ class _Opened(NamedTuple):
             return
         if self.archive is not None:
             os.replace(self.dir / self.archive, self.dir / store.HISTORY)  # the history before the rewind
-        self.lock.release()
         for name, content in self.saved.items():
             if content is not None:
                 tmp = self.dir / f".{name}.undo.tmp"
                 tmp.write_bytes(content)
                 os.replace(tmp, self.dir / name)
+        self.lock.release()  # last: no other process sees the run half put back
 
 
 def _new_meta(run_id: str, project: str) -> dict[str, Any]:
@@ -586,7 +586,7 @@ def _check_step(path: Path, what: str, ref: StepRef) -> None:
         has = (
             f"its last step is {last_step}. Pick a step from 0 to {last_step}."
             if last_step >= 0
-            else ("it has logged no steps yet.")
+            else "it has logged no steps yet."
         )
         raise UsageError(
             f"{what}={ref.run_id}?_step={ref.step}: run {ref.run_id} has no step {ref.step}: {has}"
