@@ -579,6 +579,16 @@ def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
     )  # fmt: skip
 
 
+def _step_source(root: Path, project: str, what: str, ref: StepRef) -> Path:
+    """The run directory ``resume_from`` / ``fork_from`` names, or a UsageError saying where it looked."""
+    path = _find_existing(root, project, ref.run_id)
+    if path is None:
+        raise UsageError(
+            f"{what}={ref.run_id}?_step={ref.step}: no run {ref.run_id!r} in project {project!r} under {root}."
+        )
+    return path
+
+
 def _check_step(path: Path, what: str, ref: StepRef) -> None:
     last = store.last_row(path / store.HISTORY)
     last_step = int(last["_step"]) if last and "_step" in last else -1
@@ -618,37 +628,27 @@ def _open_run(
     would raise (unknown runs, steps, ids, config changes a resumed run refuses) and return None, so that
     init() can refuse before it finishes the active run."""
     if rewind is not None:
-        path = _find_existing(root, project, rewind.run_id)
-        if path is None:
-            raise UsageError(
-                f"resume_from={rewind.run_id}?_step={rewind.step}: no run {rewind.run_id!r} in project "
-                f"{project!r} under {root}."
-            )
+        rewound = _step_source(root, project, "resume_from", rewind)
         if check_only:
-            _check_step(path, "resume_from", rewind)
-            _check_config(path, config or {}, allow_val_change)
+            _check_step(rewound, "resume_from", rewind)
+            _check_config(rewound, config or {}, allow_val_change)
             return None
-        lock = _lock_or_fail(path, rewind.run_id)
+        lock = _lock_or_fail(rewound, rewind.run_id)
         try:
-            saved = {name: _read_bytes(path / name) for name in (store.META, store.CONFIG, store.SUMMARY)}
-            archive = store.rewind_history(path, rewind.step)
+            saved = {name: _read_bytes(rewound / name) for name in (store.META, store.CONFIG, store.SUMMARY)}
+            archive = store.rewind_history(rewound, rewind.step)
         finally:
             lock.release()
-        opened = _resume_existing(path, rewind.run_id, "rewound")._replace(saved=saved, archive=archive)
+        opened = _resume_existing(rewound, rewind.run_id, "rewound")._replace(saved=saved, archive=archive)
         opened.meta.setdefault("rewinds", []).append({"time": time.time(), "step": rewind.step})
         return opened
     if fork is not None:
-        source = _find_existing(root, project, fork.run_id)
-        if source is None:
-            raise UsageError(
-                f"fork_from={fork.run_id}?_step={fork.step}: no run {fork.run_id!r} in project {project!r} "
-                f"under {root}."
-            )
+        source = _step_source(root, project, "fork_from", fork)
         if check_only:
             _check_step(source, "fork_from", fork)
             return None
         rows = store.history_until(source, fork.step)
-        path, lock, new_id = _create(root, project, run_id)
+        forked, lock, new_id = _create(root, project, run_id)
         source_meta = store.read_json(source / store.META, {}) or {}
         meta = _new_meta(new_id, project)
         meta["fork"] = {"run_id": fork.run_id, "project": project, "step": fork.step}
@@ -657,7 +657,7 @@ def _open_run(
                 meta[key] = source_meta[key]
         summary, _ = store.summarize(iter(rows))
         return _Opened(
-            dir=path, meta=meta, config=store.read_json(source / store.CONFIG, {}) or {}, summary=summary,
+            dir=forked, meta=meta, config=store.read_json(source / store.CONFIG, {}) or {}, summary=summary,
             next_step=fork.step + 1, lock=lock, created=True, copied_rows=rows, how="forked", saved={},
         )  # fmt: skip
     if resume_mode == "auto" and run_id is None:
