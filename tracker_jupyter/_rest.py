@@ -567,9 +567,11 @@ class MlflowRest:
         refusal = _parse_refusal(sent.response)
         if status == 404 and refusal.error_code == "RESOURCE_DOES_NOT_EXIST":
             return False
-        if status in (401, 403):
+        if status == 401:  # the credentials: every later call would be refused too
             raise self._error(sent, what=what, method="GET", url=url, refusal=refusal)
-        return None  # 503 "disabled because the server is running without workspaces", or no such endpoint
+        # 503 "disabled because the server is running without workspaces", no such endpoint, or 403 (no
+        # permission to see workspaces): not a workspace these credentials can log to
+        return None
 
     # ---- experiments ------------------------------------------------------------------------------
 
