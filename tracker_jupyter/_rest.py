@@ -1,8 +1,9 @@
 """A small client for the REST API of an MLflow Tracking Server.
 
 Only online mode imports this module, so ``requests`` is imported at the top. Every call goes through
-:meth:`MlflowRest._send` (retries) and :func:`_error_for` (the one place where an HTTP answer becomes
-one of :mod:`tracker_jupyter.exceptions`):
+:meth:`MlflowRest._send` (retries) and ``_rest_errors.error_for`` (the one place where an HTTP answer
+becomes one of :mod:`tracker_jupyter.exceptions`; value objects are in ``_rest_values``, the log-batch
+packing in ``_rest_batch``):
 
 - 401 and 403 become :class:`~tracker_jupyter.exceptions.AuthenticationError`;
 - 400 ``INVALID_PARAMETER_VALUE`` / ``RESOURCE_ALREADY_EXISTS`` become
@@ -26,22 +27,54 @@ Facts about the server this relies on (checked against MLflow 3.17):
 
 from __future__ import annotations
 
-import email.utils
-import json
-import math
 import mimetypes
 import os
-import random
-import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import IO, Any, Literal, NamedTuple, Union
+from typing import IO, Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 
-from .exceptions import AuthenticationError, CommError, Error, UsageError
+from ._rest_batch import (
+    BatchState,
+    Item,
+    batch_body,
+    dump_json,
+    key_value_item,
+    key_values,
+    metric_item,
+    pack_batches,
+    record_failure,
+)
+from ._rest_errors import (
+    Refusal,
+    Sent,
+    comm_error_from_exception,
+    error_for,
+    is_retryable_exception,
+    is_retryable_status,
+    parse_refusal,
+    parse_retry_after,
+)
+from ._rest_values import (
+    BATCH_LIMITS,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    NO_RETRY,
+    ArtifactData,
+    AuthLike,
+    BatchLimits,
+    Credentials,
+    ItemFailure,
+    ItemKind,
+    JsonObject,
+    Metric,
+    RetryPolicy,
+    RunsPage,
+    Timeout,
+)
+from .exceptions import CommError, Error, UsageError
 
 __all__ = [
     "BATCH_LIMITS",
@@ -64,424 +97,6 @@ ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
 RUN_STATUSES = frozenset({"RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"})
 # The server's maximum page size for get-history; above it the request is refused.
 MAX_HISTORY_PAGE = 25_000
-
-JsonObject = dict[str, Any]
-ItemKind = Literal["metric", "param", "tag"]
-AuthLike = Union["Credentials", tuple[str, str], str, None]
-ArtifactData = Union[bytes, bytearray, memoryview, "os.PathLike[str]", IO[bytes]]
-
-
-# --------------------------------------------------------------------------------------------------
-# Value objects
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """How to authenticate: HTTP basic (``username`` + ``password``), a bearer ``token``, or nothing.
-
-    The representation never shows the password or the token.
-    """
-
-    username: str | None = None
-    password: str | None = None
-    token: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.username is None) != (self.password is None):
-            raise UsageError("Credentials: basic auth needs both a username and a password; one is missing.")
-        if self.token is not None and self.username is not None:
-            raise UsageError("Credentials: give either a username and password or a token, not both.")
-
-    def __repr__(self) -> str:
-        password = None if self.password is None else "***"
-        token = None if self.token is None else "***"
-        return f"Credentials(username={self.username!r}, password={password}, token={token})"
-
-    @property
-    def is_set(self) -> bool:
-        """True when there is something to send."""
-        return self.username is not None or self.token is not None
-
-    @classmethod
-    def coerce(cls, auth: AuthLike) -> Credentials:
-        """Accept ``None``, a ``(username, password)`` tuple, a bearer token string or ``Credentials``."""
-        if auth is None:
-            return cls()
-        if isinstance(auth, Credentials):
-            return auth
-        if isinstance(auth, str):
-            return cls(token=auth)
-        if isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(part, str) for part in auth):
-            return cls(username=auth[0], password=auth[1])
-        raise UsageError(
-            "auth must be None, a (username, password) tuple of str or a token str, "
-            f"got {type(auth).__name__}."
-        )
-
-    def requests_auth(self) -> requests.auth.AuthBase | None:
-        """The ``requests`` auth object that applies these credentials to a request."""
-        if self.token is not None:
-            return _BearerAuth(self.token)
-        if self.username is not None and self.password is not None:
-            return requests.auth.HTTPBasicAuth(self.username, self.password)
-        return None
-
-
-class _BearerAuth(requests.auth.AuthBase):
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(***)"
-
-
-@dataclass(frozen=True)
-class Timeout:
-    """Seconds to wait for a connection and then for each read from the server."""
-
-    connect: float = 3.0
-    read: float = 30.0
-
-    def as_requests(self) -> tuple[float, float]:
-        """The ``(connect, read)`` tuple ``requests`` expects."""
-        return (self.connect, self.read)
-
-
-DEFAULT_TIMEOUT = Timeout()
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When and how long to wait before trying a call again.
-
-    Attempt ``n`` (1-based) that fails is followed by a pause of
-    ``min(backoff_max, backoff_initial * 2 ** (n - 1))``, shortened by up to ``jitter`` of itself at
-    random so many clients do not retry in step. A ``Retry-After`` header replaces that pause. No pause
-    is taken that would end after ``deadline`` seconds from the first attempt.
-    """
-
-    max_attempts: int = 5
-    backoff_initial: float = 0.5
-    backoff_max: float = 8.0
-    jitter: float = 0.5
-    deadline: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise UsageError(f"RetryPolicy.max_attempts must be at least 1, got {self.max_attempts}.")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise UsageError(f"RetryPolicy.jitter must be between 0 and 1, got {self.jitter}.")
-        if self.backoff_initial < 0 or self.backoff_max < 0 or self.deadline < 0:
-            raise UsageError("RetryPolicy: backoff_initial, backoff_max and deadline must not be negative.")
-
-    def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        base = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
-        return base * (1.0 - self.jitter * rand())
-
-
-DEFAULT_RETRY = RetryPolicy()
-NO_RETRY = RetryPolicy(max_attempts=1)
-
-
-@dataclass(frozen=True)
-class BatchLimits:
-    """What one ``runs/log-batch`` request may hold (MLflow's documented limits)."""
-
-    metrics: int = 1000
-    params: int = 100
-    tags: int = 100
-    items: int = 1000
-    body_bytes: int = 1_000_000
-
-
-BATCH_LIMITS = BatchLimits()
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One metric point. ``timestamp`` is in milliseconds since the epoch.
-
-    The server keeps one copy of points equal in all four fields, so replaying a point is harmless.
-    """
-
-    key: str
-    value: float
-    timestamp: int
-    step: int = 0
-
-
-@dataclass(frozen=True)
-class ItemFailure:
-    """A metric, param or tag key that ``log_batch`` could not write, with the server's reason.
-
-    ``count`` is how many items with that key were refused in the call (one per key and kind).
-    """
-
-    kind: ItemKind
-    key: str
-    message: str
-    count: int = 1
-
-
-class RunsPage(NamedTuple):
-    """One page of ``search_runs``: the runs (MLflow JSON) and the token of the next page, if any."""
-
-    runs: list[JsonObject]
-    next_page_token: str | None
-
-
-# --------------------------------------------------------------------------------------------------
-# Error mapping: the one place an HTTP answer or a requests exception becomes our exception
-
-
-@dataclass(frozen=True)
-class _Refusal:
-    """A non-2xx answer, parsed."""
-
-    status: int
-    error_code: str | None
-    message: str
-    retry_after: float | None = None
-
-
-class _Sent(NamedTuple):
-    """The last answer to a request and how many attempts it took."""
-
-    response: requests.Response
-    attempts: int
-
-
-_CALLER_FAULT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS"})
-_TAG_RE = re.compile(r"<[^>]+>")
-
-
-def _parse_refusal(response: requests.Response) -> _Refusal:
-    text = response.text or ""
-    error_code: str | None = None
-    message = ""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and ("error_code" in body or "message" in body):
-        error_code = str(body.get("error_code") or "") or None
-        # The first line says it; later lines are SQL statements or long examples.
-        message = str(body.get("message") or "").strip().split("\n", 1)[0]
-    else:
-        # The basic-auth app and the security middleware answer in plain text or HTML.
-        message = " ".join(_TAG_RE.sub(" ", text).split())
-    if len(message) > 500:
-        message = message[:500] + "..."
-    return _Refusal(response.status_code, error_code, message, _retry_after(response))
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _hint(refusal: _Refusal, has_credentials: bool) -> str:
-    status, message = refusal.status, refusal.message
-    if status == 401:
-        if has_credentials:
-            return "Check the username and password (or token) given for this server."
-        return (
-            "The server needs a login: set TRACKER_USERNAME and TRACKER_PASSWORD (or "
-            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD), or a token in TRACKER_API_KEY / "
-            "MLFLOW_TRACKING_TOKEN."
-        )
-    if status == 403:
-        if "host header" in message.lower():
-            return (
-                "The server's security middleware refused the host name in the URL: start the server with "
-                "--allowed-hosts naming it, or use an address it allows."
-            )
-        return "This user lacks the permission needed; ask an MLflow admin to grant it."
-    if status == 404:
-        if refusal.error_code is None:
-            return (
-                "No MLflow API answered at this address: check the server URL (the address of the MLflow UI, "
-                "without /api/...) and that the server serves artifacts if this was an upload."
-            )
-        return "Check the id or name, and that it was not deleted."
-    if refusal.error_code == "RESOURCE_ALREADY_EXISTS":
-        return "Use the existing one (get_or_create_experiment) or choose another name."
-    if status == 400:
-        return "Fix the request as the server's message says."
-    if status in (408, 429) or status >= 500:
-        return "The server is overloaded or failing; try again later."
-    return "See the server's message."
-
-
-def _error_for(
-    refusal: _Refusal, *, what: str, method: str, url: str, attempts: int, has_credentials: bool
-) -> Error:
-    detail = f"HTTP {refusal.status}"
-    if refusal.error_code:
-        detail += f" {refusal.error_code}"
-    if refusal.message:
-        detail += f": {refusal.message}"
-    tries = f" after {attempts} attempts" if attempts > 1 else ""
-    hint = _hint(refusal, has_credentials)
-    text = f"MLflow server could not {what}{tries}: {detail} ({method} {url}). {hint}"
-    if refusal.status in (401, 403):
-        return AuthenticationError(text, url=url, status=refusal.status)
-    if refusal.status == 400 and refusal.error_code in _CALLER_FAULT_CODES:
-        return UsageError(text)
-    return CommError(text, url=url, status=refusal.status)
-
-
-def _comm_error_from_exception(
-    exc: requests.RequestException, *, what: str, method: str, url: str, attempts: int, timeout: Timeout
-) -> CommError:
-    tries = f" after {attempts} attempts" if attempts > 1 else ""
-    if isinstance(exc, requests.ConnectTimeout):
-        reason = f"no connection within {timeout.connect:g} s"
-        hint = "Check that the server is running and reachable at this URL."
-    elif isinstance(exc, requests.Timeout):
-        reason = f"no answer within {timeout.read:g} s"
-        hint = "The server is slow or stuck; try again later."
-    elif isinstance(exc, requests.exceptions.SSLError):
-        reason = f"TLS error: {exc}"
-        hint = "Check the server's certificate (or REQUESTS_CA_BUNDLE for a private CA)."
-    elif isinstance(exc, requests.ConnectionError):
-        reason = f"connection failed: {exc}"
-        hint = "Check that the server is running and that the URL is right."
-    else:
-        reason = f"{type(exc).__name__}: {exc}"
-        hint = "Check the server URL."
-    return CommError(
-        f"Could not reach the MLflow server to {what}{tries}: {reason} ({method} {url}). {hint}",
-        url=url,
-        status=None,
-    )
-
-
-def _is_retryable_status(status: int) -> bool:
-    # 501 (not implemented) and 505 will not change on a retry.
-    return status in (408, 429) or (500 <= status < 600 and status not in (501, 505))
-
-
-def _is_retryable_exception(exc: requests.RequestException) -> bool:
-    if isinstance(exc, requests.exceptions.SSLError):
-        return False  # a certificate problem does not go away by waiting
-    return isinstance(
-        exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# log-batch encoding and packing
-
-
-@dataclass
-class _Item:
-    kind: ItemKind
-    key: str
-    payload: JsonObject
-    size: int
-
-    @property
-    def ident(self) -> tuple[ItemKind, str]:
-        return (self.kind, self.key)
-
-
-def _dumps(obj: Any) -> str:
-    # allow_nan=False: a bare NaN token is silently stored as 0 by the server (see module docstring).
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
-
-
-def _json_float(value: float) -> float | str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def _metric_item(metric: Metric) -> _Item | ItemFailure:
-    try:
-        payload = {
-            "key": metric.key,
-            "value": _json_float(float(metric.value)),
-            "timestamp": int(metric.timestamp),
-            "step": int(metric.step),
-        }
-    except (TypeError, ValueError) as exc:
-        return ItemFailure(
-            "metric", str(metric.key), f"not sent: value, timestamp or step is not a number ({exc})"
-        )
-    return _Item("metric", metric.key, payload, len(_dumps(payload)))
-
-
-def _key_value_item(kind: ItemKind, key: str, value: Any) -> _Item:
-    payload = {"key": key, "value": value if isinstance(value, str) else str(value)}
-    return _Item(kind, key, payload, len(_dumps(payload)))
-
-
-def _key_values(mapping: Mapping[str, Any] | None) -> list[JsonObject]:
-    return [{"key": k, "value": v if isinstance(v, str) else str(v)} for k, v in (mapping or {}).items()]
-
-
-_BATCH_LISTS: dict[ItemKind, str] = {"metric": "metrics", "param": "params", "tag": "tags"}
-
-
-def _batch_body(run_id: str, items: Sequence[_Item]) -> JsonObject:
-    body: JsonObject = {"run_id": run_id, "metrics": [], "params": [], "tags": []}
-    for item in items:
-        body[_BATCH_LISTS[item.kind]].append(item.payload)
-    return body
-
-
-def _pack(run_id: str, items: Sequence[_Item], limits: BatchLimits) -> list[list[_Item]]:
-    """Split items into request-sized chunks, params and tags first in each, then metrics to fill up."""
-    overhead = len(_dumps(_batch_body(run_id, [])))
-    per_kind = {"param": limits.params, "tag": limits.tags, "metric": limits.metrics}
-    queues: dict[ItemKind, list[_Item]] = {"param": [], "tag": [], "metric": []}
-    for item in items:
-        queues[item.kind].append(item)
-    positions = dict.fromkeys(queues, 0)
-    chunks: list[list[_Item]] = []
-    while any(positions[kind] < len(queue) for kind, queue in queues.items()):
-        chunk: list[_Item] = []
-        size = overhead
-        for kind, queue in queues.items():
-            taken = 0
-            while positions[kind] < len(queue) and taken < per_kind[kind] and len(chunk) < limits.items:
-                item = queue[positions[kind]]
-                if size + item.size + 1 > limits.body_bytes:
-                    break
-                chunk.append(item)
-                size += item.size + 1
-                taken += 1
-                positions[kind] += 1
-        if not chunk:  # only reachable if an oversized item slipped through; never loop forever
-            raise AssertionError("log_batch packing made no progress")
-        chunks.append(chunk)
-    return chunks
-
-
-@dataclass
-class _BatchState:
-    """What one ``log_batch`` call learned so far."""
-
-    failures: dict[tuple[ItemKind, str], ItemFailure] = field(default_factory=dict)
-    run_accepts_writes: bool = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -564,7 +179,7 @@ class MlflowRest:
         status = sent.response.status_code
         if status == 200:
             return True
-        refusal = _parse_refusal(sent.response)
+        refusal = parse_refusal(sent.response)
         if status == 404 and refusal.error_code == "RESOURCE_DOES_NOT_EXIST":
             return False
         if status == 401:  # the credentials: every later call would be refused too
@@ -600,7 +215,7 @@ class MlflowRest:
             what=f"look up experiment {name!r}",
             tolerate=("RESOURCE_DOES_NOT_EXIST",),
         )
-        return None if isinstance(result, _Refusal) else result["experiment"]
+        return None if isinstance(result, Refusal) else result["experiment"]
 
     def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
         """Create an experiment and return its id.
@@ -650,11 +265,11 @@ class MlflowRest:
     ) -> str | None:
         body: JsonObject = {"name": name}
         if tags:
-            body["tags"] = _key_values(tags)
+            body["tags"] = key_values(tags)
         result = self._call(
             "POST", "experiments/create", body=body, what=f"create experiment {name!r}", tolerate=tolerate
         )
-        return None if isinstance(result, _Refusal) else str(result["experiment_id"])
+        return None if isinstance(result, Refusal) else str(result["experiment_id"])
 
     # ---- runs -------------------------------------------------------------------------------------
 
@@ -674,7 +289,7 @@ class MlflowRest:
         body: JsonObject = {
             "experiment_id": str(experiment_id),
             "start_time": int(time.time() * 1000) if start_time_ms is None else int(start_time_ms),
-            "tags": _key_values(tags),
+            "tags": key_values(tags),
         }
         if run_name is not None:
             body["run_name"] = run_name
@@ -772,65 +387,65 @@ class MlflowRest:
         CommError
             The server could not be reached or failed, after retries.
         """
-        state = _BatchState()
-        items: list[_Item] = []
+        state = BatchState()
+        items: list[Item] = []
         for key, value in (params or {}).items():
-            items.append(_key_value_item("param", key, value))
+            items.append(key_value_item("param", key, value))
         for key, value in (tags or {}).items():
-            items.append(_key_value_item("tag", key, value))
+            items.append(key_value_item("tag", key, value))
         for metric in metrics:
-            item = _metric_item(metric)
+            item = metric_item(metric)
             if isinstance(item, ItemFailure):
-                _record_failure(state, item.kind, item.key, item.message, 1)
+                record_failure(state, item.kind, item.key, item.message, 1)
             else:
                 items.append(item)
-        room = self.batch_limits.body_bytes - len(_dumps(_batch_body(run_id, []))) - 1
+        room = self.batch_limits.body_bytes - len(dump_json(batch_body(run_id, []))) - 1
         sendable = []
         for item in items:
             if item.size > room:
                 message = f"not sent: {item.size} bytes is more than one request may carry"
-                _record_failure(state, item.kind, item.key, message, 1)
+                record_failure(state, item.kind, item.key, message, 1)
             else:
                 sendable.append(item)
-        for chunk in _pack(run_id, sendable, self.batch_limits):
+        for chunk in pack_batches(run_id, sendable, self.batch_limits):
             self._deliver(run_id, chunk, state)
         return list(state.failures.values())
 
-    def _deliver(self, run_id: str, chunk: list[_Item], state: _BatchState) -> None:
+    def _deliver(self, run_id: str, chunk: list[Item], state: BatchState) -> None:
         # Items of keys already refused go apart, one request per key, so a key that fails at every
         # step costs one request instead of a bisection over all its points.
         fresh = [item for item in chunk if item.ident not in state.failures]
-        by_key: dict[tuple[ItemKind, str], list[_Item]] = {}
+        by_key: dict[tuple[ItemKind, str], list[Item]] = {}
         for item in chunk:
             if item.ident in state.failures:
                 by_key.setdefault(item.ident, []).append(item)
         for (kind, key), group in by_key.items():
             message = self._post_batch(run_id, group, state)
             if message is not None:
-                _record_failure(state, kind, key, message, len(group))
+                record_failure(state, kind, key, message, len(group))
         if not fresh:
             return
         message = self._post_batch(run_id, fresh, state)
         if message is None:
             return
         if len(fresh) == 1:
-            _record_failure(state, fresh[0].kind, fresh[0].key, message, 1)
+            record_failure(state, fresh[0].kind, fresh[0].key, message, 1)
             return
         middle = len(fresh) // 2
         self._deliver(run_id, fresh[:middle], state)
         self._deliver(run_id, fresh[middle:], state)
 
-    def _post_batch(self, run_id: str, items: Sequence[_Item], state: _BatchState) -> str | None:
+    def _post_batch(self, run_id: str, items: Sequence[Item], state: BatchState) -> str | None:
         """Send one batch; None when written, the server's message when refused as invalid."""
         what = f"log a batch to run {run_id}"
         result = self._call(
             "POST",
             "runs/log-batch",
-            body=_batch_body(run_id, items),
+            body=batch_body(run_id, items),
             what=what,
             tolerate=("INVALID_PARAMETER_VALUE",),
         )
-        if not isinstance(result, _Refusal):
+        if not isinstance(result, Refusal):
             return None
         if not state.run_accepts_writes:
             # Tell a refused item from a run that refuses everything (deleted, ...): an empty batch
@@ -858,7 +473,7 @@ class MlflowRest:
             what=what,
             tolerate=("RESOURCE_DOES_NOT_EXIST",) if missing_ok else (),
         )
-        if isinstance(result, _Refusal):
+        if isinstance(result, Refusal):
             # The same code means "no such run": make sure the run exists (this raises otherwise).
             self.get_run(run_id)
 
@@ -960,7 +575,7 @@ class MlflowRest:
         body: Any = None,
     ) -> JsonObject:
         result = self._call(method, endpoint, what=what, params=params, body=body)
-        assert not isinstance(result, _Refusal)
+        assert not isinstance(result, Refusal)
         return result
 
     def _call(
@@ -972,19 +587,19 @@ class MlflowRest:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         tolerate: Collection[str] = (),
-    ) -> JsonObject | _Refusal:
+    ) -> JsonObject | Refusal:
         """One API call; a refusal whose error code is in ``tolerate`` is returned instead of raised."""
         url = f"{self._base_url}{API_PREFIX}/{endpoint}"
         kwargs: dict[str, Any] = {}
         if params is not None:
             kwargs["params"] = dict(params)
         if body is not None:
-            kwargs["data"] = _dumps(body).encode("utf-8")
+            kwargs["data"] = dump_json(body).encode("utf-8")
             kwargs["headers"] = {"Content-Type": "application/json"}
         sent = self._send(method, url, what=what, **kwargs)
         response = sent.response
         if not response.ok:
-            refusal = _parse_refusal(response)
+            refusal = parse_refusal(response)
             if refusal.error_code is not None and refusal.error_code in tolerate:
                 return refusal
             raise self._error(sent, what=what, method=method, url=url, refusal=refusal)
@@ -1004,10 +619,10 @@ class MlflowRest:
         return result
 
     def _error(
-        self, sent: _Sent, *, what: str, method: str, url: str, refusal: _Refusal | None = None
+        self, sent: Sent, *, what: str, method: str, url: str, refusal: Refusal | None = None
     ) -> Error:
-        return _error_for(
-            refusal or _parse_refusal(sent.response),
+        return error_for(
+            refusal or parse_refusal(sent.response),
             what=what,
             method=method,
             url=url,
@@ -1017,7 +632,7 @@ class MlflowRest:
 
     def _send(
         self, method: str, url: str, *, what: str, retry: RetryPolicy | None = None, **kwargs: Any
-    ) -> _Sent:
+    ) -> Sent:
         """Send with retries; return the last answer (possibly an error) or raise CommError when none came."""
         policy = retry or self.retry
         # A file body is read by each attempt: start every attempt where the first one started.
@@ -1037,31 +652,23 @@ class MlflowRest:
                 )
             except requests.RequestException as exc:
                 delay = policy.backoff(attempt)
-                if not _is_retryable_exception(exc) or not self._may_retry(policy, attempt, started, delay):
-                    raise _comm_error_from_exception(
+                if not is_retryable_exception(exc) or not self._may_retry(policy, attempt, started, delay):
+                    raise comm_error_from_exception(
                         exc, what=what, method=method, url=url, attempts=attempt, timeout=self.timeout
                     ) from exc
             else:
-                if not _is_retryable_status(response.status_code):
-                    return _Sent(response, attempt)
-                retry_after = _retry_after(response)
+                if not is_retryable_status(response.status_code):
+                    return Sent(response, attempt)
+                retry_after = parse_retry_after(response)
                 delay = policy.backoff(attempt) if retry_after is None else retry_after
                 if not self._may_retry(policy, attempt, started, delay):
-                    return _Sent(response, attempt)
+                    return Sent(response, attempt)
                 response.close()
             self._sleep(delay)
 
     @staticmethod
     def _may_retry(policy: RetryPolicy, attempt: int, started: float, delay: float) -> bool:
         return attempt < policy.max_attempts and time.monotonic() - started + delay <= policy.deadline
-
-
-def _record_failure(state: _BatchState, kind: ItemKind, key: str, message: str, count: int) -> None:
-    previous = state.failures.get((kind, key))
-    if previous is None:
-        state.failures[(kind, key)] = ItemFailure(kind, key, message, count)
-    else:
-        state.failures[(kind, key)] = ItemFailure(kind, key, previous.message, previous.count + count)
 
 
 def _split_base_url(base_url: str) -> tuple[str, Credentials]:
