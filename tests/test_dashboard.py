@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import tracker_jupyter
-from tracker_jupyter import dashboard, runs_dashboard
+from tracker_jupyter import _view, dashboard, runs_dashboard
 from tracker_jupyter.api import Api
 
 XSS = '<img src=x onerror="window.__xss=1">'
@@ -100,12 +100,12 @@ def test_feed_caps_the_number_of_series() -> None:
 def test_history_read_beside_live_deliveries_counts_each_row_once(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in _rows(0, 100)) + '{"_step": 100, "lo')
-    size, first, last = dashboard._history_extent(path)
+    size, first, last = _view.history_extent(path)
     assert (size, first, last) == (path.stat().st_size, 0, 99)  # the torn tail is not a row
     feed = dashboard.RunFeed()
     feed.origin, feed._skip_through = first, last
     feed.ingest(_rows(90, 20))  # the writer delivers a batch that overlaps the file before it is read
-    feed.preload(dashboard._rows_before(path, size), chunk=7)
+    feed.preload(_view.rows_before(path, size), chunk=7)
     loss = feed.series["loss"]
     assert loss.count == 110 and feed.last_step == 109 and loss.vmax == 1.0 and loss.last == 1 / 110
     xs = [x for x, _ in loss.points()]

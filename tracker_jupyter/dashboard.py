@@ -1,4 +1,5 @@
-"""The live run widget and its static snapshot (the runs dashboard is ``runs_dashboard``).
+"""The live run widget and its static snapshot on screen (the runs dashboard is ``runs_dashboard``; the data
+and markup both show come from ``_view``).
 
 ``attach(run, shell)`` shows one compact widget below the current cell: a header (name, state, elapsed
 time, step, steps per second, where the run lives), one small chart per numeric metric, and the latest
@@ -22,28 +23,35 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shlex
 import sys
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain
-from operator import itemgetter
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from . import charts
-from .charts import MinMaxSeries, escape, format_duration, format_number
+from ._view import (
+    PAGE_SIZE,
+    RunFeed,
+    config_items,
+    history_extent,
+    history_path,
+    latest_media,
+    render_charts,
+    render_header,
+    render_media_label,
+    render_text,
+    rows_before,
+    run_info,
+    snapshot_bundle,
+    summary_items,
+    sync_status,
+)
 
 __all__ = ["RunFeed", "attach", "show", "snapshot_bundle"]
 
-PAGE_SIZE = 12  # charts shown at once; more metrics are paged
-MAX_SERIES = 240  # metrics charted per run; the rest appear in the latest values only
-SNAPSHOT_CHARTS = 24  # charts kept in a saved notebook (each is a few kB of SVG)
 MEDIA_WIDGET_BYTES = 8 << 20  # the newest video or image is sent to the widget up to this size
-MEDIA_SNAPSHOT_BYTES = 1 << 20  # and kept in the saved notebook (images only) up to this size
 DRAIN_TIMEOUT_S = 2.0  # how long finish waits for the writer to hand over the last rows
 MAX_FPS = 10.0  # widget_fps above this is taken as this: each redraw costs the kernel time and comm traffic
 HEADER_REFRESH_S = 1.0  # the elapsed time ticks this often even when no rows arrive
@@ -51,455 +59,11 @@ CONFIG_REFRESH_S = 2.0
 SYNC_REFRESH_S = 2.0  # the sync status counts unsent rows in the history file: not at every redraw
 TEXT_REFRESH_S = 1.0  # the fallback display is re-sent whole, so it updates less often
 MIME_WIDGET = "application/vnd.jupyter.widget-view+json"
-_NUMERIC = (int, float, bool)
-_STATE_COLORS = {"running": "#1f77b4", "finished": "#2ca02c", "failed": "#d62728", "crashed": "#ff7f0e"}
 
 
 def _report(message: str) -> None:
     """Say that the display failed, on stderr: the run itself goes on unharmed."""
     print(f"tracker: {message}", file=sys.stderr)
-
-
-# ---------------------------------------------------------------------------------------------- data
-
-
-class _Column(Sequence):
-    """One key of a list of rows, read only where asked (timestamps are needed at bucket edges only)."""
-
-    __slots__ = ("key", "rows")
-
-    def __init__(self, rows: list[dict[str, Any]], key: str) -> None:
-        self.rows = rows
-        self.key = key
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [row.get(self.key, 0) for row in self.rows[index]]
-        return self.rows[index].get(self.key, 0)
-
-
-class RunFeed:
-    """What the dashboard knows of a run's history: one bounded ``MinMaxSeries`` per numeric metric.
-
-    ``ingest`` is the store writer's listener (it runs in the writer thread); everything else reads under
-    ``lock``. Memory is bounded: at most ``max_series`` series of ``capacity`` buckets each.
-    """
-
-    def __init__(self, *, capacity: int = charts.DEFAULT_CAPACITY, max_series: int = MAX_SERIES) -> None:
-        self.lock = threading.Lock()
-        self.capacity = capacity
-        self.max_series = max_series
-        self.series: dict[str, MinMaxSeries] = {}
-        self.uncharted = 0  # numeric metrics beyond max_series
-        self._uncharted: set[str] = set()
-        self._non_numeric: set[str] = set()
-        self.rows = 0
-        self.last_step = -1
-        self.version = 0  # bumped by every ingest: the redraw loop compares it with what it drew
-        self._rate: deque[tuple[float, int]] = deque(maxlen=64)
-        self._skip_through: int | None = None  # deliveries of steps up to this one are read from the file
-        self.origin: int | None = None  # the first step of the history, when rows may come out of order
-
-    def ingest(self, rows: list[dict[str, Any]]) -> None:
-        """Fold a batch of committed rows (dicts with ``_step``, ``_timestamp`` and metrics) into the series."""
-        if not rows:
-            return
-        with self.lock:
-            skip = self._skip_through
-            if skip is not None and rows[0].get("_step", -1) <= skip:
-                rows = [row for row in rows if row.get("_step", -1) > skip]  # already read from the file
-                if not rows:
-                    return
-            self._ingest(rows)
-
-    def preload(self, history: Iterable[dict[str, Any]], *, chunk: int = 4096) -> None:
-        """Fold in rows logged before the dashboard subscribed (taking the lock a chunk at a time)."""
-        batch: list[dict[str, Any]] = []
-        for row in history:
-            batch.append(row)
-            if len(batch) >= chunk:
-                with self.lock:
-                    self._ingest(batch)
-                batch = []
-        if batch:
-            with self.lock:
-                self._ingest(batch)
-
-    def _ingest(self, rows: list[dict[str, Any]]) -> None:
-        n = len(rows)
-        first_step = rows[0].get("_step", 0)
-        last_step = rows[-1].get("_step", 0)
-        steps: Sequence[int]
-        if type(first_step) is int and type(last_step) is int and last_step - first_step == n - 1:
-            steps = range(first_step, last_step + 1)  # steps only grow, so this means consecutive
-        else:
-            steps = [row.get("_step", 0) for row in rows]
-        times = _Column(rows, "_timestamp")
-        first = rows[0]
-        complete = True
-        for key in [k for k in first if k[:1] != "_"]:
-            complete &= self._ingest_key(key, rows, steps, times)
-        # Every row has _step and _timestamp, so rows as long as the first that all have the first's
-        # keys have exactly its keys: then there is no need to look at the keys of every row.
-        if not complete or len(set(map(len, rows))) != 1:
-            for key in dict.fromkeys(chain.from_iterable(rows)):
-                if key[:1] != "_" and key not in first:
-                    self._ingest_key(key, rows, steps, times)
-        self.rows += n
-        if last_step > self.last_step:
-            self.last_step = last_step
-            self._rate.append((rows[-1].get("_timestamp", 0), last_step))  # rows read late do not count
-        self.version += 1
-
-    def _ingest_key(
-        self, key: str, rows: list[dict[str, Any]], steps: Sequence[int], times: Sequence[float]
-    ) -> bool:
-        """Add one key of a batch to its series; returns whether every row had the key."""
-        complete = True
-        try:  # the common case: every row of the batch has the key, read at C speed
-            values = list(map(itemgetter(key), rows))
-        except KeyError:
-            complete = False
-            indexes = [i for i, row in enumerate(rows) if key in row]
-            values = [rows[i][key] for i in indexes]
-            steps = [steps[i] for i in indexes]
-            times = [rows[i].get("_timestamp", 0) for i in indexes]
-        series = self.series.get(key)
-        if series is None:
-            series = self._new_series(key, values)
-        if series is not None:
-            series.extend(steps, values, times)
-        return complete
-
-    def _new_series(self, key: str, values: list[Any]) -> MinMaxSeries | None:
-        if key in self._uncharted:
-            return None
-        if key in self._non_numeric and type(values[-1]) not in _NUMERIC:
-            return None
-        if not any(type(v) in _NUMERIC for v in values):
-            self._non_numeric.add(key)
-            return None
-        if len(self.series) >= self.max_series:
-            self._uncharted.add(key)
-            self.uncharted += 1
-            return None
-        self._non_numeric.discard(key)
-        series = self.series[key] = MinMaxSeries(self.capacity)
-        series.origin = self.origin
-        return series
-
-    def steps_per_second(self, now: float) -> float | None:
-        """Steps per second over the last ten seconds of rows; None when idle for five seconds or unknown."""
-        if len(self._rate) < 2:
-            return None
-        last_t, last_s = self._rate[-1]
-        if now * 1000 - last_t > 5000:
-            return None
-        for t, s in self._rate:
-            if last_t - t <= 10_000:
-                if last_t > t:
-                    return (last_s - s) / ((last_t - t) / 1000)
-                return None
-        return None
-
-
-# ------------------------------------------------------------------------------------------ run info
-
-
-def sync_status(run: Any) -> Mapping[str, Any] | None:
-    """The run's sync progress from ``run._sync_status()`` or ``run._meta['sync']``, when either exists."""
-    status = None
-    probe = getattr(run, "_sync_status", None)
-    if callable(probe):
-        try:
-            status = probe()
-        except Exception:
-            status = None
-    if status is None:
-        status = (getattr(run, "_meta", None) or {}).get("sync")
-    return status if isinstance(status, Mapping) else None
-
-
-def run_info(run: Any, now: float | None = None, sync: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The plain data the header shows, read from a ``Run``; ``sync`` is a ``sync_status`` read earlier.
-
-    Everything but ``sync_status`` is cheap (no I/O); a live display passes ``sync`` to read it less often.
-    """
-    meta = getattr(run, "_meta", {}) or {}
-    now = time.time() if now is None else now
-    state = run.state
-    start = meta.get("start_time")
-    end = meta.get("end_time") if state != "running" else None
-    return {
-        "name": run.name,
-        "id": run.id,
-        "project": run.project,
-        "group": run.group,
-        "job_type": run.job_type,
-        "tags": tuple(run.tags),
-        "notes": run.notes,
-        "state": state,
-        "elapsed": ((end or now) - start) if start else None,
-        "step": run.step - 1 if run.step > 0 else None,
-        "mode": run.mode,
-        "url": run.url,
-        "dir": str(run._run_dir) if getattr(run, "_run_dir", None) is not None else None,
-        "offline_reason": meta.get("offline_reason"),
-        "sync": sync_status(run) if sync is None else sync,
-    }
-
-
-def _chip(text: str, color: str = "#555", background: str = "#eee") -> str:
-    return (
-        f'<span style="display:inline-block;padding:0 6px;margin-right:4px;border-radius:8px;'
-        f'background:{background};color:{color};font-size:11px">{escape(text)}</span>'
-    )
-
-
-def _where(info: Mapping[str, Any]) -> str:
-    mode = info.get("mode")
-    if mode == "disabled":
-        return "disabled: nothing is saved"
-    if mode == "online" and info.get("url"):
-        url = charts.scrub(str(info["url"]))
-        link = (
-            f'<a href="{escape(url)}" target="_blank" rel="noopener noreferrer">open in MLflow</a>'
-            if url.startswith(("http://", "https://"))
-            else f"<code>{escape(url)}</code>"
-        )
-        parts = [f"online · {link}"]
-        sync = info.get("sync") or {}
-        for label, keys in (
-            ("synced", ("synced", "records_synced")),
-            ("pending", ("pending", "records_pending")),
-        ):
-            value = next((sync[k] for k in keys if sync.get(k) is not None), None)
-            if value is not None:
-                parts.append(
-                    f"{label} {escape(format_number(value) if isinstance(value, (int, float)) else value)}"
-                )
-        error = sync.get("error") or sync.get("last_error")
-        if error:
-            text = charts.scrub(str(error))
-            text = text if len(text) <= 300 else text[:299] + "…"
-            parts.append(f'<span style="color:#d62728">last sync error: {escape(text)}</span>')
-        return " · ".join(parts)
-    where = info.get("dir")
-    if not where:
-        return escape(str(mode or ""))
-    command = f"tracker sync {shlex.quote(where)}"
-    reason = info.get("offline_reason")
-    note = f" ({escape(reason)})" if reason else ""
-    return (
-        f"offline{note} · saved in <code>{escape(where)}</code> · upload later: "
-        f'<code style="user-select:all">{escape(command)}</code>'
-    )
-
-
-def render_header(info: Mapping[str, Any], feed: RunFeed | None = None, now: float | None = None) -> str:
-    """The header: name, id, project / group / job_type, tags, state, elapsed, step, steps/s, location."""
-    now = time.time() if now is None else now
-    state = str(info.get("state"))
-    color = _STATE_COLORS.get(state, "#555")
-    badge = (
-        f'<span class="tj-state" style="padding:0 8px;border-radius:8px;background:{color};color:#fff;'
-        f'font-size:12px">{escape(state)}</span>'
-    )
-    where = " / ".join(escape(x) for x in (info.get("project"), info.get("group"), info.get("job_type")) if x)
-    tags = "".join(_chip(t) for t in info.get("tags") or ())
-    stats = [f"elapsed {escape(format_duration(info.get('elapsed')))}"]
-    step = info.get("step")
-    stats.append(f"step {escape(format_number(step))}")
-    if state == "running" and feed is not None:
-        rate = feed.steps_per_second(now)
-        stats.append(f"{escape(format_number(round(rate, 1)))} steps/s" if rate is not None else "— steps/s")
-    notes = info.get("notes")
-    notes_html = ""
-    if notes:
-        short = notes if len(notes) <= 200 else notes[:199] + "…"
-        notes_html = f'<div style="color:#555;font-style:italic">{escape(short)}</div>'
-    return (
-        '<div class="tj-header" style="font:13px/1.5 sans-serif">'
-        f'<span class="tj-name" style="font-weight:600;font-size:14px">{escape(info.get("name"))}</span> '
-        f'<code style="color:#666">{escape(info.get("id"))}</code> {badge}'
-        f"<div>{where} {tags}</div>"
-        f'<div class="tj-stats">{" · ".join(stats)}</div>'
-        f'<div style="color:#444;font-size:12px">{_where(info)}</div>{notes_html}</div>'
-    )
-
-
-def render_charts(feed: RunFeed, names: Sequence[str], *, axis: str = "step", as_image: bool = False) -> str:
-    """Chart cards for ``names`` (call with ``feed.lock`` held); ``as_image`` for notebook outputs."""
-    if not names:
-        return '<div class="tj-charts" style="color:#888;font:12px sans-serif">no metrics logged yet</div>'
-    cards = "".join(
-        charts.chart_card(name, feed.series[name], axis=axis, as_image=as_image)
-        for name in names
-        if name in feed.series
-    )
-    return f'<div class="tj-charts" style="display:flex;flex-wrap:wrap">{cards}</div>'
-
-
-def render_text(info: Mapping[str, Any], feed: RunFeed | None, *, limit: int = PAGE_SIZE) -> str:
-    """The plain-text view: one line about the run, then last/min/max of the first metrics."""
-    head = (
-        f"run {info.get('name')} ({info.get('id')}) {info.get('state')} · project {info.get('project')}"
-        f" · step {format_number(info.get('step'))} · {format_duration(info.get('elapsed'))}"
-    )
-    lines = [head]
-    if feed is not None:
-        with feed.lock:
-            items = list(feed.series.items())
-            for name, series in items[:limit]:
-                lines.append(
-                    f"  {name}: last {format_number(series.last)}  min {format_number(series.vmin)}"
-                    f"  max {format_number(series.vmax)}"
-                )
-        if len(items) > limit:
-            lines.append(f"  … and {len(items) - limit} more metrics")
-    if info.get("mode") == "offline" and info.get("dir"):
-        lines.append(f"  upload later: tracker sync {shlex.quote(str(info['dir']))}")
-    elif info.get("url"):
-        lines.append(f"  {charts.scrub(str(info['url']))}")
-    return "\n".join(lines)
-
-
-def _summary_items(run: Any) -> list[tuple[str, Any]]:
-    # list() of a dict view runs in C without letting another thread in, so a log() call in the loop
-    # cannot change the dict under us.
-    return (
-        list(run.summary.as_dict().items()) if hasattr(run.summary, "as_dict") else list(run.summary.items())
-    )
-
-
-def _config_items(run: Any) -> list[tuple[str, Any]]:
-    return charts.flatten(dict(list(run.config.items())))
-
-
-def latest_media(run: Any) -> tuple[dict[str, Any], Path | None] | None:
-    """The run's newest logged video or image, and its file when the run has one on disk."""
-    from . import media
-
-    newest = media.latest_media(run)
-    if newest is None:
-        return None
-    run_dir = getattr(run, "_run_dir", None)
-    path = Path(run_dir) / newest["path"] if run_dir is not None and newest.get("path") else None
-    return newest, (path if path is not None and path.is_file() else None)
-
-
-def render_media_label(newest: Mapping[str, Any], path: Path | None, *, shown: bool) -> str:
-    """One line naming the newest media: kind, key, step, caption, and where the file is when not shown."""
-    parts = [f"<b>latest {escape(newest.get('_type', 'media'))}</b>", escape(newest.get("key", ""))]
-    parts.append(f"step {escape(newest.get('step'))}")
-    if newest.get("caption"):
-        parts.append(escape(newest["caption"]))
-    if not shown:
-        parts.append(escape(str(path)) if path is not None else "not stored (disabled run)")
-    return f'<div class="tj-media-label" style="font:12px sans-serif;color:#444">{" · ".join(parts)}</div>'
-
-
-def _render_media_snapshot(run: Any) -> str:
-    found = latest_media(run)
-    if found is None:
-        return ""
-    newest, path = found
-    image = (
-        newest.get("_type") == "image"
-        and path is not None
-        and path.stat().st_size <= MEDIA_SNAPSHOT_BYTES
-        and newest.get("format") in ("png", "jpeg", "jpg", "gif", "webp")
-    )
-    label = render_media_label(newest, path, shown=bool(image))
-    if not image or path is None:
-        return label
-    import base64
-
-    mime = "jpeg" if newest["format"] == "jpg" else newest["format"]
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'{label}<img class="tj-media" style="max-width:360px" src="data:image/{mime};base64,{data}">'
-
-
-def render_snapshot(run: Any, feed: RunFeed, info: Mapping[str, Any] | None = None) -> str:
-    """The static HTML left in the notebook at finish: header, charts, summary, config.
-
-    The charts are SVG inlined as data-URI images, since JupyterLab strips ``<svg>`` elements from the
-    outputs of untrusted notebooks (any notebook it did not save itself) but keeps images.
-    """
-    info = run_info(run) if info is None else info
-    with feed.lock:
-        names = list(feed.series)
-        shown = names[:SNAPSHOT_CHARTS]
-        first = render_charts(feed, shown[:PAGE_SIZE], as_image=True)
-        rest = render_charts(feed, shown[PAGE_SIZE:], as_image=True) if len(shown) > PAGE_SIZE else ""
-    more = ""
-    if rest:
-        more = f"<details><summary>{len(shown) - PAGE_SIZE} more charts</summary>{rest}</details>"
-    if len(names) > len(shown) or feed.uncharted:
-        left = len(names) - len(shown) + feed.uncharted
-        more += f'<div style="color:#888;font:11px sans-serif">{left} more metrics: see the summary</div>'
-    summary = _summary_items(run)
-    config = _config_items(run)
-    return (
-        '<div class="tracker-run tracker-run-snapshot" style="border:1px solid #ddd;border-radius:6px;'
-        'padding:8px 10px;font-family:sans-serif;background:#fff;color:#222">'
-        f"{render_header(info)}{first}{more}{_render_media_snapshot(run)}"
-        f"<details open><summary>Summary ({len(summary)})</summary>{charts.kv_table(summary)}</details>"
-        f"<details><summary>Config ({len(config)})</summary>{charts.kv_table(config, empty='no config')}"
-        "</details></div>"
-    )
-
-
-def snapshot_bundle(run: Any) -> dict[str, str]:
-    """``text/plain`` and ``text/html`` of the run as it is now (the rich repr of a ``Run``)."""
-    feed = _feed_of(run)
-    info = run_info(run)
-    return {"text/plain": render_text(info, feed), "text/html": render_snapshot(run, feed, info)}
-
-
-def _feed_of(run: Any) -> RunFeed:
-    dashboard = getattr(run, "_dashboard", None)
-    if dashboard is not None:
-        return dashboard.feed
-    feed = RunFeed()
-    history = _history_path(run)
-    if history is not None:
-        from .store import iter_history
-
-        feed.preload(iter_history(history))
-    return feed
-
-
-def _history_extent(path: Path) -> tuple[int, int | None, int | None]:
-    """The size of a history file, and the steps of its first and last complete rows within that size."""
-    from . import store
-
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return 0, None, None
-    first = next(store.iter_history(path, end=size), {}).get("_step")
-    last = (store.last_row(path, end=size) or {}).get("_step")
-    return size, first, last
-
-
-def _rows_before(path: Path, size: int) -> Iterable[dict[str, Any]]:
-    """The complete rows in the first ``size`` bytes of a history file."""
-    from .store import iter_history
-
-    return iter_history(path, end=size)
-
-
-def _history_path(run: Any) -> Path | None:
-    run_dir = getattr(run, "_run_dir", None)
-    if run_dir is None or getattr(run, "disabled", False):
-        return None
-    from .store import HISTORY
-
-    return Path(run_dir) / HISTORY
 
 
 # ------------------------------------------------------------------------------------------ displays
@@ -557,18 +121,18 @@ class _Dashboard:
         but delivered after is in both: its steps, up to the last one read, are skipped on delivery.
         """
         sink = self.run._sink
-        history = _history_path(self.run)
+        history = history_path(self.run)
         if history is None or self.run.step == 0:
             sink.subscribe(self.feed.ingest)
             return
         with self.feed.lock:
             sink.subscribe(self.feed.ingest)
-            size, first, last = _history_extent(history)
+            size, first, last = history_extent(history)
             self.feed.origin = first
             self.feed._skip_through = last
         if size:
             self._preload = threading.Thread(
-                target=self.feed.preload, args=(_rows_before(history, size),), daemon=True,
+                target=self.feed.preload, args=(rows_before(history, size),), daemon=True,
                 name=f"tracker-widget-preload-{self.run.id}",
             )  # fmt: skip
             self._preload.start()
@@ -730,10 +294,10 @@ class WidgetDashboard(_Dashboard):
                     self._drawn_version = self.feed.version
                 self._set(self.charts, charts_html)
                 self._update_pager(len(names), pages)
-                self._set(self.latest, charts.kv_table(_summary_items(self.run)))
+                self._set(self.latest, charts.kv_table(summary_items(self.run)))
                 self._draw_media()
             if force or now - self._config_at >= CONFIG_REFRESH_S:
-                self._set(self.config, charts.kv_table(_config_items(self.run), empty="no config"))
+                self._set(self.config, charts.kv_table(config_items(self.run), empty="no config"))
                 self._config_at = now
             self.redraws += 1
             return True

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import charts
+from ._view import NUMERIC, STATE_COLORS
 from .charts import MinMaxSeries, escape, format_duration
-from .dashboard import _NUMERIC, _STATE_COLORS, _report, _widgets_available
+from .dashboard import _report, _widgets_available
 
 __all__ = ["RunsTable", "project_runs", "runs_table", "show_runs"]
 
@@ -134,7 +135,7 @@ def table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, lim
             value = row.get(column)
             text = escape(_cell(column, value))
             if column == "state":
-                color = _STATE_COLORS.get(str(value), "#555")
+                color = STATE_COLORS.get(str(value), "#555")
                 text = f'<span style="color:{color}">{text}</span>'
             cells.append(f'<td style="text-align:left;padding:1px 8px;white-space:nowrap">{text}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
@@ -173,7 +174,7 @@ class RunsTable:
         counts: dict[str, int] = {}
         for row in self.rows:
             for key, value in row.items():
-                if key.startswith("summary.") and type(value) in _NUMERIC:
+                if key.startswith("summary.") and type(value) in NUMERIC:
                     counts[key[8:]] = counts.get(key[8:], 0) + 1
         return sorted(counts, key=lambda k: (-counts[k], k))
 
