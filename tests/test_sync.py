@@ -446,6 +446,9 @@ def test_runs_dashboard_adds_the_server_runs_not_stored_here(
     assert [y for _, y in table.series(theirs.id, "loss").points()] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
     assert "server" in table.html() and theirs.name in table.html()
     assert [r.id for r in runs_dashboard.project_runs(project, str(store_dir), server=False)] == [mine.id]
+    monkeypatch.setenv("TRACKER_MODE", "offline")  # offline: the server is not asked
+    assert [r.id for r in runs_dashboard.project_runs(project, str(store_dir))] == [mine.id]
+    monkeypatch.delenv("TRACKER_MODE")
 
     with interactive_shell(tmp_path / "ipython") as shell:  # %tracker_runs in a real IPython shell
         shell.run_line_magic("load_ext", "tracker_jupyter")

@@ -286,13 +286,19 @@ def project_runs(
 ) -> list[Any]:
     """The runs to show for ``project``: the local store's, then the tracking server's it does not have.
 
-    The server (``TRACKER_BASE_URL``) is asked only for a named project and when ``server`` is True. A server
-    that cannot be read is reported in one line, and the local runs are still returned.
+    The server (``TRACKER_BASE_URL``) is asked only for a named project, when ``server`` is True and the mode
+    (``TRACKER_MODE``) is not offline or disabled. A server that cannot be read is reported in one line, and
+    the local runs are still returned.
     """
     from .api import Api
+    from .settings import Settings, resolve
 
     records: list[Any] = Api(dir).runs(project)
-    if not server or project is None:
+    if (
+        not server
+        or project is None
+        or resolve("mode", None, Settings()) in ("offline", "dryrun", "disabled")
+    ):
         return records
     from .exceptions import CommError
     from .server_runs import server_runs
