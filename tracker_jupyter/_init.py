@@ -17,7 +17,7 @@ from ._names import new_run_id, new_run_name
 from ._run import Config, Run, Summary, _NullSink, check_tags, config_items
 from ._state import holder, install_exit_handlers
 from .exceptions import UsageError
-from .settings import Settings, origin, resolve
+from .settings import Settings, resolve, resolve_from
 
 MODES = ("online", "offline", "disabled")
 RESUME = ("allow", "never", "must", "auto")
@@ -272,8 +272,7 @@ def init(
     fork = parse_step_ref("fork_from", fork_from) if fork_from is not None else None
 
     # ---- 2. resolve: explicit > settings > environment > default
-    mode_from = origin("mode", mode, settings)
-    mode = resolve("mode", mode, settings)
+    mode, mode_from = resolve_from("mode", mode, settings)
     if mode == "dryrun":
         mode = "offline"
     if mode is not None:
@@ -281,17 +280,13 @@ def init(
     if resume is None and (rewind is not None or fork is not None):
         resume_mode = None  # an explicit resume_from/fork_from wins over TRACKER_RESUME or settings.resume
     else:
-        resume_mode = _normalize_resume(
-            resume if resume is not None else resolve("resume", None, settings),
-            origin("resume", resume, settings),
-        )
+        resume_mode = _normalize_resume(*resolve_from("resume", resume, settings))
     given = [n for n, v in (("resume", resume_mode), ("resume_from", rewind), ("fork_from", fork)) if v]
     if len(given) > 1:
         raise UsageError(
             f"{' and '.join(given)} cannot be combined; pass only one of resume, resume_from, fork_from."
         )
-    anonymous_from = origin("anonymous", anonymous, settings)
-    anonymous = resolve("anonymous", anonymous, settings)
+    anonymous, anonymous_from = resolve_from("anonymous", anonymous, settings)
     if anonymous is not None:
         _check_choice(anonymous_from, anonymous, ANONYMOUS)
     force = bool(resolve("force", force, settings))

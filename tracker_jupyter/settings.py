@@ -159,22 +159,39 @@ def _in_range(name: str, number: float, where: str) -> None:
         raise UsageError(f"{where}={number!r}: {name} must be {bound}.")
 
 
+def _parse_text(name: str, text: str, where: str) -> Any:
+    """Setting ``name`` from text (an environment variable, or a string given for a bool, number or tags
+    field in ``settings``), parsed and checked; ``where`` names the source in errors."""
+    kind = ENV[name][1]
+    if kind == "bool":
+        return parse_bool(text, where)
+    if kind in ("float", "int"):
+        try:
+            number = float(text) if kind == "float" else int(text)
+        except ValueError:
+            raise UsageError(f"{where}={text!r} is not a number.") from None
+        _in_range(name, number, where)
+        return number
+    if kind == "resume" and text.strip().lower() in (*_TRUE, *_FALSE):
+        return parse_bool(text, where)
+    if kind == "tags":
+        return tuple(t.strip() for t in text.split(",") if t.strip())
+    if kind == "url":
+        return text.rstrip("/") or None
+    return text
+
+
 def _checked(name: str, value: Any) -> Any:
     """A settings field's value, checked against its kind (strings of numbers and booleans are parsed)."""
     kind = ENV[name][1]
     where = f"settings {name}"
+    if isinstance(value, str) and kind in ("bool", "float", "int", "tags"):
+        return _parse_text(name, value, where)
     if kind == "bool":
-        if isinstance(value, str):
-            return parse_bool(value, where)
         if not isinstance(value, bool):
             raise UsageError(f"{where}={value!r} is not a boolean; use True or False.")
         return value
     if kind in ("float", "int"):
-        if isinstance(value, str):
-            try:
-                value = float(value) if kind == "float" else int(value)
-            except ValueError:
-                raise UsageError(f"{where}={value!r} is not a number.") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"{where}={value!r} is not a number.")
         if kind == "int" and value != int(value):
@@ -183,8 +200,6 @@ def _checked(name: str, value: Any) -> Any:
         _in_range(name, number, where)
         return number
     if kind == "tags":
-        if isinstance(value, str):
-            return tuple(t.strip() for t in value.split(",") if t.strip())
         if not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value):
             raise UsageError(f"{where}={value!r} must be a list of strings (or one comma-separated string).")
         return tuple(value)
@@ -195,56 +210,42 @@ def _checked(name: str, value: Any) -> Any:
     return os.fspath(value)
 
 
-def from_env(name: str, environ: Mapping[str, str] | None = None) -> Any:
-    """The value of setting ``name`` from the environment, parsed, or None when no variable is set."""
+def _from_env(name: str, environ: Mapping[str, str] | None) -> tuple[Any, str] | None:
+    """Setting ``name`` from the environment, parsed, and the variable it came from; None when unset."""
     env = os.environ if environ is None else environ
     variables, kind = ENV[name]
     for var in variables:
         if var in env:
-            text = env[var]
-            break
-    else:
-        if kind == "url":  # MLflow users keep their MLFLOW_TRACKING_URI when it names a server
-            uri = env.get("MLFLOW_TRACKING_URI", "")
-            return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
-        return None
-    if kind == "bool":
-        return parse_bool(text, var)
-    if kind in ("float", "int"):
-        try:
-            number = float(text) if kind == "float" else int(text)
-        except ValueError:
-            raise UsageError(f"{var}={text!r} is not a number.") from None
-        _in_range(name, number, var)
-        return number
-    if kind == "resume" and text.strip().lower() in (*_TRUE, *_FALSE):
-        return parse_bool(text, var)
-    if kind == "tags":
-        return tuple(t.strip() for t in text.split(",") if t.strip())
-    if kind == "url":
-        return text.rstrip("/") or None
-    return text
+            return _parse_text(name, env[var], var), var
+    if kind == "url":  # MLflow users keep their MLFLOW_TRACKING_URI when it names a server
+        uri = env.get("MLFLOW_TRACKING_URI", "")
+        if uri.startswith(("http://", "https://")):
+            return uri.rstrip("/"), "MLFLOW_TRACKING_URI"
+    return None
+
+
+def from_env(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """The value of setting ``name`` from the environment, parsed, or None when no variable is set."""
+    found = _from_env(name, environ)
+    return found[0] if found is not None else None
+
+
+def resolve_from(
+    name: str, explicit: Any, settings: Settings, environ: Mapping[str, str] | None = None
+) -> tuple[Any, str]:
+    """``resolve``, and where the value came from as an error message should name it: the argument, the
+    settings field, or the environment variable."""
+    if explicit is not None:
+        return explicit, name
+    value = getattr(settings, name)
+    if value is not None:
+        return value, f"settings {name}"
+    found = _from_env(name, environ)
+    if found is not None and found[0] is not None:
+        return found
+    return DEFAULTS.get(name), name
 
 
 def resolve(name: str, explicit: Any, settings: Settings, environ: Mapping[str, str] | None = None) -> Any:
     """Explicit argument > settings field > environment variable > default."""
-    if explicit is not None:
-        return explicit
-    value = getattr(settings, name)
-    if value is not None:
-        return value
-    value = from_env(name, environ)
-    if value is not None:
-        return value
-    return DEFAULTS.get(name)
-
-
-def origin(name: str, explicit: Any, settings: Settings, environ: Mapping[str, str] | None = None) -> str:
-    """Where ``resolve`` takes ``name`` from, as an error message should name it: the argument, the
-    settings field, or the environment variable that is set."""
-    if explicit is not None:
-        return name
-    if getattr(settings, name) is not None:
-        return f"settings {name}"
-    env = os.environ if environ is None else environ
-    return next((var for var in ENV[name][0] if var in env), name)
+    return resolve_from(name, explicit, settings, environ)[0]
