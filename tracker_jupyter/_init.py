@@ -390,11 +390,10 @@ def init(
             job_type=resolve("run_job_type", job_type, settings), mode=mode, program=program,
             notebook=notebook_file,
         )  # fmt: skip
-        config_obj = Config(allow_val_change=True)
-        config_obj.update(opened.config)
-        object.__setattr__(config_obj, "_allow_val_change", allow_val_change)
-        object.__setattr__(config_obj, "_on_replace", _first_value_keeper(meta, None))  # a resume's changes
-        config_obj.update(initial_config)
+        # a key a resume changes records its first value too
+        config_obj = _merged_config(
+            opened.config, initial_config, allow_val_change, on_replace=_first_value_keeper(meta, None)
+        )
         summary_obj = Summary(opened.summary)
         save_code_on = bool(resolve("save_code", save_code, settings)) and not resolve(
             "disable_code", None, settings
@@ -584,26 +583,23 @@ def _step_source(root: Path, project: str, what: str, ref: StepRef) -> Path:
     return path
 
 
-def _check_step(path: Path, what: str, ref: StepRef) -> None:
-    last = store.last_row(path / store.HISTORY)
-    last_step = int(last["_step"]) if last and "_step" in last else -1
-    if ref.step > last_step:
-        has = (
-            f"its last step is {last_step}. Pick a step from 0 to {last_step}."
-            if last_step >= 0
-            else "it has logged no steps yet."
-        )
-        raise UsageError(
-            f"{what}={ref.run_id}?_step={ref.step}: run {ref.run_id} has no step {ref.step}: {has}"
-        )
+def _merged_config(
+    existing: dict[str, Any], config: dict[str, Any], allow_val_change: bool, on_replace: Any = None
+) -> Config:
+    """A run's config: what it had (a resumed or forked run), then ``config`` under the allow_val_change
+    rules, which refuse (``ConfigError``) a change of an existing key."""
+    merged = Config(allow_val_change=True)
+    merged.update(existing)
+    object.__setattr__(merged, "_allow_val_change", allow_val_change)
+    if on_replace is not None:
+        object.__setattr__(merged, "_on_replace", on_replace)
+    merged.update(config)
+    return merged
 
 
 def _check_config(path: Path, config: dict[str, Any], allow_val_change: bool) -> None:
     """Refuse now what merging ``config`` into the run at ``path`` would refuse once the run is open."""
-    merged = Config(allow_val_change=True)
-    merged.update(store.read_json(path / store.CONFIG, {}) or {})
-    object.__setattr__(merged, "_allow_val_change", allow_val_change)
-    merged.update(config)
+    _merged_config(store.read_json(path / store.CONFIG, {}) or {}, config, allow_val_change)
 
 
 def _open_run(
@@ -625,7 +621,7 @@ def _open_run(
     if rewind is not None:
         rewound = _step_source(root, project, "resume_from", rewind)
         if check_only:
-            _check_step(rewound, "resume_from", rewind)
+            store.check_step(rewound, rewind.step, f"resume_from={rewind.run_id}?_step={rewind.step}: ")
             _check_config(rewound, config or {}, allow_val_change)
             return None
         lock = _lock_or_fail(rewound, rewind.run_id)
@@ -640,7 +636,7 @@ def _open_run(
     if fork is not None:
         source = _step_source(root, project, "fork_from", fork)
         if check_only:
-            _check_step(source, "fork_from", fork)
+            store.check_step(source, fork.step, f"fork_from={fork.run_id}?_step={fork.step}: ")
             return None
         rows = store.history_until(source, fork.step)
         forked, lock, new_id = _create(root, project, run_id)

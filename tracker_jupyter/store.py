@@ -524,17 +524,23 @@ class RunWriter:
 # ----------------------------------------------------------------------------------- rewind and fork
 
 
+def check_step(run_dir: Path, step: int, where: str = "") -> None:
+    """Refuse a step past the run's last one; ``where`` starts the message (the argument that named it)."""
+    last = last_row(run_dir / HISTORY)
+    last_step = int(last["_step"]) if last and "_step" in last else -1
+    if step > last_step:
+        has = (
+            f"its last step is {last_step}. Pick a step from 0 to {last_step}."
+            if last_step >= 0
+            else "it has logged no steps yet."
+        )
+        raise UsageError(f"{where}run {run_dir.name} has no step {step}: {has}")
+
+
 def history_until(run_dir: Path, step: int) -> list[dict[str, Any]]:
     """The rows of a run up to and including ``step``; a step past the run's last one is an error."""
-    rows = [row for row in iter_history(run_dir / HISTORY) if row.get("_step", 0) <= step]
-    last = last_row(run_dir / HISTORY)
-    last_step = int(last["_step"]) if last else -1
-    if step > last_step:
-        raise UsageError(
-            f"run {run_dir.name} has no step {step}: its last step is {last_step}. Pick a step from 0 to "
-            f"{last_step}."
-        )
-    return rows
+    check_step(run_dir, step)
+    return [row for row in iter_history(run_dir / HISTORY) if row.get("_step", 0) <= step]
 
 
 def rewind_history(run_dir: Path, step: int) -> str:
