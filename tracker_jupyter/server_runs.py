@@ -87,20 +87,14 @@ def server_runs(
 
     Raises ``CommError`` / ``AuthenticationError`` when the server cannot be read.
     """
-    from ._rest import MlflowRest, RetryPolicy, Timeout
-    from .sync import INIT_TIMEOUT, credentials_for, place, server_url
+    from .sync import credentials_for, live_client, place, server_url
 
     settings = settings or Settings()
     base_url = resolve("base_url", None, settings)
     if not base_url:
         return []
     url, from_url = server_url(base_url)
-    client = MlflowRest(
-        url,
-        credentials_for(url, settings, None, from_url),
-        timeout=Timeout(connect=INIT_TIMEOUT, read=30.0),
-        retry=RetryPolicy(max_attempts=2, backoff_initial=0.5, deadline=INIT_TIMEOUT),
-    )
+    client = live_client(url, credentials_for(url, settings, None, from_url))
     client.workspace, name = place(client, project, entity)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:

@@ -600,32 +600,47 @@ class LiveSync:
         self.syncer.client.close()
 
 
+def live_client(base_url: str, credentials: Credentials) -> MlflowRest:
+    """A client for work beside the user's code (the background syncer, the runs dashboard): short connect
+    timeout, reads up to 30 s, and few retries per call, since the syncer retries whole passes itself, with
+    its own backoff, and notes the error at once for the widget."""
+    from ._rest import MlflowRest, RetryPolicy, Timeout
+
+    return MlflowRest(
+        base_url,
+        credentials,
+        timeout=Timeout(connect=INIT_TIMEOUT, read=30.0),
+        retry=RetryPolicy(max_attempts=2, backoff_initial=0.5, deadline=INIT_TIMEOUT),
+    )
+
+
 def start(
     run: Run, *, settings: Settings, base_url: str, force: bool, anonymous: str | None, silent: bool
 ) -> None:
     """Connect an online run to the server, or fall back to offline (unless ``force``)."""
-    from ._rest import NO_RETRY, MlflowRest, RetryPolicy, Timeout
+    from ._rest import NO_RETRY, MlflowRest, Timeout
 
     base_url, from_url = server_url(base_url)
     # anonymous='never' without credentials is refused (AuthenticationError), online or forced alike
     credentials = credentials_for(base_url, settings, anonymous, from_url)
-    # Few retries per call: the live syncer retries whole passes itself, with its own backoff, and
-    # notes the error at once for the widget.
-    live_retry = RetryPolicy(max_attempts=2, backoff_initial=0.5, deadline=INIT_TIMEOUT)
-    client = MlflowRest(base_url, credentials, timeout=INIT_TIMEOUT, retry=live_retry)
+    client = live_client(base_url, credentials)
+    live_timeout = client.timeout
+    client.timeout = Timeout(
+        INIT_TIMEOUT, INIT_TIMEOUT
+    )  # while init() waits: a stalled server must not hang it
     syncer = RunSyncer(run._run_dir, client)
     try:
         probe = MlflowRest(base_url, credentials, timeout=INIT_TIMEOUT, retry=NO_RETRY)
         with probe:
             probe.health()
-        syncer.ensure_run(run._meta)  # short timeouts: a stalled server must not hang init()
+        syncer.ensure_run(run._meta)
     except (CommError, OSError) as exc:
         client.close()
         if force:
             raise
         _fall_back(run, base_url, str(exc), silent)
         return
-    client.timeout = Timeout(connect=INIT_TIMEOUT, read=30.0)  # the background syncer can wait longer
+    client.timeout = live_timeout
     run._meta["url"] = syncer.url
     run._meta["mlflow_run_id"] = syncer.mlflow_run_id
     run._sink.mark_meta()
