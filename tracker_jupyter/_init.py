@@ -556,7 +556,9 @@ def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
     saved = {name: _read_bytes(path / name) for name in (store.META, store.CONFIG, store.SUMMARY)}
     meta = _parse(saved[store.META]) or {}
     summary = _parse(saved[store.SUMMARY])
-    store.mend_torn_tail(path / store.HISTORY)  # a complete last row without its newline counts as a step
+    # the only way into an existing history: a crashed writer's half line must not swallow the rows to
+    # come, and a complete last row without its newline counts as a step
+    store.mend_torn_tail(path / store.HISTORY)
     last = store.last_row(path / store.HISTORY)
     next_step = int(last["_step"]) + 1 if last and "_step" in last else 0
     if summary is None:

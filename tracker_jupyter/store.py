@@ -380,7 +380,6 @@ class RunWriter:
         self.error: BaseException | None = None
         self._warned = False
         self._io_lock = threading.Lock()
-        mend_torn_tail(run_dir / HISTORY)  # a crashed writer's half line must not swallow the next rows
         self._history = open(run_dir / HISTORY, "a", encoding="utf-8")
         self._write()  # the run is visible to readers (and to other processes) as soon as init() returns
         self._thread = threading.Thread(target=self._loop, name=f"tracker-writer-{run_dir.name}", daemon=True)
