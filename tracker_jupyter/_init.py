@@ -299,10 +299,11 @@ def init(
             f"id={run_id!r} is the run fork_from copies; a fork is a new run and needs a different id "
             "(or none, to get a random one)."
         )
+    magic_parts = None
     if magic not in (None, False):
         from .integrations.magic import parse as parse_magic
 
-        parse_magic(magic)  # a malformed value is refused before anything is created
+        magic_parts = parse_magic(magic)  # a malformed value is refused before anything is created
     if tensorboard is not None and sync_tensorboard is None:
         sync_tensorboard = tensorboard  # the older name of the same switch
     shell = _env.get_shell()
@@ -430,7 +431,9 @@ def init(
     try:
         if mode == "online":
             _start_online(run, settings=settings, force=force, anonymous=anonymous, silent=silent)
-        _start_integrations(run, sync_tensorboard=sync_tensorboard, monitor_gym=monitor_gym, magic=magic)
+        _start_integrations(
+            run, sync_tensorboard=sync_tensorboard, monitor_gym=monitor_gym, magic=magic_parts
+        )
         if interactive:
             _attach_to_shell(run, shell)
     except BaseException:
@@ -807,7 +810,7 @@ def _start_online(run: Run, *, settings: Settings, force: bool, anonymous: str |
 
 
 def _start_integrations(
-    run: Run, *, sync_tensorboard: bool | None, monitor_gym: bool | None, magic: Any
+    run: Run, *, sync_tensorboard: bool | None, monitor_gym: bool | None, magic: dict[str, Any] | None
 ) -> None:
     if sync_tensorboard:
         from .integrations import tensorboard
@@ -817,7 +820,7 @@ def _start_integrations(
         from .integrations import gym
 
         gym.start(run)
-    if magic not in (None, False):
+    if magic is not None:
         from .integrations import magic as magic_module
 
         magic_module.start(run, magic)

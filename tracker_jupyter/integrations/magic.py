@@ -216,9 +216,8 @@ def _patch_keras(run: Any, undo: list[Any], options: dict[str, Any]) -> Any:
 # --------------------------------------------------------------------------------------------- wiring
 
 
-def start(run: Any, value: Any) -> None:
-    """Switch on the parts ``value`` selects for ``run`` until it finishes (see the module docstring)."""
-    parts = parse(value)
+def start(run: Any, parts: dict[str, dict[str, Any] | None]) -> None:
+    """Switch on the ``parts`` (``parse``'s result) for ``run`` until it finishes (see the module docstring)."""
     undo: list[Any] = []
     if parts["args"] is not None:
         _start_args(run, undo, parts["args"])
