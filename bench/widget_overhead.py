@@ -37,7 +37,7 @@ TARGET_RATIO = 1.1
 SETUP = """\
 import json, math, time
 import tracker_jupyter
-from tracker_jupyter import dashboard
+from tracker_jupyter.display import widget as dashboard
 """
 
 LOOP = """\

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tracker_jupyter
-from tracker_jupyter._state import holder
+from tracker_jupyter.core.holder import holder
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ from typing import Any
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from traitlets.config import Config
 
-from tracker_jupyter._state import holder
+from tracker_jupyter.core.holder import holder
 
 
 @contextlib.contextmanager

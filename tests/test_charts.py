@@ -10,8 +10,8 @@ import xml.dom.minidom
 
 import pytest
 
-from tracker_jupyter import charts
-from tracker_jupyter.charts import MinMaxSeries
+from tracker_jupyter.display import charts
+from tracker_jupyter.display.charts import MinMaxSeries
 
 XSS = '<img src=x onerror="window.__xss=1">'
 
@@ -218,7 +218,7 @@ def test_format_duration(seconds: float | None, text: str) -> None:
 
 def test_charts_module_is_pure_stdlib() -> None:
     code = (
-        "import sys, tracker_jupyter.charts, tracker_jupyter.dashboard;"
+        "import sys, tracker_jupyter.display.charts, tracker_jupyter.display.widget;"
         "bad = [m for m in ('IPython', 'ipywidgets', 'numpy') if m in sys.modules]; print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

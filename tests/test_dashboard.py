@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 import tracker_jupyter
-from tracker_jupyter import _view, dashboard, runs_dashboard
 from tracker_jupyter.api import Api
+from tracker_jupyter.display import runs as runs_dashboard
+from tracker_jupyter.display import view as _view
+from tracker_jupyter.display import widget as dashboard
 
 XSS = '<img src=x onerror="window.__xss=1">'
 
@@ -578,7 +580,7 @@ def test_kernel_shows_the_widget_and_saves_the_snapshot(tmp_path: Path) -> None:
         "for i in range(30):\n    run.log({'loss': 1 / (i + 1)})\n    time.sleep(0.02)\nprint('user print 1')",
         "run.finish()\nprint('user print 2')",
         "run",
-        "from tracker_jupyter import Api, runs_dashboard\nruns_dashboard.show_runs(Api('store').runs('p'), metric='loss')",
+        "from tracker_jupyter import Api\nfrom tracker_jupyter.display import runs\nruns.show_runs(Api('store').runs('p'), metric='loss')",
     ]
     notebook, seen = _execute(tmp_path, cells)
 

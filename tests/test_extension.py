@@ -16,9 +16,9 @@ from traitlets.config import Config
 
 import tracker_jupyter
 from tests.ipython_shell import interactive_shell, ok, run_cell
-from tracker_jupyter import extension
-from tracker_jupyter._state import holder
-from tracker_jupyter.magics import TrackerMagics
+from tracker_jupyter.core.holder import holder
+from tracker_jupyter.ipython import extension
+from tracker_jupyter.ipython.magics import TrackerMagics
 
 
 @pytest.fixture

@@ -156,7 +156,7 @@ def test_extension_and_defaults_come_from_the_ipython_profile(kernel: Kernel) ->
         [
             "run = %tracker_init --project profile\nprint(run.entity, run.project)\n%tracker_finish",
             "%load_ext tracker_jupyter",  # already loaded by the profile: harmless
-            "import tracker_jupyter\nimport tracker_jupyter._env as env\nprint(env.in_notebook(), tracker_jupyter.run)",
+            "import tracker_jupyter\nimport tracker_jupyter.core.host as env\nprint(env.in_notebook(), tracker_jupyter.run)",
         ]
     )
     assert stdout(nb.cells[0]) == "from-profile profile\n"

@@ -24,7 +24,8 @@ import pytest
 import requests
 
 from tests.mlflow_server import MlflowServer, free_port
-from tracker_jupyter._rest import (
+from tracker_jupyter.exceptions import AuthenticationError, CommError, UsageError
+from tracker_jupyter.online.rest.client import (
     BATCH_LIMITS,
     Credentials,
     ItemFailure,
@@ -33,7 +34,6 @@ from tracker_jupyter._rest import (
     RetryPolicy,
     Timeout,
 )
-from tracker_jupyter.exceptions import AuthenticationError, CommError, UsageError
 
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_initial=0.5, backoff_max=8.0, jitter=0.0, deadline=60.0)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tracker_jupyter import notebook
-from tracker_jupyter.session import Cell, Output, SessionRecorder
+from tracker_jupyter.history import notebook
+from tracker_jupyter.history.recorder import Cell, Output, SessionRecorder
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 

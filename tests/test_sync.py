@@ -16,7 +16,7 @@ import pytest
 
 import tracker_jupyter as tj
 from tracker_jupyter import AuthenticationError, CommError
-from tracker_jupyter import sync as sync_module
+from tracker_jupyter.online import sync as sync_module
 
 from .mlflow_server import MlflowServer, free_port
 from .test_rest import Answer, ScriptedServer
@@ -175,7 +175,7 @@ def test_entity_is_the_workspace_on_a_server_with_workspaces(
 ):
     import requests
 
-    from tracker_jupyter import runs_dashboard
+    from tracker_jupyter.display import runs as runs_dashboard
 
     url = mlflow_workspace_server.url
     monkeypatch.setenv("TRACKER_BASE_URL", url)
@@ -418,7 +418,7 @@ def test_runs_dashboard_adds_the_server_runs_not_stored_here(
 ):
     from IPython.utils.capture import capture_output
 
-    from tracker_jupyter import runs_dashboard
+    from tracker_jupyter.display import runs as runs_dashboard
 
     from .ipython_shell import interactive_shell
 

@@ -24,7 +24,7 @@ XSS_KEY = '<img src=x onerror=self["__xss"]=2>'  # config keys cannot hold a "."
 INIT = """\
 import time
 import tracker_jupyter
-from tracker_jupyter import dashboard
+from tracker_jupyter.display import widget as dashboard
 
 run = tracker_jupyter.init(
     project="browser", dir={store!r}, mode="offline", name={name!r}, tags=["<b>tag</b>"],

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._init import init
-from ._state import holder as _holder
-from .exceptions import AuthenticationError, CommError, ConfigError, Error, UsageError
+from tracker_jupyter._init import init
+from tracker_jupyter.core.holder import holder as _holder
+from tracker_jupyter.exceptions import AuthenticationError, CommError, ConfigError, Error, UsageError
 
 __version__ = "0.1.0"
 
@@ -42,10 +42,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ._run import Config, Run, Summary
-    from .api import Api
-    from .media import Image, Video
-    from .settings import Settings
+    from tracker_jupyter.api import Api
+    from tracker_jupyter.core.run import Config, Run, Summary
+    from tracker_jupyter.media import Image, Video
+    from tracker_jupyter.settings import Settings
 
     run: Run | None
     config: Config
@@ -77,21 +77,21 @@ def save(glob_str: str | None = None, base_path: str | None = None, policy: str 
 
 def login(*args: Any, **kwargs: Any) -> bool:
     """Store credentials for a tracking server (see ``tracker_jupyter.sync.login``)."""
-    from .sync import login as _login
+    from tracker_jupyter.online.sync import login as _login
 
     return _login(*args, **kwargs)
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext tracker_jupyter``: the magics, and notebook defaults for runs."""
-    from .extension import load_ipython_extension as _load
+    from tracker_jupyter.ipython.extension import load_ipython_extension as _load
 
     _load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Undo everything ``load_ipython_extension`` did."""
-    from .extension import unload_ipython_extension as _unload
+    from tracker_jupyter.ipython.extension import unload_ipython_extension as _unload
 
     _unload(ipython)
 
@@ -125,7 +125,7 @@ class _NoRun:
 _LAZY = {
     "Api": ("api", "Api"),
     "Image": ("media", "Image"),
-    "Run": ("_run", "Run"),
+    "Run": ("core.run", "Run"),
     "Settings": ("settings", "Settings"),
     "Video": ("media", "Video"),
 }

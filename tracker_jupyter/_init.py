@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import _env, store
-from ._names import new_run_id, new_run_name
-from ._run import Config, Run, Summary, _NullSink, check_tags, config_items
-from ._state import holder, install_exit_handlers
-from .exceptions import UsageError
-from .settings import Settings, resolve, resolve_from
+from tracker_jupyter import store
+from tracker_jupyter.core import host
+from tracker_jupyter.core.holder import holder, install_exit_handlers
+from tracker_jupyter.core.names import new_run_id, new_run_name
+from tracker_jupyter.core.run import Config, Run, Summary, _NullSink, check_tags, config_items
+from tracker_jupyter.exceptions import UsageError
+from tracker_jupyter.settings import Settings, resolve, resolve_from
 
 MODES = ("online", "offline", "disabled")
 RESUME = ("allow", "never", "must", "auto")
@@ -132,10 +133,10 @@ def _initial_config(config: Any, include: Any, exclude: Any) -> dict[str, Any]:
 
 
 def _default_project() -> str:
-    root = _env.git_root()
+    root = host.git_root()
     if root is not None and root.name:
         return root.name
-    program = _env.program_path()
+    program = host.program_path()
     if program:
         return Path(program).stem
     return "uncategorized"
@@ -145,8 +146,8 @@ def _program_key(settings_program: str | None, notebook: str | None) -> str:
     """What identifies 'the same program on this machine' for resume='auto'."""
     import hashlib
 
-    program = settings_program or notebook or _env.program_path() or f"cwd:{os.getcwd()}"
-    return hashlib.sha1(f"{_env.machine_info()['host']}|{program}".encode()).hexdigest()[:16]
+    program = settings_program or notebook or host.program_path() or f"cwd:{os.getcwd()}"
+    return hashlib.sha1(f"{host.machine_info()['host']}|{program}".encode()).hexdigest()[:16]
 
 
 def _say(message: str, silent: bool) -> None:
@@ -301,14 +302,14 @@ def init(
         )
     magic_parts = None
     if magic not in (None, False):
-        from .integrations.magic import parse as parse_magic
+        from tracker_jupyter.integrations.magic import parse as parse_magic
 
         magic_parts = parse_magic(magic)  # a malformed value is refused before anything is created
     if tensorboard is not None and sync_tensorboard is None:
         sync_tensorboard = tensorboard  # the older name of the same switch
-    shell = _env.get_shell()
-    interactive = _env.in_interactive(shell)
-    notebook = _env.in_notebook(shell)
+    shell = host.get_shell()
+    interactive = host.in_interactive(shell)
+    notebook = host.in_notebook(shell)
 
     tags_value = tags if tags is not None else resolve("run_tags", None, settings)
     tags = check_tags(tags_value) if tags_value is not None else None
@@ -345,9 +346,9 @@ def init(
         store.check_name("project", project_name, max_len=MAX_PROJECT_LENGTH)
         entity = resolve("entity", entity, settings)
         notebook_file = (
-            _env.notebook_path(shell, resolve("notebook_name", None, settings)) if interactive else None
+            host.notebook_path(shell, resolve("notebook_name", None, settings)) if interactive else None
         )
-        program = resolve("program", None, settings) or notebook_file or _env.program_path()
+        program = resolve("program", None, settings) or notebook_file or host.program_path()
         program_key = _program_key(resolve("program", None, settings), notebook_file)
         # every refusal opening the run would raise, raised now: a refused init() leaves the active run be
         _open_run(
@@ -400,7 +401,7 @@ def init(
             "disable_code", None, settings
         )
         startup = _startup_task(
-            program=None if notebook_file else _env.program_path(), save_code=save_code_on,
+            program=None if notebook_file else host.program_path(), save_code=save_code_on,
             disable_git=bool(resolve("disable_git", None, settings)),
         )  # fmt: skip
         writer = store.RunWriter(
@@ -481,7 +482,7 @@ class _Opened(NamedTuple):
 
 
 def _new_meta(run_id: str, project: str) -> dict[str, Any]:
-    from . import __version__
+    from tracker_jupyter import __version__
 
     return {
         "id": run_id,
@@ -489,7 +490,7 @@ def _new_meta(run_id: str, project: str) -> dict[str, Any]:
         "state": "running",
         "start_time": time.time(),
         "tracker_version": __version__,
-        **_env.machine_info(),
+        **host.machine_info(),
     }
 
 
@@ -567,7 +568,7 @@ def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
     if summary is None:
         summary, next_step = store.summarize(store.iter_history(path / store.HISTORY))
     previous_state = store.run_state(path, meta) if meta.get("state") in store.FINAL_STATES else "crashed"
-    meta.update(state="running", exit_code=None, end_time=None, **_env.machine_info())
+    meta.update(state="running", exit_code=None, end_time=None, **host.machine_info())
     meta.setdefault("resumes", []).append(
         {"time": time.time(), "step": next_step, "previous_state": previous_state}
     )
@@ -740,14 +741,14 @@ def _startup_task(*, program: str | None, save_code: bool, disable_git: bool):
     def startup(writer: store.RunWriter) -> None:
         code = writer.dir / "code"
         start = Path(program).parent if program else None
-        root = None if disable_git else _env.git_root(start)
+        root = None if disable_git else host.git_root(start)
         if root is not None:
-            info = _env.git_info(root)
+            info = host.git_info(root)
             if info is not None:
                 writer.meta["git"] = info
                 writer.mark_meta()
                 if save_code and info["dirty"]:
-                    diff = _env.git_diff(root)
+                    diff = host.git_diff(root)
                     if diff:
                         code.mkdir(exist_ok=True)
                         (code / "diff.patch").write_text(diff + "\n", encoding="utf-8")
@@ -804,7 +805,7 @@ def _start_online(run: Run, *, settings: Settings, force: bool, anonymous: str |
             silent,
         )
         return
-    from . import sync
+    from tracker_jupyter.online import sync
 
     sync.start(run, settings=settings, base_url=base_url, force=force, anonymous=anonymous, silent=silent)
 
@@ -813,22 +814,22 @@ def _start_integrations(
     run: Run, *, sync_tensorboard: bool | None, monitor_gym: bool | None, magic: dict[str, Any] | None
 ) -> None:
     if sync_tensorboard:
-        from .integrations import tensorboard
+        from tracker_jupyter.integrations import tensorboard
 
         tensorboard.start(run)
     if monitor_gym:
-        from .integrations import gym
+        from tracker_jupyter.integrations import gym
 
         gym.start(run)
     if magic is not None:
-        from .integrations import magic as magic_module
+        from tracker_jupyter.integrations import magic as magic_module
 
         magic_module.start(run, magic)
 
 
 def _attach_to_shell(run: Run, shell: Any) -> None:
     """Notebook/IPython parts of a run (hooks, session history, widget) live in the extension."""
-    from . import extension
+    from tracker_jupyter.ipython import extension
 
     extension.attach_run(run, shell)
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import store
-from .exceptions import UsageError
-from .settings import Settings, resolve
+from tracker_jupyter import store
+from tracker_jupyter.exceptions import UsageError
+from tracker_jupyter.settings import Settings, resolve
 
 
 class RunRecord:

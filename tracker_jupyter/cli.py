@@ -8,11 +8,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .exceptions import Error
+from tracker_jupyter.exceptions import Error
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from .api import Api
+    from tracker_jupyter.api import Api
 
     runs = Api(dir=args.dir).runs(project=args.project)
     if args.json:
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     runs.set_defaults(func=_cmd_runs)
     try:
-        from .sync import add_cli_commands
+        from tracker_jupyter.online.sync import add_cli_commands
     except ImportError:
         pass
     else:

@@ -25,7 +25,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .exceptions import UsageError
+from tracker_jupyter.exceptions import UsageError
 
 __all__ = ["Image", "Video", "latest_media"]
 
@@ -306,7 +306,7 @@ def latest_media(run: Any, kind: str | None = None) -> dict[str, Any] | None:
         if newest is not None or run_dir is None or not getattr(run, "resumed", False):
             return newest  # a live run's history is not read back: the widget asks often
         run = run_dir  # a resumed run: its media were logged by an earlier process
-    from . import store
+    from tracker_jupyter import store
 
     found = None
     for history_row in store.iter_history(Path(run) / store.HISTORY):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..exceptions import UsageError
+from tracker_jupyter.exceptions import UsageError
 
 _MISSING = object()
 

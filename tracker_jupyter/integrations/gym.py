@@ -15,7 +15,7 @@ import os
 import warnings
 from typing import Any
 
-from ._patching import Patch, WhenImported, is_installed, missing_extra
+from tracker_jupyter.integrations._patching import Patch, WhenImported, is_installed, missing_extra
 
 VIDEO_KEY = "videos"
 _runs: list[Any] = []  # live runs with monitor_gym; the newest receives the videos
@@ -23,7 +23,7 @@ _undo: list[Any] = []
 
 
 def _log_video(path: str) -> None:
-    from ..media import Video
+    from tracker_jupyter.media import Video
 
     run = _runs[-1] if _runs else None
     if run is None or run.state != "running" or not os.path.isfile(path):

@@ -37,8 +37,8 @@ import os
 import sys
 from typing import Any
 
-from ..exceptions import UsageError
-from ._patching import Patch, WhenImported
+from tracker_jupyter.exceptions import UsageError
+from tracker_jupyter.integrations._patching import Patch, WhenImported
 
 PARTS = ("args", "absl", "keras")
 

@@ -51,7 +51,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from ._patching import Patch, WhenImported, is_installed, missing_extra
+from tracker_jupyter.integrations._patching import Patch, WhenImported, is_installed, missing_extra
 
 # module that defines an EventFileWriter -> how to find the event file one instance writes
 _WRITER_MODULES = {

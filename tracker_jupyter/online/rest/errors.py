@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import requests
 
-from ._rest_values import Timeout
-from .exceptions import AuthenticationError, CommError, Error, UsageError
+from tracker_jupyter.exceptions import AuthenticationError, CommError, Error, UsageError
+from tracker_jupyter.online.rest.values import Timeout
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 from traitlets import Bool, Enum, Unicode
 
-from .exceptions import ConfigError
-from .exceptions import UsageError as TrackerUsageError
+from tracker_jupyter.exceptions import ConfigError
+from tracker_jupyter.exceptions import UsageError as TrackerUsageError
 
 # init() arguments that are passed on exactly as parsed (flag --job-type -> job_type, and so on)
 _PLAIN = (
@@ -250,8 +250,8 @@ class TrackerMagics(Magics):
         if args is None:
             return None
         import tracker_jupyter
-
-        from . import _env, extension
+        from tracker_jupyter.core import host
+        from tracker_jupyter.ipython import extension
 
         active = tracker_jupyter.run
         if active is not None:
@@ -260,7 +260,7 @@ class TrackerMagics(Magics):
                     f"tracker: run {active.name} ({active.id}) is active; %%tracker runs this cell in it "
                     "and does not use the flags."
                 )
-            if _env.in_notebook(self.shell):
+            if host.in_notebook(self.shell):
                 extension.show_widget(active, self.shell)
             return self._execute(cell)
         run = self._start(args)
@@ -290,15 +290,15 @@ class TrackerMagics(Magics):
         args = self._parse(self.tracker_runs, "tracker_runs", line)
         if args is None:
             return
-        from . import runs_dashboard
+        from tracker_jupyter.display import runs as runs_view
 
         with _usage_errors():
-            records = runs_dashboard.project_runs(
+            records = runs_view.project_runs(
                 args.project or self.project, args.dir if args.dir is not None else self.dir,
                 server=not args.local, entity=args.entity or self.entity,
             )  # fmt: skip
         options = {"metric": args.metric} if args.metric else {}
-        runs_dashboard.show_runs(records, **options)
+        runs_view.show_runs(records, **options)
 
     # ----- helpers
     def _parse(self, func: Callable[..., Any], name: str, line: str) -> Any:

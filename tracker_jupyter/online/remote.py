@@ -17,10 +17,10 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .settings import Settings, resolve
+from tracker_jupyter.settings import Settings, resolve
 
 if TYPE_CHECKING:
-    from ._rest import MlflowRest
+    from tracker_jupyter.online.rest.client import MlflowRest
 
 __all__ = ["ServerRunRecord", "server_runs"]
 
@@ -87,7 +87,7 @@ def server_runs(
 
     Raises ``CommError`` / ``AuthenticationError`` when the server cannot be read.
     """
-    from .sync import credentials_for, live_client, place, server_url
+    from tracker_jupyter.online.sync import credentials_for, live_client, place, server_url
 
     settings = settings or Settings()
     base_url = resolve("base_url", None, settings)

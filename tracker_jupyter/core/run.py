@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .exceptions import ConfigError, UsageError
+from tracker_jupyter.exceptions import ConfigError, UsageError
 
 MAX_CONFIG_VALUE_BYTES = 10 * 1024 * 1024
 MAX_TAG_LENGTH = 64
@@ -210,7 +210,7 @@ class Config:
         value = _to_json_value(value, key, self._warn_once)
         _check_nested_keys(key, value)
         if not isinstance(value, (bool, int, float, type(None))):
-            from .store import dumps
+            from tracker_jupyter.store import dumps
 
             size = len(dumps(value).encode())
             if size > MAX_CONFIG_VALUE_BYTES:
@@ -700,19 +700,19 @@ class Run:
     def __repr__(self) -> str:
         return f"<Run {self.path} name={self.name!r} state={self.state} step={self._step}>"
 
-    # ----- display: the widget lives in dashboard.py, imported only when a frontend asks for it
+    # ----- display: the widget lives in widget.py, imported only when a frontend asks for it
     def display(self) -> None:
         """Show the run below the current cell: its live widget while it runs, its snapshot once finished."""
-        from . import dashboard
+        from tracker_jupyter.display import widget
 
-        dashboard.show(self)
+        widget.show(self)
 
     _ipython_display_ = display  # a run as a cell's last expression shows itself the same way
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from . import dashboard
+        from tracker_jupyter.display import widget
 
-        return dashboard.snapshot_bundle(self)
+        return widget.snapshot_bundle(self)
 
 
 def check_tags(value: Any) -> tuple[str, ...]:

@@ -30,8 +30,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from . import charts
-from ._view import (
+from tracker_jupyter.display import charts
+from tracker_jupyter.display.view import (
     PAGE_SIZE,
     RunFeed,
     config_items,
@@ -73,9 +73,9 @@ class Publisher:
     """Where displays go: IPython's ``display`` / ``update_display``. Tests pass a recorder instead."""
 
     def show(self, bundle: dict[str, Any], display_id: str | None) -> None:
-        from . import _env
+        from tracker_jupyter.core import host
 
-        if _env.get_shell() is None:  # a plain script: IPython's display would print the dict itself
+        if host.get_shell() is None:  # a plain script: IPython's display would print the dict itself
             print(bundle.get("text/plain", ""))
             return
         from IPython.display import display
@@ -427,7 +427,7 @@ class TextDashboard(_Dashboard):
 
 
 def _fps(run: Any) -> float:
-    from .settings import Settings, resolve
+    from tracker_jupyter.settings import Settings, resolve
 
     try:
         value = float(resolve("widget_fps", None, getattr(run, "settings", None) or Settings()))
@@ -437,7 +437,7 @@ def _fps(run: Any) -> float:
 
 
 def _widget_enabled(run: Any) -> bool:
-    from .settings import Settings, resolve
+    from tracker_jupyter.settings import Settings, resolve
 
     try:
         return bool(resolve("show_widget", None, getattr(run, "settings", None) or Settings()))
@@ -497,9 +497,9 @@ def show(run: Any, shell: Any = None, *, publisher: Publisher | None = None) -> 
     This is ``run.display()``; unlike ``attach`` it ignores the ``show_widget`` setting, since asking to
     see the run is explicit.
     """
-    from . import _env
+    from tracker_jupyter.core import host
 
-    shell = _env.get_shell() if shell is None else shell
+    shell = host.get_shell() if shell is None else shell
     publisher = publisher or Publisher()
     try:
         if getattr(run, "_finished", False) and getattr(run, "_dashboard", None) is None:

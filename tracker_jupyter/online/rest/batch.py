@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._rest_values import BatchLimits, ItemFailure, ItemKind, JsonObject, Metric
+from tracker_jupyter.online.rest.values import BatchLimits, ItemFailure, ItemKind, JsonObject, Metric
 
 
 @dataclass

@@ -17,8 +17,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from . import charts
-from .charts import MinMaxSeries, escape, format_duration, format_number
+from tracker_jupyter.display import charts
+from tracker_jupyter.display.charts import MinMaxSeries, escape, format_duration, format_number
 
 PAGE_SIZE = 12  # charts shown at once; more metrics are paged
 MAX_SERIES = 240  # metrics charted per run; the rest appear in the latest values only
@@ -349,7 +349,7 @@ def config_items(run: Any) -> list[tuple[str, Any]]:
 
 def latest_media(run: Any) -> tuple[dict[str, Any], Path | None] | None:
     """The run's newest logged video or image, and its file when the run has one on disk."""
-    from . import media
+    from tracker_jupyter import media
 
     newest = media.latest_media(run)
     if newest is None:
@@ -435,7 +435,7 @@ def _feed_of(run: Any) -> RunFeed:
     feed = RunFeed()
     history = history_path(run)
     if history is not None:
-        from .store import iter_history
+        from tracker_jupyter.store import iter_history
 
         feed.preload(iter_history(history))
     return feed
@@ -443,7 +443,7 @@ def _feed_of(run: Any) -> RunFeed:
 
 def history_extent(path: Path) -> tuple[int, int | None, int | None]:
     """The size of a history file, and the steps of its first and last complete rows within that size."""
-    from . import store
+    from tracker_jupyter import store
 
     try:
         size = path.stat().st_size
@@ -456,7 +456,7 @@ def history_extent(path: Path) -> tuple[int, int | None, int | None]:
 
 def rows_before(path: Path, size: int) -> Iterable[dict[str, Any]]:
     """The complete rows in the first ``size`` bytes of a history file."""
-    from .store import iter_history
+    from tracker_jupyter.store import iter_history
 
     return iter_history(path, end=size)
 
@@ -465,6 +465,6 @@ def history_path(run: Any) -> Path | None:
     run_dir = getattr(run, "_run_dir", None)
     if run_dir is None or getattr(run, "disabled", False):
         return None
-    from .store import HISTORY
+    from tracker_jupyter.store import HISTORY
 
     return Path(run_dir) / HISTORY

@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from . import charts
-from ._view import NUMERIC, STATE_COLORS
-from .charts import MinMaxSeries, escape, format_duration
-from .dashboard import _report, _widgets_available
+from tracker_jupyter.display import charts
+from tracker_jupyter.display.charts import MinMaxSeries, escape, format_duration
+from tracker_jupyter.display.view import NUMERIC, STATE_COLORS
+from tracker_jupyter.display.widget import _report, _widgets_available
 
 __all__ = ["RunsTable", "project_runs", "runs_table", "show_runs"]
 
@@ -290,8 +290,8 @@ def project_runs(
     (``TRACKER_MODE``) is not offline or disabled. A server that cannot be read is reported in one line, and
     the local runs are still returned.
     """
-    from .api import Api
-    from .settings import Settings, resolve
+    from tracker_jupyter.api import Api
+    from tracker_jupyter.settings import Settings, resolve
 
     records: list[Any] = Api(dir).runs(project)
     if (
@@ -300,8 +300,8 @@ def project_runs(
         or resolve("mode", None, Settings()) in ("offline", "dryrun", "disabled")
     ):
         return records
-    from .exceptions import CommError
-    from .server_runs import server_runs
+    from tracker_jupyter.exceptions import CommError
+    from tracker_jupyter.online.remote import server_runs
 
     try:
         remote = server_runs(project, entity=entity)
@@ -327,10 +327,10 @@ def show_runs(records: Iterable[Any], metric: str | None = None) -> None:
     """
     from IPython.display import display
 
-    from . import _env
+    from tracker_jupyter.core import host
 
     table = runs_table(records, metric)
-    shell = _env.get_shell()
+    shell = host.get_shell()
     if getattr(shell, "kernel", None) is None or not _widgets_available():
         display(table)
         return

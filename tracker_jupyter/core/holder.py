@@ -6,7 +6,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._run import Run
+    from tracker_jupyter.core.run import Run
 
 
 class _Holder:

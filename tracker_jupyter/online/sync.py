@@ -38,15 +38,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import store
-from .exceptions import AuthenticationError, CommError, UsageError
-from .settings import Settings, resolve
+from tracker_jupyter import store
+from tracker_jupyter.exceptions import AuthenticationError, CommError, UsageError
+from tracker_jupyter.settings import Settings, resolve
 
 if TYPE_CHECKING:
     import argparse
 
-    from ._rest import Credentials, Metric, MlflowRest
-    from ._run import Run
+    from tracker_jupyter.core.run import Run
+    from tracker_jupyter.online.rest.client import Credentials, Metric, MlflowRest
 
 SYNC_STATE = "sync.json"
 ROWS_PER_BATCH = 3000  # about 9,000 points for 3 metrics a row: ten requests of the server's limit
@@ -91,7 +91,7 @@ def _store_credentials(base_url: str, entry: dict[str, str]) -> Path:
 
 def server_url(base_url: str) -> tuple[str, Credentials]:
     """The server URL without any ``user:password@`` in it (what is shown and stored), and those credentials."""
-    from ._rest import _split_base_url
+    from tracker_jupyter.online.rest.client import _split_base_url
 
     return _split_base_url(base_url)
 
@@ -101,7 +101,7 @@ def credentials_for(
 ) -> Credentials:
     """Credentials for ``base_url``: settings/environment first, then ``user:password@`` in the configured
     URL (``from_url``), then what ``tracker login`` stored."""
-    from ._rest import Credentials
+    from tracker_jupyter.online.rest.client import Credentials
 
     if anonymous == "must":
         return Credentials()
@@ -160,7 +160,7 @@ def login(
     bool
         True when the credentials were stored.
     """
-    from ._rest import Credentials, MlflowRest
+    from tracker_jupyter.online.rest.client import Credentials, MlflowRest
 
     base_url = base_url or resolve("base_url", None, Settings())
     if not base_url:
@@ -211,7 +211,7 @@ def flatten_params(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def row_metrics(row: dict[str, Any]) -> Iterator[Metric]:
-    from ._rest import Metric
+    from tracker_jupyter.online.rest.client import Metric
 
     step = int(row.get("_step", 0))
     timestamp = int(row.get("_timestamp", 0))
@@ -604,7 +604,7 @@ def live_client(base_url: str, credentials: Credentials) -> MlflowRest:
     """A client for work beside the user's code (the background syncer, the runs dashboard): short connect
     timeout, reads up to 30 s, and few retries per call, since the syncer retries whole passes itself, with
     its own backoff, and notes the error at once for the widget."""
-    from ._rest import MlflowRest, RetryPolicy, Timeout
+    from tracker_jupyter.online.rest.client import MlflowRest, RetryPolicy, Timeout
 
     return MlflowRest(
         base_url,
@@ -618,7 +618,7 @@ def start(
     run: Run, *, settings: Settings, base_url: str, force: bool, anonymous: str | None, silent: bool
 ) -> None:
     """Connect an online run to the server, or fall back to offline (unless ``force``)."""
-    from ._rest import NO_RETRY, MlflowRest, Timeout
+    from tracker_jupyter.online.rest.client import NO_RETRY, MlflowRest, Timeout
 
     base_url, from_url = server_url(base_url)
     # anonymous='never' without credentials is refused (AuthenticationError), online or forced alike
@@ -663,7 +663,7 @@ def _fall_back(run: Run, base_url: str, reason: str, silent: bool) -> None:
 
 def _run_dirs(paths: list[str], root: Path) -> list[Path]:
     if not paths:
-        from .api import Api
+        from tracker_jupyter.api import Api
 
         return [r.dir for r in Api(root).runs()]
     found: list[Path] = []
@@ -682,7 +682,7 @@ def sync_paths(
     paths: list[str], *, dir: str | None = None, base_url: str | None = None, out: Any = None
 ) -> int:
     """``tracker sync``: upload offline or not fully synced runs. Returns how many runs were synced."""
-    from ._rest import MlflowRest
+    from tracker_jupyter.online.rest.client import MlflowRest
 
     out = out or sys.stderr
     settings = Settings()

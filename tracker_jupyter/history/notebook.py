@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .session import Cell, Output
+from tracker_jupyter.history.recorder import Cell, Output
 
 SESSION_HISTORY = "_session_history.ipynb"
 

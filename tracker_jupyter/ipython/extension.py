@@ -42,13 +42,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _env, notebook
-from .session import SessionRecorder
-from .settings import Settings, resolve
+from tracker_jupyter.core import host
+from tracker_jupyter.history import notebook
+from tracker_jupyter.history.recorder import SessionRecorder
+from tracker_jupyter.settings import Settings, resolve
 
 if TYPE_CHECKING:
-    from ._run import Run
-    from .magics import TrackerMagics
+    from tracker_jupyter.core.run import Run
+    from tracker_jupyter.ipython.magics import TrackerMagics
 
 __all__ = ["attach_run", "load_ipython_extension", "show_widget", "unload_ipython_extension"]
 
@@ -68,7 +69,7 @@ def load_ipython_extension(shell: Any) -> None:
     """Register ``TrackerMagics`` on ``shell``; loading again is harmless."""
     if shell in _loaded:
         return
-    from .magics import TrackerMagics
+    from tracker_jupyter.ipython.magics import TrackerMagics
 
     magics = TrackerMagics(shell=shell)  # joins shell.configurables: %config TrackerMagics works
     shell.register_magics(magics)
@@ -114,16 +115,16 @@ def attach_run(run: Run, shell: Any) -> None:
         _attachments[id(run)] = attachment
         run.on_finish(attachment.finish)
         attachment.start()
-    if _env.in_notebook(shell) and resolve("show_widget", None, run.settings or Settings()):
+    if host.in_notebook(shell) and resolve("show_widget", None, run.settings or Settings()):
         show_widget(run, shell)
 
 
 def show_widget(run: Run, shell: Any) -> None:
     """Display ``run``'s live widget below the current cell; a failure is reported, never raised."""
     try:
-        from . import dashboard
+        from tracker_jupyter.display import widget
 
-        dashboard.attach(run, shell)
+        widget.attach(run, shell)
     except Exception as exc:
         _report(f"the live widget for run {run.id} could not be shown ({exc!r}); the run goes on without it")
 
@@ -174,7 +175,7 @@ class _Attachment:
             session=session, earlier=earlier, metadata=self._notebook_metadata(),
         )  # fmt: skip
         meta: dict[str, Any] = {"session_history": f"code/{notebook.SESSION_HISTORY}"}
-        given = _env.notebook_path(self.shell, resolve("notebook_name", None, run.settings or Settings()))
+        given = host.notebook_path(self.shell, resolve("notebook_name", None, run.settings or Settings()))
         if given:
             self.notebook_file = _find_notebook(given)
             name = Path(given).name

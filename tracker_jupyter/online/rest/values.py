@@ -10,7 +10,7 @@ from typing import IO, Any, Literal, NamedTuple, Union
 
 import requests
 
-from .exceptions import UsageError
+from tracker_jupyter.exceptions import UsageError
 
 JsonObject = dict[str, Any]
 ItemKind = Literal["metric", "param", "tag"]

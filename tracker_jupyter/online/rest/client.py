@@ -36,7 +36,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 
-from ._rest_batch import (
+from tracker_jupyter.exceptions import CommError, Error, UsageError
+from tracker_jupyter.online.rest.batch import (
     BatchState,
     Item,
     batch_body,
@@ -47,7 +48,7 @@ from ._rest_batch import (
     pack_batches,
     record_failure,
 )
-from ._rest_errors import (
+from tracker_jupyter.online.rest.errors import (
     Refusal,
     Sent,
     comm_error_from_exception,
@@ -57,7 +58,7 @@ from ._rest_errors import (
     parse_refusal,
     parse_retry_after,
 )
-from ._rest_values import (
+from tracker_jupyter.online.rest.values import (
     BATCH_LIMITS,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -74,7 +75,6 @@ from ._rest_values import (
     RunsPage,
     Timeout,
 )
-from .exceptions import CommError, Error, UsageError
 
 __all__ = [
     "BATCH_LIMITS",

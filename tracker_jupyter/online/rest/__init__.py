@@ -1,0 +1,1 @@
+"""A small client for the REST API of an MLflow Tracking Server (imports ``requests``: online mode only)."""

@@ -1,0 +1,85 @@
+"""The local run store: the on-disk format, the background writer, and the readers.
+
+Layout under the store root (``init(dir=...)``, default ``./tracker``)::
+
+    <root>/<project>/<run_id>/
+        run.json        metadata: names, tags, state, exit code, git, lineage (replaced atomically)
+        config.json     the run's config (replaced atomically)
+        summary.json    the run's summary (replaced atomically)
+        history.jsonl   append-only; each line a committed row (a JSON object with ``_step`` and
+                        ``_timestamp``) or a block of rows (a JSON array of them) written at once
+        history.rewound-N.jsonl   rows set aside by ``resume_from`` (kept, never read as history)
+        lock            held (``flock``) by the process that has the run open
+        files/          files saved with ``run.save()``
+        code/           the program, git diff, notebook copies (``save_code``)
+
+Why it is crash-safe: rows only ever get appended, a reader ignores a torn last line, and every other file
+is written to a temporary name and renamed over the old one. The writer thread appends at least every
+``flush_interval`` seconds, so after a ``kill -9`` everything older than that is readable. Whether a run is
+still alive is not a flag the dead process would have had to clear: it is the ``flock`` on ``lock``, which
+the kernel drops when the process dies, so an unfinished run with a free lock reads as ``crashed``.
+"""
+
+from __future__ import annotations
+
+from tracker_jupyter.store.files import dumps, read_json, write_json_atomic
+from tracker_jupyter.store.history import (
+    BLOCK_ROWS,
+    check_step,
+    count_rows,
+    encode_rows,
+    history_until,
+    iter_history,
+    iter_lines,
+    last_row,
+    mend_torn_tail,
+    rewind_history,
+    rows_in_line,
+    summarize,
+)
+from tracker_jupyter.store.rundir import (
+    CONFIG,
+    FINAL_STATES,
+    HISTORY,
+    LOCK,
+    META,
+    SUMMARY,
+    RunLock,
+    check_name,
+    is_locked,
+    run_path,
+    run_state,
+)
+from tracker_jupyter.store.writer import DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_PENDING_ROWS, RunWriter
+
+__all__ = [
+    "BLOCK_ROWS",
+    "CONFIG",
+    "DEFAULT_FLUSH_INTERVAL",
+    "DEFAULT_MAX_PENDING_ROWS",
+    "FINAL_STATES",
+    "HISTORY",
+    "LOCK",
+    "META",
+    "SUMMARY",
+    "RunLock",
+    "RunWriter",
+    "check_name",
+    "check_step",
+    "count_rows",
+    "dumps",
+    "encode_rows",
+    "history_until",
+    "is_locked",
+    "iter_history",
+    "iter_lines",
+    "last_row",
+    "mend_torn_tail",
+    "read_json",
+    "rewind_history",
+    "rows_in_line",
+    "run_path",
+    "run_state",
+    "summarize",
+    "write_json_atomic",
+]
