@@ -7,6 +7,7 @@ IPython; ``interactive_shell`` puts all of that back.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -32,6 +33,12 @@ def interactive_shell(ipython_dir: Path, config: Config | None = None) -> Iterat
     finally:
         for run in list(reversed(holder.active)):
             run.finish(quiet=True)
+        # Every shell registers its atexit_operations, whose reset() ends in a gc.collect(): one full
+        # collection per test shell at interpreter exit. Unregister it and do the part that matters here,
+        # closing the history (its saving thread, if any, and its database connection).
+        atexit.unregister(shell.atexit_operations)
+        if shell.history_manager is not None:
+            shell.history_manager.close()
         InteractiveShell.clear_instance()
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
