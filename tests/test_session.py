@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tracker_jupyter import store
 from tracker_jupyter.history import notebook
 from tracker_jupyter.history.recorder import Cell, Output, SessionRecorder
 
@@ -217,7 +218,7 @@ def test_history_notebook_is_valid_v4_with_counts_and_outputs() -> None:
 def test_history_file_has_nbformat_layout_and_strict_json(tmp_path: Path) -> None:
     path = tmp_path / "code" / notebook.SESSION_HISTORY
     path.parent.mkdir()
-    notebook.write_atomic(notebook.build(_recorded()), path)
+    store.atomic_write(path, notebook.text(notebook.build(_recorded())))
     text = path.read_text(encoding="utf-8")
     json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     raw = json.loads(text)
@@ -229,8 +230,8 @@ def test_history_file_has_nbformat_layout_and_strict_json(tmp_path: Path) -> Non
 
 def test_earlier_sessions_are_kept_and_ids_stay_unique(tmp_path: Path) -> None:
     path = tmp_path / notebook.SESSION_HISTORY
-    notebook.write_atomic(notebook.build(_recorded(), header="one", session=1), path)
-    earlier = notebook.read_cells(path)
+    store.atomic_write(path, notebook.text(notebook.build(_recorded(), header="one", session=1)))
+    earlier = notebook.cells_in(store.read_bytes(path))
     assert notebook.sessions_in(earlier) == 1
     recorder = SessionRecorder()
     recorder.begin_cell("resumed()", 1)
@@ -245,8 +246,8 @@ def test_earlier_sessions_are_kept_and_ids_stay_unique(tmp_path: Path) -> None:
 def test_an_unreadable_earlier_history_gives_no_cells(tmp_path: Path, content: str) -> None:
     path = tmp_path / notebook.SESSION_HISTORY
     path.write_text(content, encoding="utf-8")
-    assert notebook.read_cells(path) == []
-    assert notebook.read_cells(tmp_path / "missing.ipynb") == []
+    assert notebook.cells_in(store.read_bytes(path)) == []
+    assert notebook.cells_in(store.read_bytes(tmp_path / "missing.ipynb")) == []
 
 
 def test_an_empty_session_is_still_a_valid_notebook() -> None:
@@ -258,11 +259,11 @@ def test_history_file_writes_what_build_describes_and_reuses_unchanged_cells(tmp
     path = tmp_path / notebook.SESSION_HISTORY
     earlier = notebook.build(_recorded(), header="one")["cells"]
     options = {"header": "two", "session": 2, "earlier": earlier, "metadata": {"tracker": {"run_id": "r"}}}
-    history = notebook.HistoryFile(path, **options)
+    history = notebook.HistoryNotebook(**options)
     recorder = SessionRecorder()
 
     def check() -> None:
-        history.write(recorder.cells())
+        store.atomic_write(path, history.text(recorder.cells()))
         expected = notebook.dumps(notebook.build(recorder.cells(), **options)) + "\n"
         assert path.read_text(encoding="utf-8") == expected
         nbformat.validate(nbformat.read(path, as_version=4))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -475,9 +474,7 @@ class _Opened(NamedTuple):
             os.replace(self.dir / self.archive, self.dir / store.HISTORY)  # the history before the rewind
         for name, content in self.saved.items():
             if content is not None:
-                tmp = self.dir / f".{name}.undo.tmp"
-                tmp.write_bytes(content)
-                os.replace(tmp, self.dir / name)
+                store.atomic_write(self.dir / name, content)
         self.lock.release()  # last: no other process sees the run half put back
 
 
@@ -538,28 +535,11 @@ def _create(root: Path, project: str, run_id: str | None) -> tuple[Path, store.R
     raise UsageError("could not find a free run id after 5 tries; is the store directory writable?")
 
 
-def _read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-def _parse(content: bytes | None) -> Any:
-    """A metadata file's JSON, as ``store.read_json`` reads it: None when missing or unreadable."""
-    if content is None:
-        return None
-    try:
-        return json.loads(content)
-    except ValueError:
-        return None
-
-
 def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
     lock = _lock_or_fail(path, run_id)
-    saved = {name: _read_bytes(path / name) for name in (store.META, store.CONFIG, store.SUMMARY)}
-    meta = _parse(saved[store.META]) or {}
-    summary = _parse(saved[store.SUMMARY])
+    saved = {name: store.read_bytes(path / name) for name in (store.META, store.CONFIG, store.SUMMARY)}
+    meta = store.read_json(path / store.META, {}) or {}
+    summary = store.read_json(path / store.SUMMARY)
     # the only way into an existing history: a crashed writer's half line must not swallow the rows to
     # come, and a complete last row without its newline counts as a step
     store.mend_torn_tail(path / store.HISTORY)
@@ -574,7 +554,7 @@ def _resume_existing(path: Path, run_id: str, how: str) -> _Opened:
     )
     meta["resumed"] = True
     return _Opened(
-        dir=path, meta=meta, config=_parse(saved[store.CONFIG]) or {}, summary=summary,
+        dir=path, meta=meta, config=store.read_json(path / store.CONFIG, {}) or {}, summary=summary,
         next_step=next_step, lock=lock, created=False, copied_rows=[], how=how, saved=saved,
     )  # fmt: skip
 
@@ -632,7 +612,9 @@ def _open_run(
             return None
         lock = _lock_or_fail(rewound, rewind.run_id)
         try:
-            saved = {name: _read_bytes(rewound / name) for name in (store.META, store.CONFIG, store.SUMMARY)}
+            saved = {
+                name: store.read_bytes(rewound / name) for name in (store.META, store.CONFIG, store.SUMMARY)
+            }
             archive = store.rewind_history(rewound, rewind.step)
         finally:
             lock.release()

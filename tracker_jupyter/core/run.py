@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from tracker_jupyter.core.values import dumps, to_json
 from tracker_jupyter.exceptions import ConfigError, UsageError
 
 MAX_CONFIG_VALUE_BYTES = 10 * 1024 * 1024
@@ -45,33 +46,6 @@ class _NullSink:
 
 
 # ----------------------------------------------------------------------------------------- values
-
-
-def _to_json_value(value: Any, where: str, warn: Callable[[str], None]) -> Any:
-    """A config value as JSON-compatible data; what cannot be made so is kept as its repr."""
-    if type(value) in _SCALARS:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _to_json_value(v, f"{where}.{k}", warn) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_json_value(v, f"{where}[{i}]", warn) for i, v in enumerate(value)]
-    if isinstance(value, (int, float, str)):  # subclasses such as IntEnum, numpy.float64
-        return value.item() if hasattr(value, "item") else type(value).__mro__[-2](value)
-    item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "size", 1) == 1:
-        return item()
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return tolist()
-    if isinstance(value, (set, frozenset)):
-        return sorted((_to_json_value(v, where, warn) for v in value), key=repr)
-    if hasattr(value, "__fspath__"):
-        return str(value.__fspath__())
-    warn(
-        f"config value {where} of type {type(value).__name__} is not JSON-serializable; "
-        f"stored as its repr {repr(value)[:60]!r}"
-    )
-    return repr(value)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -207,11 +181,9 @@ class Config:
         self.update({k: v for k, v in config_items(data).items() if k not in self._items})
 
     def _clean_value(self, key: str, value: Any) -> Any:
-        value = _to_json_value(value, key, self._warn_once)
+        value = to_json(value, self._stored_as_repr, key)
         _check_nested_keys(key, value)
         if not isinstance(value, (bool, int, float, type(None))):
-            from tracker_jupyter.store import dumps
-
             size = len(dumps(value).encode())
             if size > MAX_CONFIG_VALUE_BYTES:
                 raise UsageError(
@@ -220,10 +192,16 @@ class Config:
                 )
         return value
 
-    def _warn_once(self, message: str) -> None:
+    def _stored_as_repr(self, value: Any, where: str) -> str:
+        """What ``to_json`` cannot convert is kept as its repr, with one warning per message."""
+        message = (
+            f"config value {where} of type {type(value).__name__} is not JSON-serializable; "
+            f"stored as its repr {repr(value)[:60]!r}"
+        )
         if message not in self._warned:
             self._warned.add(message)
             warnings.warn(message, UserWarning, stacklevel=5)
+        return repr(value)
 
 
 def _check_nested_keys(path: str, value: Any) -> None:

@@ -1,4 +1,6 @@
-"""Session history as a notebook: recorded cells → an nbformat v4.5 notebook, written atomically.
+"""Session history as a notebook: recorded cells → the text of an nbformat v4.5 notebook.
+
+Pure: cells in, text out (the caller writes it, atomically, into the run's ``code/``).
 
 The result opens in any Jupyter frontend and passes ``nbformat.validate``: code cells in execution
 order with their execution counts, each carrying its own outputs. A resumed run keeps the cells of its
@@ -14,15 +16,12 @@ from __future__ import annotations
 
 import base64
 import json
-import math
-import os
 import re
 import sys
-import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+from tracker_jupyter.core.values import to_json
 from tracker_jupyter.history.recorder import Cell, Output
 
 SESSION_HISTORY = "_session_history.ipynb"
@@ -77,31 +76,29 @@ def dumps(nb: Mapping[str, Any]) -> str:
     )  # fmt: skip
 
 
-class HistoryFile:
-    """The history notebook of one run, rewritten after every cell.
+class HistoryNotebook:
+    """The history notebook of one run, whose text is made again after every cell.
 
-    Writes the same text as ``write_atomic(build(...))``, but a cell that did not change since the last
-    write is not converted and serialized again: after hundreds of cells, a write costs little more
-    than copying the text.
+    Gives the same text as ``text(build(...))``, but a cell that did not change since the last time is
+    not converted and serialized again: after hundreds of cells, this costs little more than joining
+    the text.
     """
 
     def __init__(
         self,
-        path: Path,
         *,
         header: str | None = None,
         session: int = 1,
         earlier: Sequence[Mapping[str, Any]] = (),
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        self.path = path
         self._leading = [_cell_text(cell) for cell in _leading_cells(earlier, header, session)]
         rest = {"metadata": _metadata(metadata), "nbformat": 4, "nbformat_minor": 5}
         self._tail = _json_text(rest)[2:]  # what follows "cells" in a sorted dump: drop the opening "{\n"
         self._cache: dict[int, tuple[int, int, str]] = {}  # cell serial -> (revision, position, text)
 
-    def write(self, cells: Sequence[Cell]) -> None:
-        """Replace the file with the leading cells, then ``cells``."""
+    def text(self, cells: Sequence[Cell]) -> str:
+        """The file's text: the leading cells, then ``cells``."""
         texts = list(self._leading)
         for cell in cells:
             position = len(texts)
@@ -114,15 +111,16 @@ class HistoryFile:
                 self._cache[cell.serial] = (cell.revision, position, text)
             texts.append(text)
         listed = "[\n" + ",\n".join(texts) + "\n ]" if texts else "[]"
-        write_atomic(f'{{\n "cells": {listed},\n{self._tail}', self.path)
+        return f'{{\n "cells": {listed},\n{self._tail}\n'
 
 
-def read_cells(path: Path) -> list[dict[str, Any]]:
-    """The cells of an existing history notebook, or none when it is missing or unreadable."""
+def cells_in(text: str | bytes | None) -> list[dict[str, Any]]:
+    """The cells of an earlier history notebook's text; none when it is missing (None) or unreadable."""
+    if text is None:
+        return []
     try:
-        with open(path, encoding="utf-8") as fh:
-            nb = json.load(fh)
-    except (OSError, ValueError):
+        nb = json.loads(text)
+    except ValueError:
         return []
     cells = nb.get("cells") if isinstance(nb, dict) and nb.get("nbformat") == 4 else None
     if not isinstance(cells, list):
@@ -140,16 +138,9 @@ def sessions_in(cells: Sequence[Mapping[str, Any]]) -> int:
     return count
 
 
-def write_atomic(nb: Mapping[str, Any] | str, path: Path) -> None:
-    """Write ``nb`` (a notebook, or its text) to ``path``: readers and crashes see the old or the new file."""
-    text = (nb if isinstance(nb, str) else dumps(nb)) + "\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def text(nb: Mapping[str, Any]) -> str:
+    """The file text of notebook ``nb`` (``dumps`` and the final newline)."""
+    return dumps(nb) + "\n"
 
 
 # --------------------------------------------------------------------------------------------- cells
@@ -271,18 +262,10 @@ def _json_safe(value: Any) -> Any:
     """``value`` as strict JSON data: NaN and infinities become their repr (as in Jupyter's own
     messages), anything else JSON has no type for becomes its ``str``."""
     try:
-        return _clean(value)
+        return to_json(value, _as_str, finite=True)
     except RecursionError:  # a structure that contains itself
         return str(value)
 
 
-def _clean(value: Any) -> Any:
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, Mapping):
-        return {str(key): _clean(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(item) for item in value]
+def _as_str(value: Any, where: str) -> str:
     return str(value)

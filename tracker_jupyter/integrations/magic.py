@@ -37,6 +37,7 @@ import os
 import sys
 from typing import Any
 
+from tracker_jupyter.core.values import to_json
 from tracker_jupyter.exceptions import UsageError
 from tracker_jupyter.integrations._patching import Patch, WhenImported
 
@@ -123,11 +124,8 @@ def _load_string(text: str) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return str(value)
+    """A flag's value as config data: JSON as ``to_json`` makes it, anything else its ``str``."""
+    return to_json(value, lambda unknown, where: str(unknown))
 
 
 def _record_namespace(run: Any, namespace: Any, exclude: frozenset[str]) -> None:

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tracker_jupyter import store
 from tracker_jupyter.core import host
 from tracker_jupyter.history import notebook
 from tracker_jupyter.history.recorder import SessionRecorder
@@ -146,7 +147,7 @@ class _Attachment:
         self.recorder = SessionRecorder()
         self.code_dir = Path(run._run_dir) / "code"
         self.history_path = self.code_dir / notebook.SESSION_HISTORY
-        self.history: notebook.HistoryFile | None = None
+        self.history: notebook.HistoryNotebook | None = None
         self.notebook_file: Path | None = None
         self.saved_version = -1
         self.tap: _ShellTap | None = None
@@ -166,12 +167,14 @@ class _Attachment:
     def _prepare_files(self) -> None:
         run = self.run
         earlier: list[dict[str, Any]] = []
-        if run.resumed and self.history_path.is_file():
-            earlier = notebook.read_cells(self.history_path)  # earlier sessions stay in the file
+        if run.resumed:
+            earlier = notebook.cells_in(
+                store.read_bytes(self.history_path)
+            )  # earlier sessions stay in the file
         session = notebook.sessions_in(earlier) + 1
         started = time.strftime("%Y-%m-%d %H:%M:%S %z")
-        self.history = notebook.HistoryFile(
-            self.history_path, header=notebook.session_header(session, run.name, run.id, started),
+        self.history = notebook.HistoryNotebook(
+            header=notebook.session_header(session, run.name, run.id, started),
             session=session, earlier=earlier, metadata=self._notebook_metadata(),
         )  # fmt: skip
         meta: dict[str, Any] = {"session_history": f"code/{notebook.SESSION_HISTORY}"}
@@ -216,9 +219,9 @@ class _Attachment:
         def write() -> None:
             version = self.recorder.version
             if self.history is None:  # preparing failed: still keep what can be kept
-                self.history = notebook.HistoryFile(self.history_path, metadata=self._notebook_metadata())
+                self.history = notebook.HistoryNotebook(metadata=self._notebook_metadata())
             self.code_dir.mkdir(exist_ok=True)
-            self.history.write(self.recorder.cells())
+            store.atomic_write(self.history_path, self.history.text(self.recorder.cells()))
             self.saved_version = version
 
         self._guard("could not save the session history", write)

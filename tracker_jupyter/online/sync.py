@@ -80,12 +80,7 @@ def _store_credentials(base_url: str, entry: dict[str, str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = store.read_json(path, {}) or {}
     data[base_url.rstrip("/")] = entry
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    store.write_json_atomic(path, data, mode=0o600)
     return path
 
 

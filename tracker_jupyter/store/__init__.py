@@ -22,7 +22,7 @@ the kernel drops when the process dies, so an unfinished run with a free lock re
 
 from __future__ import annotations
 
-from tracker_jupyter.store.files import dumps, read_json, write_json_atomic
+from tracker_jupyter.store.files import atomic_write, dumps, read_bytes, read_json, write_json_atomic
 from tracker_jupyter.store.history import (
     BLOCK_ROWS,
     check_step,
@@ -64,6 +64,7 @@ __all__ = [
     "SUMMARY",
     "RunLock",
     "RunWriter",
+    "atomic_write",
     "check_name",
     "check_step",
     "count_rows",
@@ -75,6 +76,7 @@ __all__ = [
     "iter_lines",
     "last_row",
     "mend_torn_tail",
+    "read_bytes",
     "read_json",
     "rewind_history",
     "rows_in_line",

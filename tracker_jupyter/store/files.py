@@ -1,4 +1,8 @@
-"""Files of a run directory other than the history: JSON written atomically, read forgivingly."""
+"""Files of a run directory other than the history: written atomically, read forgivingly.
+
+``atomic_write`` is the one way a file is replaced: the new content goes to a temporary name beside the
+file and is renamed over it, so a reader (or a crash) sees the old file or the new one, never half.
+"""
 
 from __future__ import annotations
 
@@ -8,44 +12,56 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tracker_jupyter.core.values import dumps, json_default
 
-def _json_default(value: Any) -> Any:
-    """Turn what json cannot encode into what it can: numpy/torch scalars, arrays, paths, sets."""
-    item = getattr(value, "item", None)
-    if item is not None and getattr(value, "size", 1) == 1:
-        return item()
-    tolist = getattr(value, "tolist", None)
-    if tolist is not None:
-        return tolist()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return repr(value)
+__all__ = ["atomic_write", "dumps", "read_json", "write_json_atomic"]
 
 
-def dumps(value: Any) -> str:
-    """JSON text as the store writes it (NaN and infinities kept, numpy scalars turned into numbers)."""
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
+def atomic_write(path: Path, data: str | bytes, *, fsync: bool = False, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` (text is written as UTF-8).
 
-
-def write_json_atomic(path: Path, value: Any, *, fsync: bool = False) -> None:
-    """Replace ``path`` with ``value`` as JSON so that a reader sees the old or the new file, never half."""
+    ``fsync`` makes the new content durable before the rename; ``mode`` creates the file with those
+    permission bits (0o600 for credentials) instead of the umask's, so it is never readable by others,
+    not even for a moment.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(value, fh, default=_json_default, indent=1, sort_keys=False)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    content = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)  # whatever the umask took away
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, value: Any, *, fsync: bool = False, mode: int | None = None) -> None:
+    """Replace ``path`` with ``value`` as JSON (see ``atomic_write``)."""
+    text = json.dumps(value, default=json_default, indent=1, sort_keys=False)
+    atomic_write(path, text, fsync=fsync, mode=mode)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
+    """The JSON in ``path``, or ``default`` when the file is missing or not JSON."""
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except FileNotFoundError:
         return default
     except ValueError:
-        # Only a file written by something other than write_json_atomic can be half-written.
+        # Only a file written by something other than atomic_write can be half-written.
         return default
+
+
+def read_bytes(path: Path) -> bytes | None:
+    """The content of ``path``, or None when it is missing."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None

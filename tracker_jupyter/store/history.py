@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tracker_jupyter.core.values import json_default
 from tracker_jupyter.exceptions import UsageError
-from tracker_jupyter.store.files import _json_default, write_json_atomic
+from tracker_jupyter.store.files import write_json_atomic
 from tracker_jupyter.store.rundir import HISTORY, SUMMARY
 
 try:  # The C encoder is about twice as fast as json.dumps per row; fall back where it does not exist.
@@ -21,8 +22,8 @@ except ImportError:  # pragma: no cover - other Python implementations
 
 def _make_encoder() -> Callable[[Any], str]:
     if _c_make_encoder is None:  # pragma: no cover
-        return json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
-    encode = _c_make_encoder(None, _json_default, _encode_str, None, ":", ",", False, False, True)
+        return json.JSONEncoder(separators=(",", ":"), default=json_default).encode
+    encode = _c_make_encoder(None, json_default, _encode_str, None, ":", ",", False, False, True)
 
     def encode_value(value: Any) -> str:
         return "".join(encode(value, 0))

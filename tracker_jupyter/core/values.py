@@ -1,0 +1,82 @@
+"""Values as JSON data: the one coercion every part uses (config, the store's encoder, notebooks, magic).
+
+``to_json`` turns numpy and torch scalars into numbers, arrays and tensors into lists, sets into sorted
+lists and paths into strings; what has no JSON form goes to ``unknown`` (by default its ``repr``). Callers
+differ only in that policy: the config warns once and keeps the repr, a notebook keeps the ``str``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
+
+def _repr(value: Any, where: str) -> str:
+    return repr(value)
+
+
+def to_json(
+    value: Any,
+    unknown: Callable[[Any, str], Any] = _repr,
+    where: str = "value",
+    *,
+    finite: bool = False,
+) -> Any:
+    """``value`` as JSON-compatible data.
+
+    Parameters
+    ----------
+    value
+        Anything; containers are converted item by item (a structure that contains itself raises
+        ``RecursionError``).
+    unknown
+        Called as ``unknown(value, where)`` for a value with no JSON form; its result is used instead.
+    where
+        The value's place, for ``unknown``'s messages: nested items get ``where.key`` / ``where[i]``.
+    finite
+        Strict JSON: NaN and infinities become their repr (``'nan'``, ``'inf'``), as Jupyter's own
+        messages have them.
+    """
+    kind = type(value)
+    if kind in _PLAIN:
+        if finite and kind is float and not math.isfinite(value):
+            return repr(value)
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v, unknown, f"{where}.{k}", finite=finite) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v, unknown, f"{where}[{i}]", finite=finite) for i, v in enumerate(value)]
+    if isinstance(value, (int, float, str)):  # subclasses: IntEnum, numpy.float64, str enums
+        plain = value.item() if hasattr(value, "item") else type(value).__mro__[-2](value)
+        return to_json(plain, unknown, where, finite=finite)
+    item = getattr(value, "item", None)
+    if callable(item) and _element_count(value) == 1:  # numpy and torch scalars, one-element arrays
+        return to_json(item(), unknown, where, finite=finite)
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return to_json(tolist(), unknown, where, finite=finite)
+    if isinstance(value, (set, frozenset)):
+        return sorted((to_json(v, unknown, where, finite=finite) for v in value), key=repr)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return unknown(value, where)
+
+
+def _element_count(value: Any) -> Any:
+    numel = getattr(value, "numel", None)  # torch: .size is a method, .numel() the count
+    return numel() if callable(numel) else getattr(value, "size", 1)
+
+
+def json_default(value: Any) -> Any:
+    """The ``default=`` of a JSON encoder: what it cannot encode, as ``to_json`` makes it."""
+    return to_json(value)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text as the store writes it (NaN and infinities kept, numpy scalars as numbers)."""
+    return json.dumps(value, default=json_default, separators=(",", ":"))
