@@ -39,9 +39,9 @@ bench:
 	.bench-venv/bin/python -m pip --disable-pip-version-check -q install -e '.[bench]'
 	.bench-venv/bin/python bench/run.py $(BENCH_ARGS)
 
-## lab: JupyterLab on the notebooks
+## lab: JupyterLab on the notebooks (as root, in a container or on a cloud box, with the --allow-root it needs)
 lab: $(VENV)/.dev-installed
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
 
 clean:
 	rm -rf $(VENV) .bench-venv tracker test-artifacts .pytest_cache .mypy_cache .ruff_cache
