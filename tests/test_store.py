@@ -335,6 +335,49 @@ def test_cli_entry_point_installed(store_dir: Path):
     assert done.returncode == 0 and "no runs under" in done.stdout
 
 
+def test_cli_runs_counts_the_steps_of_runs_that_did_not_finish(spawn_logger, store_dir: Path, capsys):
+    proc = spawn_logger(3000)
+    assert proc.stdout is not None
+    while (line := proc.stdout.readline()) and line.strip() != "logged":
+        pass
+    time.sleep(1.0)  # more than the 0.2 s flush interval
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    idle = tj.init(project="crash", id="idle", dir=store_dir)  # running, nothing logged yet
+    capsys.readouterr()
+    assert cli_main(["runs", "--dir", str(store_dir)]) == 0
+    table = {line.split()[1]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert table["victim"][3] == "crashed" and table["victim"][-1] == "3000"
+    assert table["idle"][3] == "running" and len(table["idle"]) == 6  # ends with its start time: no steps
+    idle.finish()
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+def test_cli_runs_into_a_closed_pipe_exits_quietly(store_dir: Path, unbuffered: bool):
+    run = tj.init(project="p", dir=store_dir)
+    run.finish()
+    meta = json.loads((store_dir / "p" / run.id / store.META).read_text())
+    for i in range(2000):  # about 170 kB of table: more than a pipe holds, so the writer meets the close
+        (store_dir / "p" / f"copy{i:04d}").mkdir()
+        copy = {**meta, "id": f"copy{i:04d}", "name": f"copy-{i:04d}-of-a-run-with-a-long-name"}
+        (store_dir / "p" / f"copy{i:04d}" / store.META).write_text(json.dumps(copy))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker_jupyter.cli", "runs", "--dir", str(store_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().split()[0] == "project"
+    proc.stdout.close()  # as `head -1` does
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == 1  # what Python exits with on EPIPE
+
+
 def test_history_lines_are_rows_or_blocks_and_counted_exactly(tmp_path: Path):
     path = tmp_path / "history.jsonl"
     rows = [{"_step": i, "_timestamp": 1, "s": 'a "_step": b', "x": i} for i in range(5)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -12,26 +13,43 @@ from tracker_jupyter.exceptions import Error
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
+    from tracker_jupyter import store
     from tracker_jupyter.api import Api
 
-    runs = Api(dir=args.dir).runs(project=args.project)
+    api = Api(dir=args.dir)
+    runs = api.runs(project=args.project)
     if args.json:
-        json.dump([r.to_dict() for r in runs], sys.stdout, indent=1, default=str)
-        print()
-        return 0
-    if not runs:
-        print(f"no runs under {Api(dir=args.dir).root}")
-        return 0
-    header = ("project", "id", "name", "state", "started", "steps", "tags")
-    rows = []
-    for r in runs:
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.start_time)) if r.start_time else "-"
-        last = r.meta.get("last_step")
-        rows.append((r.project, r.id, r.name or "", r.state, started, "" if last is None else str(last + 1),
-                     ",".join(r.tags)))  # fmt: skip
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    for line in (header, *rows):
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+        lines = json.dumps([r.to_dict() for r in runs], indent=1, default=str).split("\n")
+    elif not runs:
+        lines = [f"no runs under {api.root}"]
+    else:
+        header = ("project", "id", "name", "state", "started", "steps", "tags")
+        rows = []
+        for r in runs:
+            started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.start_time)) if r.start_time else "-"
+            last = r.meta.get("last_step")
+            if last is None:  # only finish() writes last_step: a running or crashed run has its history
+                tail = store.last_row(r.dir / store.HISTORY)
+                last = tail.get("_step") if tail is not None else None
+            rows.append((r.project, r.id, r.name or "", r.state, started, "" if last is None else str(last + 1),
+                         ",".join(r.tags)))  # fmt: skip
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+        lines = [
+            "  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+            for line in (header, *rows)
+        ]
+    try:
+        # Line by line: with an unbuffered stdout (PYTHONUNBUFFERED) one large write into a pipe closed
+        # midway is cut short without an error, and the rest of the output silently lost.
+        for line in lines:
+            print(line)
+        sys.stdout.flush()  # a closed pipe fails here, inside the try, rather than at exit
+    except BrokenPipeError:
+        # The reader went away (`tracker runs | head -1`). Point stdout at devnull so Python's flush at
+        # exit does not fail again, and exit with 1 as Python itself does on EPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return 0
 
 
