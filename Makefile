@@ -33,11 +33,12 @@ test: $(VENV)/.dev-installed lint
 	sh scripts/install-browser.sh
 	$(PY) -m pytest
 
-## bench: side-by-side benchmark against wandb, trackio and MLflow (own venv: the peers are heavy)
+## bench: side-by-side benchmark against wandb, trackio and MLflow (own venv: the peers are heavy, and
+## run.py --install adds only those among the contenders BENCH_ARGS asks for: "--only ours,naive" adds none)
 bench:
 	test -x .bench-venv/bin/python || $(PYTHON) -m venv .bench-venv
-	.bench-venv/bin/python -m pip --disable-pip-version-check -q install -e '.[bench]'
-	.bench-venv/bin/python bench/run.py $(BENCH_ARGS)
+	.bench-venv/bin/python -m pip --disable-pip-version-check -q install -e .
+	.bench-venv/bin/python bench/run.py --install $(BENCH_ARGS)
 
 ## lab: JupyterLab on the notebooks (as root, in a container or on a cloud box, with the --allow-root it needs)
 lab: $(VENV)/.dev-installed

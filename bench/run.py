@@ -4,7 +4,7 @@ Every figure comes from a fresh child process (``_worker.py``), one per contende
 repeat, so no contender inherits another's imports, threads or heap. Prints a Markdown table, ratios against
 ours and the DESIGN.md targets, and writes them to ``bench/results/latest.md`` and ``latest.json``.
 
-    python bench/run.py [--steps N] [--only ours,wandb] [--repeat K]
+    python bench/run.py [--steps N] [--only ours,wandb] [--repeat K] [--install]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -57,6 +58,47 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+def _canonical(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def _pinned_peers(names: list[str]) -> list[str] | None:
+    """The requirements of pyproject's ``bench`` extra that the contenders in ``names`` import.
+
+    Read from the installed tracker-jupyter's metadata (so ``pip install -e .`` comes first), which keeps
+    pyproject.toml the one place the peers' versions are pinned. None if tracker-jupyter is not installed.
+    """
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        declared = requires("tracker-jupyter") or []
+    except PackageNotFoundError:
+        return None
+    wanted = {_canonical(importlib.import_module(CONTENDERS[n]).DIST) for n in names}
+    pins = []
+    for entry in declared:  # e.g. 'wandb==0.31.0; extra == "bench"'
+        requirement, _, marker = (part.strip() for part in entry.partition(";"))
+        dist = re.split(r"[\s<>=!~\[(]", requirement, maxsplit=1)[0]
+        if marker.replace("'", '"').split() == ["extra", "==", '"bench"'] and _canonical(dist) in wanted:
+            pins.append(requirement)
+    return pins
+
+
+def _install_peers(names: list[str]) -> bool:
+    pins = _pinned_peers(names)
+    if pins is None:
+        print(
+            "bench: --install reads the pins from tracker-jupyter's metadata: pip install -e . first",
+            file=sys.stderr,
+        )
+        return False
+    if not pins:
+        return True
+    print(f"bench: installing {' '.join(pins)}", file=sys.stderr, flush=True)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "install", *pins]
+    return subprocess.run(pip).returncode == 0
 
 
 def _child_env(contender: ModuleType, workdir: Path) -> dict[str, str]:
@@ -327,6 +369,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=BASELINE,
         help=f"whose peak RSS is compared at --steps and {FLAT_FACTOR}× --steps; 'none' skips it",
     )
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="first pip-install the peers among the chosen contenders, at the pins of pyproject's bench extra",
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(CONTENDERS)
     unknown = sorted(set(names) - set(CONTENDERS))
@@ -340,6 +387,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.install and not _install_peers(args.names):
+        return 1
     args.load_before = os.getloadavg()[0]
     started = time.perf_counter()
     (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
