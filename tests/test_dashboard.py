@@ -150,19 +150,19 @@ def test_widget_shows_the_newest_image_or_video(tmp_path: Path, sent: list[dict[
     pixels = np.zeros((8, 12, 3), dtype=np.uint8)
     pixels[:, :6] = 255
     run.log({"sample": tracker_jupyter.Image(pixels, caption="<b>half white</b>"), "loss": 1.0})
-    run._sink.flush()
+    run.sink.flush()
     widget.redraw(force=True)
     assert widget.media.layout.display == "flex"
     label, viewer = widget.media.children
     stored = tracker_jupyter.Api(tmp_path).run(run.id).history()[0]["sample"]
     assert type(viewer).__name__ == "Image" and viewer.format == "png"
-    assert viewer.value == (Path(run._run_dir) / stored["path"]).read_bytes()
+    assert viewer.value == (Path(run.run_dir) / stored["path"]).read_bytes()
     assert "latest image" in label.value and "sample" in label.value and "step 0" in label.value
     assert "&lt;b&gt;half white&lt;/b&gt;" in label.value  # the caption is text
 
     frames = np.zeros((4, 16, 16, 3), dtype=np.uint8)
     run.log({"episode": tracker_jupyter.Video(frames, fps=4, format="mp4")})
-    run._sink.flush()
+    run.sink.flush()
     widget.redraw(force=True)
     label, viewer = widget.media.children
     assert type(viewer).__name__ == "Video" and viewer.format == "mp4" and viewer.controls
@@ -224,12 +224,12 @@ def test_widget_series_stay_bounded_with_many_steps(tmp_path: Path, sent: list[d
     widget = dashboard.WidgetDashboard(run, publisher=Recorder(), fps=4, start_timer=False)
     for step in range(20_000):
         run.log({"loss": 1 / (step + 1)})
-    run._sink.flush()
+    run.sink.flush()
     widget.redraw(force=True)
     small = len(widget.charts.value)
     for step in range(20_000, 100_000):
         run.log({"loss": 1 / (step + 1)})
-    run._sink.flush()
+    run.sink.flush()
     widget.redraw(force=True)
     assert len(widget.feed.series["loss"]) <= widget.feed.capacity
     assert len(widget.charts.value) < small * 1.3
@@ -276,7 +276,7 @@ def test_user_text_is_escaped_everywhere(tmp_path: Path, sent: list[dict[str, An
     recorder = Recorder()
     widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
     run.log({XSS.replace(".", ""): 1.0})
-    run._sink.flush()
+    run.sink.flush()
     widget.redraw(force=True)
     run.finish()
     markup = [widget.header.value, widget.charts.value, widget.latest.value, widget.config.value]
@@ -291,7 +291,7 @@ def test_online_header_links_to_the_server_and_shows_sync_status(
     tmp_path: Path, sent: list[dict[str, Any]]
 ) -> None:
     run = _run(tmp_path)
-    run._meta.update(
+    run.update_meta(
         mode="online",
         url="https://user:pw@mlflow.example/#/experiments/1/runs/abc",
         sync={"synced": 120, "pending": 3, "error": f"HTTP 503 {XSS} token=abc123"},
@@ -300,9 +300,9 @@ def test_online_header_links_to_the_server_and_shows_sync_status(
     assert 'href="https://***@mlflow.example/#/experiments/1/runs/abc"' in html
     assert "synced 120 · pending 3" in html and "last sync error" in html
     assert "<img" not in html and "abc123" not in html and "user:pw" not in html
-    run._meta["url"] = "javascript:alert(1)"
+    run.update_meta(url="javascript:alert(1)")
     assert "href" not in dashboard.render_header(dashboard.run_info(run))
-    run._sync_status = lambda: {"synced": 7, "pending": 0, "error": None}  # type: ignore[attr-defined]
+    run.parts.sync_status = lambda: {"synced": 7, "pending": 0, "error": None}
     assert "synced 7 · pending 0" in dashboard.render_header(dashboard.run_info(run))
     run.finish()
 
@@ -312,7 +312,7 @@ def test_many_metrics_are_paged(tmp_path: Path, sent: list[dict[str, Any]]) -> N
     widget = dashboard.WidgetDashboard(run, publisher=Recorder(), fps=4, start_timer=False)
     for step in range(10):
         run.log({f"metric_{i:02d}": step * i for i in range(30)})
-    run._sink.flush()
+    run.sink.flush()
     widget.redraw(force=True)
     assert widget.charts.value.count('class="tj-chart"') == dashboard.PAGE_SIZE
     assert widget.pager.layout.display == "flex" and widget.page_label.value == "charts 1–12 of 30"
@@ -357,7 +357,7 @@ def test_attach_shows_one_widget_per_run_and_one_view_per_cell(
     dashboard.show(run, shell, publisher=recorder)
     assert [e[0] for e in recorder.events] == ["show", "show"]
     assert recorder.events[0][1] == recorder.events[1][1]  # same display_id: finish replaces both views
-    assert isinstance(run._dashboard, dashboard.WidgetDashboard)
+    assert isinstance(run.parts.dashboard, dashboard.WidgetDashboard)
     run.finish()
     assert recorder.events[-1][0] == "update"
 
@@ -383,7 +383,7 @@ def test_terminal_falls_back_to_text_shown_at_start_and_finish(
     run = _run(tmp_path)
     recorder = Recorder()
     dashboard.attach(run, TerminalShell(), publisher=recorder)
-    assert isinstance(run._dashboard, dashboard.TextDashboard)
+    assert isinstance(run.parts.dashboard, dashboard.TextDashboard)
     for step in range(100):
         run.log({"loss": 1 / (step + 1)})
     time.sleep(0.3)

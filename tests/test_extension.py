@@ -17,7 +17,7 @@ from traitlets.config import Config
 import tracker_jupyter
 from tests.ipython_shell import interactive_shell, ok, run_cell
 from tracker_jupyter.core.holder import holder
-from tracker_jupyter.ipython import extension
+from tracker_jupyter.ipython import attach, tap
 from tracker_jupyter.ipython.magics import TrackerMagics
 
 
@@ -55,8 +55,8 @@ def _ours_installed(shell: InteractiveShell) -> bool:
     return (
         any(getattr(cb, "__self__", None).__class__.__name__ == "_ShellTap" for cb in callbacks)
         or any(p is not None for p in patched)
-        or bool(extension._taps)
-        or bool(extension._attachments)
+        or bool(tap._taps)
+        or bool(attach._attachments)
     )
 
 
@@ -115,7 +115,7 @@ def test_config_file_settings_reach_the_magics(tmp_path: Path, store: Path) -> N
     with interactive_shell(tmp_path / "ipython", config) as shell:
         tracker_jupyter.load_ipython_extension(shell)
         run = ok(shell, "%tracker_init")
-        assert (run.project, Path(run._run_dir).parent.parent) == ("from-config", store)
+        assert (run.project, Path(run.run_dir).parent.parent) == ("from-config", store)
 
 
 # ------------------------------------------------------------------------------------- per-run hooks
@@ -141,8 +141,8 @@ def test_without_save_code_nothing_is_hooked_and_no_code_is_saved(
     assert not _ours_installed(shell)
     ok(shell, "print('x')")
     run.finish()
-    assert not (Path(run._run_dir) / "code").exists()
-    assert "session_history" not in run._meta
+    assert not (Path(run.run_dir) / "code").exists()
+    assert "session_history" not in run.meta
 
 
 def test_tracker_disable_code_wins_over_save_code(
@@ -152,7 +152,7 @@ def test_tracker_disable_code_wins_over_save_code(
     run = _init(shell, store, save_code=True)
     assert not _ours_installed(shell)
     run.finish()
-    assert not (Path(run._run_dir) / "code").exists()
+    assert not (Path(run.run_dir) / "code").exists()
 
 
 def test_stream_capture_is_only_in_place_while_a_cell_runs(shell: InteractiveShell, store: Path) -> None:
@@ -176,12 +176,12 @@ def test_reinit_finishes_the_previous_run_before_setting_up_the_next(
     second.finish()
 
     assert first.state == "finished" and first is not second
-    assert [(c.source, c.execution_count) for c in _code_cells(Path(first._run_dir))] == [
+    assert [(c.source, c.execution_count) for c in _code_cells(Path(first.run_dir))] == [
         (init_cell, 1),
         ("print('first run')", 2),
         (init_cell, 3),  # where the first run was finished
     ]
-    second_cells = _code_cells(Path(second._run_dir))
+    second_cells = _code_cells(Path(second.run_dir))
     assert [(c.source, c.execution_count) for c in second_cells] == [
         (init_cell, 3),
         ("print('second run')", 4),
@@ -199,15 +199,15 @@ def test_concurrent_runs_each_record_and_the_last_one_cleans_up(shell: Interacti
     ok(shell, "print('only b')")
     b.finish()
     assert not _ours_installed(shell)
-    assert [c.source for c in _code_cells(Path(a._run_dir))][-1] == "print('both')"
-    assert [c.source for c in _code_cells(Path(b._run_dir))][-2:] == ["print('both')", "print('only b')"]
+    assert [c.source for c in _code_cells(Path(a.run_dir))][-1] == "print('both')"
+    assert [c.source for c in _code_cells(Path(b.run_dir))][-2:] == ["print('both')", "print('only b')"]
 
 
 def test_a_failure_inside_the_hooks_never_reaches_the_cell_and_is_reported_once(
     shell: InteractiveShell, store: Path
 ) -> None:
     run = _init(shell, store, save_code=True)
-    code = Path(run._run_dir) / "code"
+    code = Path(run.run_dir) / "code"
     for item in code.iterdir():
         item.unlink()
     code.rmdir()
@@ -229,7 +229,7 @@ def test_a_failure_while_recording_a_display_leaves_the_display_working(
         assert run_cell(shell, odd_display).success
     assert run_cell(shell, "print('later cells are recorded')").success
     run.finish()
-    assert _code_cells(Path(run._run_dir))[-1].outputs[0].text == "later cells are recorded\n"
+    assert _code_cells(Path(run.run_dir))[-1].outputs[0].text == "later cells are recorded\n"
 
 
 def test_a_failed_attach_finishes_the_run_and_leaves_nothing_registered(
@@ -252,13 +252,13 @@ def test_a_failed_attach_leaves_a_resumed_runs_history_as_it_was(
     run = _init(shell, store, save_code=True, project="p", id="kept")
     ok(shell, "print('first session')")
     run.finish()
-    history = Path(run._run_dir) / "code" / "_session_history.ipynb"
+    history = Path(run.run_dir) / "code" / "_session_history.ipynb"
     before = history.read_bytes()
     shell.events = EventManager(shell, ["pre_execute", "post_execute"])
     with pytest.raises(KeyError):
         tracker_jupyter.init(dir=str(store), project="p", id="kept", resume="must", save_code=True)
     assert history.read_bytes() == before
-    assert json.loads((Path(run._run_dir) / "run.json").read_text())["state"] == "finished"
+    assert json.loads((Path(run.run_dir) / "run.json").read_text())["state"] == "finished"
 
 
 # ---------------------------------------------------------------------------------- session history
@@ -276,7 +276,7 @@ def test_history_holds_each_cell_with_its_own_count_and_outputs(shell: Interacti
     ok(shell, "from IPython.display import clear_output\nprint('gone')\nclear_output()\nprint('kept')")
     run.finish()
 
-    cells = _code_cells(Path(run._run_dir))
+    cells = _code_cells(Path(run.run_dir))
     assert [c.execution_count for c in cells] == [2, 3, 4, 5, 6, 7, 8, 9]
     assert cells[0].source.startswith("import tracker_jupyter\nrun = tracker_jupyter.init(")
     html, printed = cells[1].outputs
@@ -295,21 +295,21 @@ def test_history_holds_each_cell_with_its_own_count_and_outputs(shell: Interacti
 
 def test_history_is_saved_after_each_cell(shell: InteractiveShell, store: Path) -> None:
     run = _init(shell, store, save_code=True)
-    path = Path(run._run_dir) / "code" / "_session_history.ipynb"
+    path = Path(run.run_dir) / "code" / "_session_history.ipynb"
     ok(shell, "a = 'first'")
-    assert [c.source for c in _code_cells(Path(run._run_dir))][-1] == "a = 'first'"
+    assert [c.source for c in _code_cells(Path(run.run_dir))][-1] == "a = 'first'"
     saved = path.stat().st_mtime_ns
-    attachment = extension._attachments[id(run)]
+    attachment = attach._attachments[id(run)]
     attachment.after_cell()  # nothing changed since: nothing written
     assert path.stat().st_mtime_ns == saved
     ok(shell, "b = 'second'")
-    assert [c.source for c in _code_cells(Path(run._run_dir))][-1] == "b = 'second'"
+    assert [c.source for c in _code_cells(Path(run.run_dir))][-1] == "b = 'second'"
 
 
 def test_finish_inside_a_cell_closes_that_cell_with_its_count(shell: InteractiveShell, store: Path) -> None:
     run = _init(shell, store, save_code=True)
     ok(shell, "print('before')\nrun.finish()\nprint('after')")
-    cells = _code_cells(Path(run._run_dir))
+    cells = _code_cells(Path(run.run_dir))
     assert cells[-1].execution_count == 2
     assert [o.text for o in cells[-1].outputs if o.output_type == "stream" and o.name == "stdout"] == [
         "before\n"
@@ -321,7 +321,7 @@ def test_cells_outside_history_are_not_recorded(shell: InteractiveShell, store: 
     shell.run_cell("print('internal')", store_history=False)  # what frontends run for themselves
     ok(shell, "print('user')")
     run.finish()
-    assert [c.source for c in _code_cells(Path(run._run_dir))][1:] == ["print('user')"]
+    assert [c.source for c in _code_cells(Path(run.run_dir))][1:] == ["print('user')"]
 
 
 def test_a_run_started_by_a_silent_execution_records_the_cells_after_it(
@@ -333,7 +333,7 @@ def test_a_run_started_by_a_silent_execution_records_the_cells_after_it(
     run = shell.user_ns["run"]
     ok(shell, "print('user cell')")
     run.finish()
-    assert [c.source for c in _code_cells(Path(run._run_dir))] == ["print('user cell')"]
+    assert [c.source for c in _code_cells(Path(run.run_dir))] == ["print('user cell')"]
 
 
 def test_nested_run_cell_belongs_to_the_cell_that_ran_it(shell: InteractiveShell, store: Path) -> None:
@@ -344,7 +344,7 @@ def test_nested_run_cell_belongs_to_the_cell_that_ran_it(shell: InteractiveShell
     )
     ok(shell, "print('next')")
     run.finish()
-    cells = _code_cells(Path(run._run_dir))
+    cells = _code_cells(Path(run.run_dir))
     assert len(cells) == 3
     assert "".join(o.text for o in cells[1].outputs if o.output_type == "stream") == "one\ntwo\nouter\n"
     assert cells[2].outputs[0].text == "next\n"
@@ -359,12 +359,12 @@ def test_notebook_file_is_copied_and_named_in_the_metadata(
     run = _init(shell, store, save_code=True)
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("2")]), path)  # saved later
     run.finish()
-    meta = json.loads((Path(run._run_dir) / "run.json").read_text())
+    meta = json.loads((Path(run.run_dir) / "run.json").read_text())
     assert meta["notebook_name"] == "analysis.ipynb"
     assert meta["notebook_path"] == str(path)
     assert meta["notebook_copy"] == "code/analysis.ipynb"
     assert meta["session_history"] == "code/_session_history.ipynb"
-    copy = nbformat.read(Path(run._run_dir) / "code" / "analysis.ipynb", as_version=4)
+    copy = nbformat.read(Path(run.run_dir) / "code" / "analysis.ipynb", as_version=4)
     assert copy.cells[0].source == "2"  # copied again at finish
 
 
@@ -377,8 +377,8 @@ def test_a_relative_session_name_is_found_from_the_working_directory(
     monkeypatch.setenv("JPY_SESSION_NAME", "work/exp.ipynb")  # relative to the server's root
     run = _init(shell, store, save_code=True)
     run.finish()
-    assert run._meta["notebook_path"] == str(tmp_path / "work" / "exp.ipynb")
-    assert (Path(run._run_dir) / "code" / "exp.ipynb").is_file()
+    assert run.meta["notebook_path"] == str(tmp_path / "work" / "exp.ipynb")
+    assert (Path(run.run_dir) / "code" / "exp.ipynb").is_file()
 
 
 def test_a_notebook_that_cannot_be_found_is_named_but_not_copied(
@@ -387,9 +387,9 @@ def test_a_notebook_that_cannot_be_found_is_named_but_not_copied(
     shell.user_ns["__session__"] = "elsewhere/missing.ipynb"
     run = _init(shell, store, save_code=True)
     run.finish()
-    assert run._meta["notebook_name"] == "missing.ipynb"
-    assert run._meta["notebook_copy"] is None
-    assert sorted(p.name for p in (Path(run._run_dir) / "code").iterdir()) == ["_session_history.ipynb"]
+    assert run.meta["notebook_name"] == "missing.ipynb"
+    assert run.meta["notebook_copy"] is None
+    assert sorted(p.name for p in (Path(run.run_dir) / "code").iterdir()) == ["_session_history.ipynb"]
 
 
 def test_a_resumed_run_keeps_its_earlier_sessions(shell: InteractiveShell, store: Path) -> None:
@@ -399,7 +399,7 @@ def test_a_resumed_run_keeps_its_earlier_sessions(shell: InteractiveShell, store
     resumed = _init(shell, store, save_code=True, id="again", resume="must")
     ok(shell, "print('session two')")
     resumed.finish()
-    nb = _history(Path(resumed._run_dir))
+    nb = _history(Path(resumed.run_dir))
     sources = [c.source for c in nb.cells]
     assert [s.split(" of run")[0] for s in sources if s.startswith("**Session")] == [
         "**Session 1**",
@@ -411,7 +411,7 @@ def test_a_resumed_run_keeps_its_earlier_sessions(shell: InteractiveShell, store
 def test_no_widget_is_shown_outside_a_notebook_kernel(shell: InteractiveShell, store: Path) -> None:
     run = _init(shell, store, save_code=True)
     run.finish()
-    (init_cell, *_) = _code_cells(Path(run._run_dir))
+    (init_cell, *_) = _code_cells(Path(run.run_dir))
     assert [o for o in init_cell.outputs if o.output_type == "display_data"] == []
 
 
@@ -424,7 +424,7 @@ def test_a_run_that_lives_inside_one_tracker_cell_records_that_cell(
     ok(shell, cell)
     run = shell.user_ns["r"]
     assert run.state == "finished" and not _ours_installed(shell)
-    (recorded,) = _code_cells(Path(run._run_dir))
+    (recorded,) = _code_cells(Path(run.run_dir))
     assert (recorded.source, recorded.execution_count) == (cell, 2)
     assert [o.text for o in recorded.outputs if o.output_type == "stream" and o.name == "stdout"] == [
         "in cell\n"

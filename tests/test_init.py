@@ -356,7 +356,7 @@ def test_online_without_server_falls_back_to_offline_unless_forced(store_dir: Pa
     assert run.mode == "offline"
     err = capsys.readouterr().err
     assert "no tracking server is configured" in err and "tracker sync" in err
-    run._sink.flush()
+    run.sink.flush()
     assert tj.Api(store_dir).run(run.id).mode == "offline"  # on disk while the run is live, too
     run.finish()
     with pytest.raises(UsageError, match="TRACKER_BASE_URL"):

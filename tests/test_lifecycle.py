@@ -157,7 +157,7 @@ def test_resume_auto_continues_a_crashed_run_of_the_same_program(tmp_path: Path)
         "run = tj.init(project='p', dir='s', resume='auto', settings={'flush_interval': 0.05})\n"
         "print(run.id, run.step, run.resumed, flush=True)\n"
         "run.log({'x': run.step})\n"
-        "run._sink.flush()\n"
+        "run.sink.flush()\n"
         "if sys.argv[1] == 'crash':\n"
         "    os.kill(os.getpid(), 9)\n"
     )

@@ -230,7 +230,7 @@ def test_log_memory_stays_bounded_in_a_tight_loop(store_dir: Path):
     peak = 0
     for i in range(30_000):
         run.log({"a": i, "b": 1.0, "c": 2.0})
-        peak = max(peak, run._sink.pending())
+        peak = max(peak, run.sink.pending())
     run.finish()
     assert peak <= 1001
     assert tj.Api(store_dir).run(run.id).summary["a"] == 29_999

@@ -53,7 +53,7 @@ def test_every_identity_flag_reaches_init(shell: InteractiveShell, store: Path) 
     assert (run.tags, run.group, run.job_type, run.id, run.mode) == (
         ("baseline", "resnet"), "sweep1", "train", "run001", "offline"
     )  # fmt: skip
-    assert Path(run._run_dir) == store / "mnist" / "run001"
+    assert Path(run.run_dir) == store / "mnist" / "run001"
 
 
 def test_config_values_are_python_literals_or_strings(shell: InteractiveShell, store: Path) -> None:
@@ -113,9 +113,9 @@ def test_resume_alone_means_auto(shell: InteractiveShell, store: Path) -> None:
 
 def test_save_code_flags(shell: InteractiveShell, store: Path) -> None:
     run = ok(shell, "%tracker_init --project p --save-code")
-    assert run._save_code
+    assert run.options.save_code
     run = ok(shell, "%tracker_init --project p --no-save-code")
-    assert not run._save_code
+    assert not run.options.save_code
 
 
 def test_returns_the_run_and_shows_it_as_out(shell: InteractiveShell, store: Path) -> None:
@@ -140,9 +140,10 @@ def test_integration_and_server_flags_reach_init(shell: InteractiveShell, store:
     run = ok(shell, "%tracker_init --project p --sync-tensorboard --monitor-gym --magic '{\"args\": false}'")
     current = tensorboard._current()
     assert current is not None and current.run is run and gym._runs[-1] is run
-    assert run._anonymous is None
+    assert run.options.anonymous is None
     run = ok(shell, "%tracker_init --project p --anonymous must")
-    assert run._anonymous == "must" and tensorboard._current() is None and not gym._runs  # finished with it
+    assert run.options.anonymous == "must"
+    assert tensorboard._current() is None and not gym._runs  # the finished run let go of them
     assert "unknown part(s) bogus" in _usage_error(shell, "--project p --magic '{\"bogus\": true}'")
     assert "force=True needs a tracking server" in _usage_error(shell, "--project p --force")
 
@@ -356,10 +357,10 @@ def test_config_magic_sets_defaults_and_flags_win(
     ok(shell, "%config TrackerMagics.silent = True")
     run = ok(shell, "%tracker_init")
     assert run.project == "configured"
-    assert Path(run._run_dir).parent.parent == tmp_path / "configured-store"
+    assert Path(run.run_dir).parent.parent == tmp_path / "configured-store"
     assert run.settings.silent is True
     run = ok(shell, f"%tracker_init --project explicit --dir {store}")
-    assert run.project == "explicit" and Path(run._run_dir).parent.parent == store
+    assert run.project == "explicit" and Path(run.run_dir).parent.parent == store
 
 
 def test_config_magic_lists_the_traits_with_help(shell: InteractiveShell) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 import tracker_jupyter as tj
 from tracker_jupyter import AuthenticationError, CommError
-from tracker_jupyter.online import sync as sync_module
+from tracker_jupyter.online import credentials, mapping, upload
 
 from .mlflow_server import MlflowServer, free_port
 from .test_rest import Answer, ScriptedServer
@@ -55,7 +55,7 @@ def test_online_run_end_to_end(online: MlflowServer, mlflow_client: Any, store_d
         run.log({"loss": 1.0 / (i + 1), "acc": i / 2500, "epoch": i // 500})
     run.log({"label": "text stays local", "nan": float("nan")})
     run.summary["best_acc"] = 0.99
-    status = run._sync_status()  # type: ignore[attr-defined]
+    status = run.parts.sync_status()
     assert set(status) == {"url", "synced", "pending", "last_error"}
     run.finish()
 
@@ -88,7 +88,7 @@ def test_changed_config_keeps_first_param_and_records_current(
         run.config.update({"lr": 0.02})
         run.finish()
         if mode == "offline":
-            assert sync_module.sync_paths([str(store_dir / project / run.id)]) == 1
+            assert upload.sync_paths([str(store_dir / project / run.id)]) == 1
         found = mlflow_run(mlflow_client, project, run.id)
         assert found.data.params["lr"] == "0.1"
         assert json.loads(found.data.tags["tracker.config"]) == {"lr": 0.02}
@@ -196,7 +196,7 @@ def test_entity_is_the_workspace_on_a_server_with_workspaces(
     offline = tj.init(project=project, entity=workspace, dir=store_dir, mode="offline")
     offline.log({"x": 2})
     offline.finish()
-    assert sync_module.sync_paths([str(store_dir / project / offline.id)]) == 1  # `tracker sync` too
+    assert upload.sync_paths([str(store_dir / project / offline.id)]) == 1  # `tracker sync` too
 
     experiment = get("experiments/get-by-name", workspace, experiment_name=project).json()["experiment"]
     assert get("experiments/get-by-name", None, experiment_name=project).status_code == 404  # not in default
@@ -266,8 +266,8 @@ def test_unreachable_server_falls_back_then_tracker_sync_uploads_once(
 
     monkeypatch.setenv("TRACKER_BASE_URL", mlflow_server.url)
     run_dir = store_dir / project / run.id
-    assert sync_module.sync_paths([str(run_dir)]) == 1
-    assert sync_module.sync_paths([str(store_dir)]) == 1  # again: nothing is sent twice
+    assert upload.sync_paths([str(run_dir)]) == 1
+    assert upload.sync_paths([str(store_dir)]) == 1  # again: nothing is sent twice
     found = mlflow_run(mlflow_client, project, run.id)
     assert found.info.status == "FINISHED" and found.data.params == {"a": "1"}
     assert history(mlflow_client, found.info.run_id, "m") == [(i, float(i)) for i in range(1200)]
@@ -281,7 +281,7 @@ def test_tracker_sync_cli_marks_crashed_runs_killed(
         "import os, tracker_jupyter as tj\n"
         f"run = tj.init(project={project!r}, dir='store', mode='offline')\n"
         "for i in range(50): run.log({'v': i})\n"
-        "run._sink.flush()\n"
+        "run.sink.flush()\n"
         "os.kill(os.getpid(), 9)\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=False)
@@ -321,9 +321,9 @@ def test_server_killed_mid_run_and_restarted(
         for i in range(300, 600):
             run.log({"v": i})
         deadline = time.time() + 20
-        while not run._sync_status()["last_error"] and time.time() < deadline:  # type: ignore[attr-defined]
+        while not run.parts.sync_status()["last_error"] and time.time() < deadline:
             time.sleep(0.2)
-        assert "Could not reach the MLflow server" in run._sync_status()["last_error"]  # type: ignore[attr-defined]
+        assert "Could not reach the MLflow server" in run.parts.sync_status()["last_error"]
         # a second run finishes while the server is down: it waits sync_timeout (1 s), then says what is
         # left and the command that sends it
         for i in range(50):
@@ -335,7 +335,7 @@ def test_server_killed_mid_run_and_restarted(
     run.finish()  # the server is back: the syncer catches up within sync_timeout
     found = mlflow_run(mlflow_client, project, run.id)
     assert history(mlflow_client, found.info.run_id, "v") == [(i, float(i)) for i in range(600)]
-    assert sync_module.sync_paths([str(store_dir / project / down.id)]) == 1  # the command it printed
+    assert upload.sync_paths([str(store_dir / project / down.id)]) == 1  # the command it printed
     assert len(history(mlflow_client, mlflow_run(mlflow_client, project, down.id).info.run_id, "w")) == 50
 
 
@@ -405,7 +405,7 @@ def test_refused_param_is_reported_once_over_many_passes(
     run.finish()
     run_dir = store_dir / project / run.id
     for _ in range(3):  # three passes, each a new syncer reading the saved cursor, as `tracker sync` does
-        sync_module.sync_paths([str(run_dir)], base_url=mlflow_server.url)
+        upload.sync_paths([str(run_dir)], base_url=mlflow_server.url)
     err = capsys.readouterr().err
     assert err.count("refused param 'lr(max)'") == 1
     found = mlflow_run(mlflow_client, project, run.id)
@@ -492,7 +492,7 @@ def test_auth_server_credentials(
             tj.init(project=project, dir=store_dir, force=force, anonymous="never")
     # tracker login stores the credentials (mode 0600) and later runs use them
     assert tj.login(mlflow_auth_server.url, *mlflow_auth_server.admin)
-    creds = sync_module.credentials_file()
+    creds = credentials.credentials_file()
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
     run = tj.init(project=project, dir=store_dir, force=True)
     assert run.mode == "online"
@@ -515,7 +515,7 @@ def test_login_asks_for_a_missing_password(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     assert tj.login("http://127.0.0.1:9/", username="ada", verify=False)
     assert asked == ["password for ada at http://127.0.0.1:9: "]
-    stored = json.loads(sync_module.credentials_file().read_text())
+    stored = json.loads(credentials.credentials_file().read_text())
     assert stored == {"http://127.0.0.1:9": {"username": "ada", "password": "typed-secret-9"}}
     with pytest.raises(tj.UsageError, match="needs api_key=, or username="):
         tj.login("http://127.0.0.1:9/", verify=False)
@@ -545,8 +545,8 @@ def test_mlflow_environment_variables_are_the_fallback(
 def test_params_keep_one_form_across_resumes(
     online: MlflowServer, mlflow_client: Any, store_dir: Path, capsys
 ):
-    assert sync_module.canonical(7) == sync_module.canonical(7.0) == "7"
-    assert sync_module.canonical(0.1) == "0.1" and sync_module.canonical(True) == "True"
+    assert mapping.canonical(7) == mapping.canonical(7.0) == "7"
+    assert mapping.canonical(0.1) == "0.1" and mapping.canonical(True) == "True"
     project = unique("canon")
     run = tj.init(project=project, dir=store_dir, id=unique("c"), config={"epochs": 7, "lr": 0.1})
     run.finish()

@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter._init import init
+from tracker_jupyter._version import __version__ as __version__
 from tracker_jupyter.core.holder import holder as _holder
 from tracker_jupyter.exceptions import AuthenticationError, CommError, ConfigError, Error, UsageError
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Api",
@@ -77,7 +76,7 @@ def save(glob_str: str | None = None, base_path: str | None = None, policy: str 
 
 def login(*args: Any, **kwargs: Any) -> bool:
     """Store credentials for a tracking server (see ``tracker_jupyter.sync.login``)."""
-    from tracker_jupyter.online.sync import login as _login
+    from tracker_jupyter.online.credentials import login as _login
 
     return _login(*args, **kwargs)
 
@@ -86,7 +85,7 @@ def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext tracker_jupyter``: the magics, and notebook defaults for runs."""
     from tracker_jupyter.ipython.extension import load_ipython_extension as _load
 
-    _load(ipython)
+    _load(ipython, start_run=init)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

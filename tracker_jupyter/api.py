@@ -3,113 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from tracker_jupyter import store
-from tracker_jupyter.exceptions import UsageError
 from tracker_jupyter.settings import Settings, resolve
+from tracker_jupyter.store.records import RunRecord, find_run, list_runs, projects
 
-
-class RunRecord:
-    """One stored run, read from disk: metadata, config, summary and history.
-
-    ``state`` is derived from the store (``crashed`` for a run whose process died), so it is right even
-    for runs that never got to finish.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.dir = run_dir
-        self.meta: dict[str, Any] = store.read_json(run_dir / store.META, {}) or {}
-        if not self.meta:
-            raise UsageError(f"{run_dir} is not a run directory (no readable {store.META}).")
-
-    id = property(lambda self: str(self.meta.get("id", self.dir.name)))
-    name = property(lambda self: self.meta.get("name"))
-    project = property(lambda self: self.meta.get("project", self.dir.parent.name))
-    entity = property(lambda self: self.meta.get("entity"))
-    notes = property(lambda self: self.meta.get("notes"))
-    group = property(lambda self: self.meta.get("group"))
-    job_type = property(lambda self: self.meta.get("job_type"))
-    start_time = property(lambda self: self.meta.get("start_time"))
-    end_time = property(lambda self: self.meta.get("end_time"))
-    exit_code = property(lambda self: self.meta.get("exit_code"))
-    mode = property(lambda self: self.meta.get("mode"))
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        return tuple(self.meta.get("tags") or ())
-
-    @property
-    def path(self) -> str:
-        return "/".join([*([self.entity] if self.entity else []), self.project, self.id])
-
-    @property
-    def state(self) -> str:
-        return store.run_state(self.dir, self.meta)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return store.read_json(self.dir / store.CONFIG, {}) or {}
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        summary = store.read_json(self.dir / store.SUMMARY)
-        if summary is None:  # crashed before the first summary write: derive it
-            summary, _ = store.summarize(self.scan_history())
-        return summary
-
-    @property
-    def lineage(self) -> dict[str, Any]:
-        """Where the run came from: ``fork`` (parent run and step), ``rewinds`` and ``resumes``."""
-        return {k: self.meta[k] for k in ("fork", "rewinds", "resumes") if k in self.meta}
-
-    def scan_history(
-        self, keys: list[str] | None = None, min_step: int | None = None, max_step: int | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Every row in step order, each with ``_step`` and ``_timestamp`` (ms since the epoch).
-
-        With ``keys``, only rows that have all of them, reduced to those keys plus ``_step`` and
-        ``_timestamp``; ``min_step`` is inclusive, ``max_step`` exclusive.
-        """
-        for row in store.iter_history(self.dir / store.HISTORY):
-            step = row.get("_step", 0)
-            if min_step is not None and step < min_step:
-                continue
-            if max_step is not None and step >= max_step:
-                break
-            if keys is not None:
-                if not all(k in row for k in keys):
-                    continue
-                row = {k: row[k] for k in ("_step", "_timestamp", *keys) if k in row}
-            yield row
-
-    def history(self, keys: list[str] | None = None, samples: int | None = None, pandas: bool = False) -> Any:
-        """The history as a list of row dicts (a pandas DataFrame with ``pandas=True``).
-
-        ``samples`` keeps at most that many rows, evenly spaced, the first and last always included.
-        """
-        rows = list(self.scan_history(keys=keys))
-        if samples is not None and len(rows) > samples > 0:
-            stride = (len(rows) - 1) / max(samples - 1, 1)
-            rows = [rows[round(i * stride)] for i in range(samples)]
-        if pandas:
-            import pandas as pd
-
-            return pd.DataFrame(rows)
-        return rows
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "name": self.name, "project": self.project, "entity": self.entity,
-            "state": self.state, "start_time": self.start_time, "end_time": self.end_time,
-            "tags": list(self.tags), "notes": self.notes, "group": self.group, "job_type": self.job_type,
-            "config": self.config, "summary": self.summary, "dir": str(self.dir), "mode": self.mode,
-        }  # fmt: skip
-
-    def __repr__(self) -> str:
-        return f"<RunRecord {self.path} name={self.name!r} state={self.state}>"
+__all__ = ["Api", "RunRecord"]
 
 
 class Api:
@@ -125,51 +24,12 @@ class Api:
         self.root = Path(resolve("root_dir", os.fspath(dir) if dir is not None else None, Settings()))
 
     def projects(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return projects(self.root)
 
     def runs(self, project: str | None = None) -> list[RunRecord]:
         """Runs of one project (or of all), newest first."""
-        projects = [project] if project is not None else self.projects()
-        records = []
-        for name in projects:
-            folder = self.root / name
-            if not folder.is_dir():
-                continue
-            for run_dir in folder.iterdir():
-                if (run_dir / store.META).is_file():
-                    try:
-                        records.append(RunRecord(run_dir))
-                    except UsageError:
-                        continue
-        records.sort(key=lambda r: r.start_time or 0, reverse=True)
-        return records
+        return list_runs(self.root, project)
 
     def run(self, path: str) -> RunRecord:
         """One run by ``id``, ``project/id``, ``entity/project/id`` or the path of its directory."""
-        if not isinstance(path, str) or not path:
-            raise UsageError(f"Api.run() takes a run id or path, got {path!r}.")
-        as_dir = Path(path)
-        if (as_dir / store.META).is_file():
-            return RunRecord(as_dir)
-        parts = path.strip("/").split("/")
-        if len(parts) == 1:
-            matches = [
-                self.root / p / parts[0]
-                for p in self.projects()
-                if (self.root / p / parts[0] / store.META).is_file()
-            ]
-            if len(matches) > 1:
-                found = ", ".join(f"{m.parent.name}/{m.name}" for m in matches)
-                raise UsageError(f"run id {path!r} exists in several projects ({found}); pass 'project/id'.")
-            if matches:
-                return RunRecord(matches[0])
-        elif len(parts) in (2, 3):
-            project, run_id = parts[-2], parts[-1]
-            store.check_name("project", project, max_len=256)
-            store.check_name("id", run_id, max_len=256)
-            candidate = self.root / project / run_id
-            if (candidate / store.META).is_file():
-                return RunRecord(candidate)
-        raise UsageError(f"no run {path!r} under {self.root}.")
+        return find_run(self.root, path)

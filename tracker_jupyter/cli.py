@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     runs.set_defaults(func=_cmd_runs)
     try:
-        from tracker_jupyter.online.sync import add_cli_commands
+        from tracker_jupyter.online.upload import add_cli_commands
     except ImportError:
         pass
     else:

@@ -20,7 +20,6 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import weakref
 from pathlib import Path
 from typing import Any
@@ -58,15 +57,9 @@ class _Media:
         row: dict[str, Any] = {"_type": self.kind, "path": None, "format": fmt, **extra, "sha256": digest}
         if self.caption is not None:
             row["caption"] = self.caption
-        run_dir = getattr(run, "_run_dir", None)
-        if run_dir is not None:  # a disabled run has no directory: the row says what would have been stored
-            relative = f"{MEDIA_DIR}/{self.kind}s/{_UNSAFE.sub('_', key)}_{run.step}_{digest[:8]}.{fmt}"
-            target = Path(run_dir) / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, Path):
-                shutil.copyfile(content, target)
-            else:
-                target.write_bytes(content)
+        relative = f"{MEDIA_DIR}/{self.kind}s/{_UNSAFE.sub('_', key)}_{run.step}_{digest[:8]}.{fmt}"
+        target = run.put_file(relative, content)
+        if target is not None:  # a disabled run keeps no files: the row says what would have been stored
             row["path"] = relative
             row["size"] = target.stat().st_size
         newest = {**row, "key": key, "step": run.step}
@@ -302,7 +295,7 @@ def latest_media(run: Any, kind: str | None = None) -> dict[str, Any] | None:
     """
     if not isinstance(run, (str, os.PathLike)):
         newest = _latest.get(run, {}).get(kind)
-        run_dir = getattr(run, "_run_dir", None)
+        run_dir = getattr(run, "run_dir", None)
         if newest is not None or run_dir is None or not getattr(run, "resumed", False):
             return newest  # a live run's history is not read back: the widget asks often
         run = run_dir  # a resumed run: its media were logged by an earlier process

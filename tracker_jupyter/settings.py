@@ -139,12 +139,20 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def parse_bool(text: str, where: str) -> bool:
+def bool_text(text: str) -> bool | None:
+    """The bool ``text`` spells (true/false, 1/0, yes/no, on/off; empty is false), or None."""
     value = text.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
+    return None
+
+
+def parse_bool(text: str, where: str) -> bool:
+    value = bool_text(text)
+    if value is not None:
+        return value
     raise UsageError(f"{where}={text!r} is not a boolean; use true/false (or 1/0, yes/no, on/off).")
 
 

@@ -1,13 +1,13 @@
-"""Where we are running: IPython or a kernel, the program or notebook, the git checkout.
+"""Where we are running: IPython or a kernel, the program or notebook, the machine and the user.
 
-Nothing here imports IPython: a shell only exists when IPython was imported already.
+Nothing here imports IPython (a shell only exists when IPython was imported already) or touches a file:
+reading the git checkout is ``store.capture``'s.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -60,15 +60,6 @@ def program_path() -> str | None:
     return None
 
 
-def git_root(start: str | os.PathLike[str] | None = None) -> Path | None:
-    """The nearest directory at or above ``start`` that holds ``.git`` (a dir, or a file for worktrees)."""
-    path = Path(start or os.getcwd()).resolve()
-    for candidate in (path, *path.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return None
-
-
 def user_name() -> str | None:
     name = os.environ.get("USER") or os.environ.get("LOGNAME")
     if name:
@@ -93,56 +84,3 @@ def machine_info() -> dict[str, Any]:
         "args": list(sys.argv[1:]),
         "executable": sys.executable,
     }
-
-
-def strip_credentials(url: str) -> str:
-    """A remote URL without the ``user:token@`` part some people keep in it."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
-
-
-def _git(root: Path, *args: str) -> str | None:
-    import subprocess
-
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def git_info(root: Path) -> dict[str, Any] | None:
-    """Commit, branch, remote (credentials removed) and whether the work tree is dirty."""
-    import shutil
-
-    if shutil.which("git") is None:
-        return None
-    commit = _git(root, "rev-parse", "HEAD")
-    if commit is None:
-        return None
-    remote = _git(root, "remote", "get-url", "origin")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    return {
-        "root": str(root),
-        "commit": commit,
-        "branch": _git(root, "rev-parse", "--abbrev-ref", "HEAD"),
-        "remote": strip_credentials(remote) if remote else None,
-        "dirty": bool(status),
-    }
-
-
-def git_diff(root: Path) -> str | None:
-    """The uncommitted changes to tracked files, as a patch ``git apply`` takes."""
-    return _git(root, "diff", "HEAD", "--binary")

@@ -1,334 +1,61 @@
-"""``Run``, ``Config`` and ``Summary``: a run's state and lifecycle. No I/O happens here.
+"""``Run``: a run's state and lifecycle. No I/O happens here.
 
-A ``Run`` hands committed rows to a sink (the store's writer, or nothing when disabled) and tells the
-sink when metadata, config or summary changed; the sink decides when to write. Displays, the session
-recorder and the syncer attach through ``Run.on_finish`` and the sink's ``subscribe``.
+A ``Run`` hands committed rows to its ``Sink`` (the store's writer, or the null sink of a disabled run) and
+tells it when metadata, config or summary changed; the sink decides when to write, and stores the files
+of logged media and ``run.save()``. What other parts need of a run is declared here: read-only ``meta``,
+``run_dir``, ``sink`` and ``options``, ``update_meta`` to record facts, ``parts`` for what they attach,
+and the ``on_finish`` / ``on_closed`` hooks. Nothing outside sets a run's private attributes.
 """
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol
 
-from tracker_jupyter.core.values import dumps, to_json
-from tracker_jupyter.exceptions import ConfigError, UsageError
+from tracker_jupyter.core.config import Config, Summary
+from tracker_jupyter.core.rows import SCALARS as _SCALARS
+from tracker_jupyter.core.rows import check_step, normalize_row
+from tracker_jupyter.core.sink import Sink
+from tracker_jupyter.exceptions import UsageError
 
-MAX_CONFIG_VALUE_BYTES = 10 * 1024 * 1024
 MAX_TAG_LENGTH = 64
 
-_SCALARS = frozenset((float, int, str, bool, type(None)))
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How ``init()`` resolved the run's options, for the parts that act on them."""
 
-class _NullSink:
-    """The sink of a disabled run: accepts everything, keeps nothing."""
+    settings: Any = None  # the run's tracker_jupyter.Settings
+    silent: bool = False  # no init/finish lines
+    force: bool = False  # a failing tracking server is an error, not a fallback
+    anonymous: str | None = None  # never | allow | must
+    save_code: bool = False  # record the session history and copy the program or notebook
 
-    meta: dict[str, Any]
 
-    def __init__(self) -> None:
-        self.meta = {}
-        self.enqueue: Callable[[dict[str, Any]], None] = lambda row: None
-        self.pending: Callable[[], int] = lambda: 0
-        self.max_pending_rows = 1 << 62
-        self.rows_written = 0
-        self.error = None
+@dataclass
+class RunParts:
+    """What other layers attach to a run, declared here so none of them bolts attributes onto it."""
 
-    def mark_meta(self) -> None: ...
-    def mark_config(self) -> None: ...
-    def mark_summary(self) -> None: ...
-    def subscribe(self, listener: Any) -> None: ...
-    def unsubscribe(self, listener: Any) -> None: ...
-    def wait_for_room(self) -> None: ...
-    def flush(self) -> None: ...
-    def close(self, *, fsync: bool = True) -> None: ...
+    dashboard: Any = None  # the live display (display.widget), one per run
+    sync_status: Callable[[], Mapping[str, Any]] | None = None  # the live syncer's progress
+    quiet_lines: bool = False  # a display says what the init/finish lines would: print neither
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
-# ----------------------------------------------------------------------------------------- values
+class Presenter(Protocol):
+    """How a run shows itself in a frontend (``display.presenter`` draws it; plugged in by ``init()``)."""
 
+    def show(self, run: Run) -> None: ...
+    def bundle(self, run: Run) -> dict[str, str]: ...
 
-def _same(a: Any, b: Any) -> bool:
-    if a == b:
-        return True
-    return isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
 
-
-class Config:
-    """The run's inputs (hyperparameters): a dict with attribute access.
-
-    Keys are strings without '.', values JSON-compatible (anything else is stored as its repr, with a
-    warning) and under 10 MB. Changing the value of an existing key raises ``ConfigError`` unless
-    ``allow_val_change`` was given to ``init()`` (the default in a notebook) or to ``update()``.
-    """
-
-    def __init__(
-        self, *, allow_val_change: bool = False, on_change: Callable[[], None] | None = None
-    ) -> None:
-        object.__setattr__(self, "_items", {})
-        object.__setattr__(self, "_allow_val_change", allow_val_change)
-        object.__setattr__(self, "_on_change", on_change or (lambda: None))
-        # called with (key, value) when a set key gets another value: the run records the first one
-        object.__setattr__(self, "_on_replace", lambda key, old: None)
-        object.__setattr__(self, "_warned", set())
-
-    # ----- mapping protocol
-    def __getitem__(self, key: str) -> Any:
-        return self._items[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.update({key: value})
-
-    def __delitem__(self, key: str) -> None:
-        del self._items[key]
-        self._on_change()
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Config):
-            return self._items == other._items
-        return isinstance(other, Mapping) and self._items == dict(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("__"):
-            raise AttributeError(key)
-        try:
-            return self._items[key]
-        except KeyError:
-            raise AttributeError(f"config has no key {key!r}; it has {sorted(self._items)}") from None
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        if key.startswith("_"):
-            object.__setattr__(self, key, value)
-        else:
-            self.update({key: value})
-
-    def __delattr__(self, key: str) -> None:
-        try:
-            del self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __repr__(self) -> str:
-        return f"Config({self._items!r})"
-
-    def keys(self):
-        return self._items.keys()
-
-    def values(self):
-        return self._items.values()
-
-    def items(self):
-        return self._items.items()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._items.get(key, default)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A plain (deep enough) copy: nested dicts and lists are copied too."""
-        import copy
-
-        return copy.deepcopy(self._items)
-
-    def snapshot(self) -> dict[str, Any]:
-        """A shallow copy taken in one step (safe while another thread sets keys)."""
-        return dict(self._items)
-
-    def _repr_html_(self) -> str:
-        from html import escape
-
-        rows = "".join(
-            f"<tr><td>{escape(str(k))}</td><td>{escape(repr(v))}</td></tr>" for k, v in self._items.items()
-        )
-        return f"<table>{rows}</table>"
-
-    # ----- writes
-    def update(self, data: Mapping[str, Any] | Any, allow_val_change: bool | None = None) -> None:
-        """Set several keys at once; nothing is changed when any key or value is refused."""
-        items = config_items(data)
-        allow = self._allow_val_change if allow_val_change is None else allow_val_change
-        clean: dict[str, Any] = {}
-        for key, value in items.items():
-            check_config_key(key)
-            value = self._clean_value(key, value)
-            if not allow and key in self._items and not _same(self._items[key], value):
-                raise ConfigError(
-                    f"config key {key!r} is already {self._items[key]!r}; refusing to change it to "
-                    f"{value!r}. To change it, pass allow_val_change=True: "
-                    f"run.config.update({{{key!r}: ...}}, allow_val_change=True) or "
-                    "init(..., allow_val_change=True). For values that change during training, use log()."
-                )
-            clean[key] = value
-        if clean:
-            for key, value in clean.items():
-                if key in self._items and not _same(self._items[key], value):
-                    self._on_replace(key, self._items[key])
-            self._items.update(clean)
-            self._on_change()
-
-    def setdefaults(self, data: Mapping[str, Any]) -> None:
-        """Set the keys of ``data`` that are not set yet."""
-        self.update({k: v for k, v in config_items(data).items() if k not in self._items})
-
-    def _clean_value(self, key: str, value: Any) -> Any:
-        value = to_json(value, self._stored_as_repr, key)
-        _check_nested_keys(key, value)
-        if not isinstance(value, (bool, int, float, type(None))):
-            size = len(dumps(value).encode())
-            if size > MAX_CONFIG_VALUE_BYTES:
-                raise UsageError(
-                    f"config value {key!r} is {size / 1e6:.1f} MB as JSON; values must be under 10 MB. "
-                    "Save large objects as files with run.save() and put their path in the config."
-                )
-        return value
-
-    def _stored_as_repr(self, value: Any, where: str) -> str:
-        """What ``to_json`` cannot convert is kept as its repr, with one warning per message."""
-        message = (
-            f"config value {where} of type {type(value).__name__} is not JSON-serializable; "
-            f"stored as its repr {repr(value)[:60]!r}"
-        )
-        if message not in self._warned:
-            self._warned.add(message)
-            warnings.warn(message, UserWarning, stacklevel=5)
-        return repr(value)
-
-
-def _check_nested_keys(path: str, value: Any) -> None:
-    """Keys inside a nested config value follow the top-level rules (params join them with '.')."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            try:
-                check_config_key(key)
-            except UsageError as exc:
-                raise UsageError(f"in config[{path!r}]: {exc}") from None
-            _check_nested_keys(f"{path}.{key}", inner)
-
-
-def check_config_key(key: Any) -> None:
-    if not isinstance(key, str):
-        raise UsageError(f"config keys must be strings, got {key!r} ({type(key).__name__}).")
-    if "." in key:
-        raise UsageError(
-            f"config key {key!r} contains '.', which is not allowed (it would be ambiguous with nesting). "
-            f"Use a nested dict or another separator, e.g. {key.replace('.', '_')!r}."
-        )
-    if not key:
-        raise UsageError("config keys must not be empty.")
-
-
-def config_items(data: Any) -> dict[str, Any]:
-    """The key/value pairs of a dict, an argparse.Namespace or absl flags."""
-    if data is None:
-        return {}
-    if isinstance(data, Config):
-        return dict(data.items())
-    if isinstance(data, Mapping):
-        return dict(data)
-    flag_values = getattr(data, "flag_values_dict", None)  # absl.flags.FLAGS
-    if callable(flag_values):
-        return dict(flag_values())
-    import argparse
-
-    if isinstance(data, argparse.Namespace):
-        return dict(vars(data))
-    raise UsageError(
-        f"config must be a dict, an argparse.Namespace, absl flags or a path to a YAML file; "
-        f"got {type(data).__name__}."
-    )
-
-
-class Summary:
-    """The run's final numbers: the last logged value of each key unless set explicitly.
-
-    ``run.summary["best_acc"] = 0.93`` sets a value; logging the key again replaces it with the new last
-    value, as with any other key.
-    """
-
-    def __init__(
-        self, data: dict[str, Any] | None = None, on_change: Callable[[], None] | None = None
-    ) -> None:
-        self._data: dict[str, Any] = dict(data or {})
-        self._on_change = on_change or (lambda: None)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if not isinstance(key, str):
-            raise UsageError(f"summary keys must be strings, got {key!r}.")
-        self._data[key] = value
-        self._on_change()
-
-    def __delitem__(self, key: str) -> None:
-        del self._data[key]
-        self._on_change()
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("_"):
-            raise AttributeError(key)
-        try:
-            return self._data[key]
-        except KeyError:
-            raise AttributeError(f"summary has no key {key!r}") from None
-
-    def __repr__(self) -> str:
-        return f"Summary({self._data!r})"
-
-    def keys(self):
-        return self._data.keys()
-
-    def items(self):
-        return self._data.items()
-
-    def values(self):
-        return self._data.values()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
-
-    def update(self, data: Mapping[str, Any]) -> None:
-        for key in data:
-            if not isinstance(key, str):
-                raise UsageError(f"summary keys must be strings, got {key!r}.")
-        self._data.update(data)
-        self._on_change()
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._data)
-
-
-# ------------------------------------------------------------------------------------------------ Run
-
-
-def _flatten(prefix: str, value: Mapping[str, Any], out: dict[str, Any]) -> None:
-    for key, inner in value.items():
-        if not isinstance(key, str):
-            raise UsageError(f"log() keys must be strings; {prefix!r} has the key {key!r}.")
-        name = f"{prefix}/{key}"
-        if isinstance(inner, Mapping):
-            _flatten(name, inner, out)
-        else:
-            out[name] = inner
+def _meta_field(key: str, doc: str) -> Any:
+    return property(lambda self: self._meta.get(key), doc=doc)
 
 
 class Run:
@@ -344,10 +71,11 @@ class Run:
         meta: dict[str, Any],
         config: Config,
         summary: Summary,
-        sink: Any,
+        sink: Sink,
         step: int = 0,
-        settings: Any = None,
-        run_dir: Any = None,
+        options: RunOptions | None = None,
+        run_dir: Path | None = None,
+        presenter: Presenter | None = None,
     ) -> None:
         self._meta = meta
         self.config = config
@@ -360,14 +88,55 @@ class Run:
         self._row: dict[str, Any] = {}
         self._row_time = 0
         self._finished = False
+        self._finish_quiet: bool | None = None
         self._warned: set[str] = set()
-        self.settings = settings
+        self._options = options or RunOptions()
         self._run_dir = run_dir
-        self._scratch_dir: str | None = None
+        self._presenter = presenter
         self._on_finish: list[Callable[[Run], None]] = []
         self._on_closed: list[Callable[[Run], None]] = []
-        self._summary_data = summary._data
+        self._summary_data = summary._data  # log() updates it in place: the hot path's one dict.update
+        self.parts = RunParts()
         self.exit_code: int | None = None
+
+    # ----- what other parts read
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """The run's metadata (``run.json``), read-only: record facts with ``update_meta``."""
+        return MappingProxyType(self._meta)
+
+    def update_meta(self, **fields: Any) -> None:
+        """Record ``fields`` in the run's metadata; the sink writes them."""
+        self._meta.update(fields)
+        self._sink.mark_meta()
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run's directory in the store; None for a disabled run."""
+        return self._run_dir
+
+    @property
+    def sink(self) -> Sink:
+        """Where the run's records go; ``sink.subscribe(listener)`` follows the rows it has written."""
+        return self._sink
+
+    @property
+    def options(self) -> RunOptions:
+        return self._options
+
+    @property
+    def settings(self) -> Any:
+        """The ``tracker_jupyter.Settings`` the run was started with."""
+        return self._options.settings
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def finish_quiet(self) -> bool:
+        """Whether finish prints nothing: ``finish(quiet=...)`` when given, else the ``silent`` option."""
+        return self._options.silent if self._finish_quiet is None else self._finish_quiet
 
     # ----- identity and metadata
     @property
@@ -382,7 +151,7 @@ class Run:
     def name(self, value: str) -> None:
         if not isinstance(value, str) or not value.strip():
             raise UsageError(f"run name must be a non-empty string, got {value!r}.")
-        self._set_meta("name", value)
+        self.update_meta(name=value)
 
     @property
     def notes(self) -> str | None:
@@ -392,7 +161,7 @@ class Run:
     def notes(self, value: str | None) -> None:
         if value is not None and not isinstance(value, str):
             raise UsageError(f"notes must be a string, got {type(value).__name__}.")
-        self._set_meta("notes", value)
+        self.update_meta(notes=value)
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -400,23 +169,16 @@ class Run:
 
     @tags.setter
     def tags(self, value: Any) -> None:
-        self._set_meta("tags", list(check_tags(value)))
+        self.update_meta(tags=list(check_tags(value)))
 
-    @property
-    def group(self) -> str | None:
-        return self._meta.get("group")
-
-    @property
-    def job_type(self) -> str | None:
-        return self._meta.get("job_type")
+    group = _meta_field("group", "The run's group.")
+    job_type = _meta_field("job_type", "The kind of job, e.g. train or eval.")
+    entity = _meta_field("entity", "The team or user the run belongs to.")
+    url = _meta_field("url", "The run's page on the tracking server; None for an offline or disabled run.")
 
     @property
     def project(self) -> str:
         return str(self._meta["project"])
-
-    @property
-    def entity(self) -> str | None:
-        return self._meta.get("entity")
 
     @property
     def mode(self) -> str:
@@ -446,19 +208,9 @@ class Run:
 
     @property
     def dir(self) -> str:
-        """The directory for files of this run (``files/`` inside the run's store directory)."""
-        if self._run_dir is None:  # disabled: a scratch directory for code that writes files there
-            if self._scratch_dir is None:
-                import tempfile
-
-                self._scratch_dir = tempfile.mkdtemp(prefix="tracker-disabled-")
-            return self._scratch_dir
-        return str(self._run_dir / "files")
-
-    @property
-    def url(self) -> str | None:
-        """The run's page on the tracking server; None for an offline or disabled run."""
-        return self._meta.get("url")
+        """The directory for files of this run (``files/`` inside the run's store directory; a scratch
+        directory for a disabled run, for code that writes files there)."""
+        return self._sink.files_dir()
 
     @property
     def step(self) -> int:
@@ -470,10 +222,6 @@ class Run:
         if not self._finished:
             return "running"
         return "finished" if not self.exit_code else "failed"
-
-    def _set_meta(self, key: str, value: Any) -> None:
-        self._meta[key] = value
-        self._sink.mark_meta()
 
     # ----- logging
     def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
@@ -508,11 +256,11 @@ class Run:
                     f"log() keys must be strings; got {key!r} ({type(key).__name__}). Use e.g. str({key!r})."
                 )
             if type(value) not in _SCALARS:
-                data = self._normalize(data)
+                data = normalize_row(data, self, self._warn_once)
                 break
         if step is not None:
             if type(step) is not int or step < 0:
-                step = self._check_step(step)
+                step = check_step(step)
             if step < self._step:
                 self._warn_once(
                     "step",
@@ -552,59 +300,16 @@ class Run:
         self._enqueue(row)
         self._step += 1
 
-    def _check_step(self, step: Any) -> int:
-        if isinstance(step, bool) or (not isinstance(step, (int, float)) and not hasattr(step, "__index__")):
-            raise UsageError(f"log(step=...) must be a non-negative integer, got {step!r}.")
-        if isinstance(step, float):
-            if not step.is_integer():
-                raise UsageError(f"log(step=...) must be a whole number, got {step!r}.")
-            step = int(step)
-        step = int(step.__index__()) if not isinstance(step, int) else step
-        if step < 0:
-            raise UsageError(f"log(step=...) must be a non-negative integer, got {step}.")
-        return step
+    def put_file(self, relative: str, content: bytes | str | Path) -> Path | None:
+        """Store a file of this run (a logged image, a TensorBoard event file) at ``relative``, a path
+        inside the run directory; returns where it is, or None when the run keeps no files (disabled)."""
+        return self._sink.put_file(relative, content)
 
-    def _normalize(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The slow path of log(): nested dicts, numpy/torch values, media, anything else."""
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            if isinstance(value, Mapping):
-                _flatten(key, value, out)
-            else:
-                out[key] = value
-        for key, value in out.items():
-            if type(value) in _SCALARS:
-                continue
-            out[key] = self._normalize_value(key, value)
-        return out
-
-    def _normalize_value(self, key: str, value: Any) -> Any:
-        if isinstance(value, (int, float, str)) and not hasattr(value, "item"):
-            return value
-        to_history = getattr(value, "_to_history", None)
-        if callable(to_history):  # media objects know how to store themselves
-            return to_history(self, key)
-        item = getattr(value, "item", None)
-        if callable(item):  # numpy and torch scalars, and one-element arrays/tensors
-            numel = getattr(value, "numel", None)  # torch: .size is a method, .numel() the count
-            if (numel() if callable(numel) else getattr(value, "size", 1)) == 1:
-                return item()
-        tolist = getattr(value, "tolist", None)
-        if callable(tolist):
-            return tolist()
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        self._warn_once(
-            f"value:{key}",
-            f"log() value for {key!r} of type {type(value).__name__} is not a number, string, list or dict; "
-            "stored as its repr.",
-        )
-        return repr(value)
-
-    def _warn_once(self, kind: str, message: str) -> None:
+    def _warn_once(self, kind: str, message: str, stacklevel: int = 3) -> None:
+        """One ``UserWarning`` per kind of problem; ``stacklevel`` points at the user's ``log()`` call."""
         if kind not in self._warned:
             self._warned.add(kind)
-            warnings.warn(message, UserWarning, stacklevel=3)
+            warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
     # ----- files
     def save(
@@ -621,9 +326,7 @@ class Run:
         if glob_str is None:
             self._sink.flush()
             return []
-        if self._run_dir is None and self.disabled:
-            return []
-        return _copy_files(glob_str, base_path, self.dir)
+        return self._sink.save_files(glob_str, base_path)
 
     # ----- lifecycle
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
@@ -638,7 +341,7 @@ class Run:
         """
         if self._finished:
             return
-        self._quiet_finish = quiet
+        self._finish_quiet = quiet
         if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
             raise UsageError(f"finish(exit_code=...) must be an int, got {exit_code!r}.")
         if self._row:
@@ -678,19 +381,20 @@ class Run:
     def __repr__(self) -> str:
         return f"<Run {self.path} name={self.name!r} state={self.state} step={self._step}>"
 
-    # ----- display: the widget lives in widget.py, imported only when a frontend asks for it
+    # ----- display: drawn by the presenter init() plugged in (display.presenter), imported when asked
     def display(self) -> None:
         """Show the run below the current cell: its live widget while it runs, its snapshot once finished."""
-        from tracker_jupyter.display import widget
-
-        widget.show(self)
+        if self._presenter is None:
+            print(repr(self))
+            return
+        self._presenter.show(self)
 
     _ipython_display_ = display  # a run as a cell's last expression shows itself the same way
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from tracker_jupyter.display import widget
-
-        return widget.snapshot_bundle(self)
+        if self._presenter is None:
+            return {"text/plain": repr(self)}
+        return self._presenter.bundle(self)
 
 
 def check_tags(value: Any) -> tuple[str, ...]:
@@ -710,28 +414,3 @@ def check_tags(value: Any) -> tuple[str, ...]:
                 f"tag {tag[:20]!r}... is {len(tag)} characters; tags are at most {MAX_TAG_LENGTH}."
             )
     return tuple(dict.fromkeys(tags))  # drop duplicates, keep order
-
-
-def _copy_files(glob_str: str, base_path: str | None, dest: str) -> list[str]:
-    import glob
-    import os
-    import shutil
-
-    if base_path is None:
-        head = glob_str.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
-        base_path = os.path.dirname(head) or "."
-    written = []
-    matches = glob.glob(glob_str, recursive=True)
-    if not matches:
-        warnings.warn(f"run.save({glob_str!r}) matched no files.", UserWarning, stacklevel=3)
-    for src in matches:
-        if not os.path.isfile(src):
-            continue
-        rel = os.path.relpath(src, base_path)
-        if rel.startswith(".."):
-            rel = os.path.basename(src)
-        target = os.path.join(dest, rel)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copy2(src, target)
-        written.append(target)
-    return written

@@ -7,8 +7,10 @@ plain HTML where widgets cannot render. ``%tracker_runs`` calls ``show_runs``.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from tracker_jupyter.display import charts
@@ -40,7 +42,7 @@ def _record_row(record: Any) -> dict[str, Any]:
         "tags": tuple(record.tags),
         "group": record.group,
         "job_type": record.job_type,
-        "source": getattr(record, "source", "local"),
+        "source": record.source,
     }
     for key, value in charts.flatten(record.config or {}, depth=2):
         row[f"config.{key}"] = value
@@ -290,10 +292,11 @@ def project_runs(
     (``TRACKER_MODE``) is not offline or disabled. A server that cannot be read is reported in one line, and
     the local runs are still returned.
     """
-    from tracker_jupyter.api import Api
+    from tracker_jupyter import store
     from tracker_jupyter.settings import Settings, resolve
 
-    records: list[Any] = Api(dir).runs(project)
+    root = Path(resolve("root_dir", os.fspath(dir) if dir is not None else None, Settings()))
+    records: list[Any] = store.list_runs(root, project)
     if (
         not server
         or project is None

@@ -178,16 +178,17 @@ class RunFeed:
 
 
 def sync_status(run: Any) -> Mapping[str, Any] | None:
-    """The run's sync progress from ``run._sync_status()`` or ``run._meta['sync']``, when either exists."""
+    """The run's sync progress from the live syncer (``run.parts.sync_status``) or, after finish, from
+    ``run.meta['sync']``, when either exists."""
     status = None
-    probe = getattr(run, "_sync_status", None)
+    probe = run.parts.sync_status
     if callable(probe):
         try:
             status = probe()
         except Exception:
             status = None
     if status is None:
-        status = (getattr(run, "_meta", None) or {}).get("sync")
+        status = run.meta.get("sync")
     return status if isinstance(status, Mapping) else None
 
 
@@ -196,7 +197,7 @@ def run_info(run: Any, now: float | None = None, sync: Mapping[str, Any] | None 
 
     Everything but ``sync_status`` is cheap (no I/O); a live display passes ``sync`` to read it less often.
     """
-    meta = getattr(run, "_meta", {}) or {}
+    meta = run.meta
     now = time.time() if now is None else now
     state = run.state
     start = meta.get("start_time")
@@ -214,7 +215,7 @@ def run_info(run: Any, now: float | None = None, sync: Mapping[str, Any] | None 
         "step": run.step - 1 if run.step > 0 else None,
         "mode": run.mode,
         "url": run.url,
-        "dir": str(run._run_dir) if getattr(run, "_run_dir", None) is not None else None,
+        "dir": str(run.run_dir) if run.run_dir is not None else None,
         "offline_reason": meta.get("offline_reason"),
         "sync": sync_status(run) if sync is None else sync,
     }
@@ -354,7 +355,7 @@ def latest_media(run: Any) -> tuple[dict[str, Any], Path | None] | None:
     newest = media.latest_media(run)
     if newest is None:
         return None
-    run_dir = getattr(run, "_run_dir", None)
+    run_dir = run.run_dir
     path = Path(run_dir) / newest["path"] if run_dir is not None and newest.get("path") else None
     return newest, (path if path is not None and path.is_file() else None)
 
@@ -429,7 +430,7 @@ def snapshot_bundle(run: Any) -> dict[str, str]:
 
 
 def _feed_of(run: Any) -> RunFeed:
-    dashboard = getattr(run, "_dashboard", None)
+    dashboard = run.parts.dashboard
     if dashboard is not None:
         return dashboard.feed
     feed = RunFeed()
@@ -462,8 +463,8 @@ def rows_before(path: Path, size: int) -> Iterable[dict[str, Any]]:
 
 
 def history_path(run: Any) -> Path | None:
-    run_dir = getattr(run, "_run_dir", None)
-    if run_dir is None or getattr(run, "disabled", False):
+    run_dir = run.run_dir
+    if run_dir is None or run.disabled:
         return None
     from tracker_jupyter.store import HISTORY
 

@@ -1,5 +1,5 @@
-"""The live run widget and its static snapshot on screen (the runs dashboard is ``runs_dashboard``; the data
-and markup both show come from ``_view``).
+"""The live run widget and its static snapshot on screen (the runs dashboard is ``runs``; the data and
+markup both show come from ``view``).
 
 ``attach(run, shell)`` shows one compact widget below the current cell: a header (name, state, elapsed
 time, step, steps per second, where the run lives), one small chart per numeric metric, and the latest
@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from tracker_jupyter.core.report import log
 from tracker_jupyter.display import charts
 from tracker_jupyter.display.view import (
     PAGE_SIZE,
@@ -62,8 +62,8 @@ MIME_WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def _report(message: str) -> None:
-    """Say that the display failed, on stderr: the run itself goes on unharmed."""
-    print(f"tracker: {message}", file=sys.stderr)
+    """Say that the display failed (the ``tracker_jupyter`` logger): the run itself goes on unharmed."""
+    log(message)
 
 
 # ------------------------------------------------------------------------------------------ displays
@@ -109,7 +109,7 @@ class _Dashboard:
         self._follow()
         run.on_finish(self._on_finish)
         self._thread: threading.Thread | None = None
-        if start_timer and not getattr(run, "_finished", False):
+        if start_timer and not run.finished:
             self._thread = threading.Thread(target=self._loop, name=f"tracker-widget-{run.id}", daemon=True)
             self._thread.start()
 
@@ -120,7 +120,7 @@ class _Dashboard:
         hold up ``init()``); the writer delivers everything written after that. A batch written before
         but delivered after is in both: its steps, up to the last one read, are skipped on delivery.
         """
-        sink = self.run._sink
+        sink = self.run.sink
         history = history_path(self.run)
         if history is None or self.run.step == 0:
             sink.subscribe(self.feed.ingest)
@@ -179,7 +179,7 @@ class _Dashboard:
         if self._preload is not None:
             self._preload.join(timeout=DRAIN_TIMEOUT_S * 5)
         with contextlib.suppress(Exception):
-            run._sink.flush()
+            run.sink.flush()
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while self.feed.last_step < run.step - 1 and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -198,14 +198,14 @@ class _Dashboard:
             _report(f"could not leave the final snapshot: {exc!r}")
         finally:
             with contextlib.suppress(Exception):
-                run._sink.unsubscribe(self.feed.ingest)
+                run.sink.unsubscribe(self.feed.ingest)
 
     def _detach(self) -> None:
         """Stop following the run (a dashboard that failed to build must not linger)."""
         self._stop.set()
         self.finished = True
         with contextlib.suppress(Exception):
-            self.run._sink.unsubscribe(self.feed.ingest)
+            self.run.sink.unsubscribe(self.feed.ingest)
 
     def teardown(self) -> None:
         self.publisher.update(snapshot_bundle(self.run), self.display_id)
@@ -454,7 +454,7 @@ def _widgets_available() -> bool:
 
 
 def _dashboard_for(run: Any, shell: Any, publisher: Publisher) -> _Dashboard:
-    dashboard = getattr(run, "_dashboard", None)
+    dashboard = run.parts.dashboard
     if dashboard is None:
         in_kernel = getattr(shell, "kernel", None) is not None
         if in_kernel and _widgets_available():
@@ -464,9 +464,9 @@ def _dashboard_for(run: Any, shell: Any, publisher: Publisher) -> _Dashboard:
                 _report(f"the live widget could not be built ({exc!r}); showing a text view instead")
         if dashboard is None:
             dashboard = TextDashboard(run, publisher=publisher, fps=_fps(run), live=in_kernel)
-        run._dashboard = dashboard
+        run.parts.dashboard = dashboard
         if in_kernel:
-            run._quiet_display = True  # the display says what init()'s and finish()'s lines would
+            run.parts.quiet_lines = True  # the display says what init()'s and finish()'s lines would
     return dashboard
 
 
@@ -502,7 +502,7 @@ def show(run: Any, shell: Any = None, *, publisher: Publisher | None = None) -> 
     shell = host.get_shell() if shell is None else shell
     publisher = publisher or Publisher()
     try:
-        if getattr(run, "_finished", False) and getattr(run, "_dashboard", None) is None:
+        if run.finished and run.parts.dashboard is None:
             publisher.show(snapshot_bundle(run), None)
             return
         _dashboard_for(run, shell, publisher).show(shell)

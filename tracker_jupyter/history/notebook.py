@@ -25,6 +25,7 @@ from tracker_jupyter.core.values import to_json
 from tracker_jupyter.history.recorder import Cell, Output
 
 SESSION_HISTORY = "_session_history.ipynb"
+HISTORY_PATH = f"code/{SESSION_HISTORY}"  # inside the run directory
 
 _JSON_MIME = re.compile(r"^application/(.*\+)?json$")
 # Binary formats travel base64-encoded in notebooks; everything else is text.

@@ -42,7 +42,6 @@ of all log directories seen (just its last part when there is one writer).
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import threading
 import time
@@ -243,10 +242,9 @@ class _Mirror:
         logdirs = sorted(set(self.event_files.values()))
         parents = [os.path.dirname(d) for d in logdirs]
         common = os.path.commonpath(parents)
-        target_root = Path(self.run._run_dir) / "files" / "tensorboard"
         copied: list[Path] = []
         for source, logdir in sorted(self.event_files.items()):
-            target_dir = target_root / os.path.relpath(logdir, common)
+            target_dir = Path("files", "tensorboard", os.path.relpath(logdir, common))
             sources = [source]
             if source == logdir:  # the writer's own file is unknown: those of its log directory written since
                 since = self.run.start_time - 1  # the run started (file times have a coarser resolution)
@@ -257,8 +255,9 @@ class _Mirror:
                 ]
             for path in sources:
                 if os.path.isfile(path):
-                    target_dir.mkdir(parents=True, exist_ok=True)
-                    copied.append(Path(shutil.copy2(path, target_dir / os.path.basename(path))))
+                    stored = self.run.put_file((target_dir / os.path.basename(path)).as_posix(), Path(path))
+                    if stored is not None:
+                        copied.append(stored)
         return copied
 
 
@@ -430,5 +429,5 @@ def _stop(mirror: _Mirror) -> None:
     for writer, (_, event_file) in list(mirror.writers.items()):
         _drain(writer, event_file, mirror.last_events.get(writer))
     mirror.flush_tf_writers()
-    if mirror.run._run_dir is not None:
+    if mirror.run.run_dir is not None:
         mirror.copy_event_files()

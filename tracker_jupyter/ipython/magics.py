@@ -20,8 +20,10 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 from traitlets import Bool, Enum, Unicode
 
+from tracker_jupyter.core.holder import holder
 from tracker_jupyter.exceptions import ConfigError
 from tracker_jupyter.exceptions import UsageError as TrackerUsageError
+from tracker_jupyter.settings import bool_text
 
 # init() arguments that are passed on exactly as parsed (flag --job-type -> job_type, and so on)
 _PLAIN = (
@@ -161,12 +163,9 @@ def parse_pairs(flag: str, items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _flag_bool(value: str) -> bool | str:
-    lowered = value.strip().lower()
-    if lowered in ("true", "yes", "1", "on"):
-        return True
-    if lowered in ("false", "no", "0", "off"):
-        return False
-    return value
+    """A flag's value as a bool when it spells one (true/false, yes/no, 1/0, on/off), else as given."""
+    flag = bool_text(value)
+    return value if flag is None or not value.strip() else flag
 
 
 @magics_class
@@ -204,6 +203,10 @@ class TrackerMagics(Magics):
         config=True
     )
 
+    def __init__(self, shell: Any = None, start_run: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.start_run = start_run  # tracker_jupyter.init, handed in by the extension's loader
+
     # ----- %tracker_init
     @line_magic
     @magic_arguments()
@@ -228,10 +231,9 @@ class TrackerMagics(Magics):
         args = self._parse(self.tracker_finish, "tracker_finish", line)
         if args is None:
             return
-        import tracker_jupyter
-
         with _usage_errors():
-            tracker_jupyter.finish(exit_code=args.exit_code)
+            if holder.run is not None:
+                holder.run.finish(exit_code=args.exit_code)
 
     # ----- %%tracker
     @cell_magic
@@ -249,11 +251,10 @@ class TrackerMagics(Magics):
         args = self._parse(self.tracker, "tracker", line)
         if args is None:
             return None
-        import tracker_jupyter
         from tracker_jupyter.core import host
-        from tracker_jupyter.ipython import extension
+        from tracker_jupyter.ipython.attach import show_widget
 
-        active = tracker_jupyter.run
+        active = holder.run
         if active is not None:
             if line.strip():
                 print(
@@ -261,7 +262,7 @@ class TrackerMagics(Magics):
                     "and does not use the flags."
                 )
             if host.in_notebook(self.shell):
-                extension.show_widget(active, self.shell)
+                show_widget(active, self.shell)
             return self._execute(cell)
         run = self._start(args)
         try:
@@ -315,11 +316,11 @@ class TrackerMagics(Magics):
             raise UsageError(f"%{name}: cannot split {line!r}: {exc}") from None
 
     def _start(self, args: Any) -> Any:
-        import tracker_jupyter
-
         kwargs = self._init_kwargs(args)
+        if self.start_run is None:
+            raise UsageError("these magics were not loaded by %load_ext tracker_jupyter; load them that way.")
         with _usage_errors():
-            return tracker_jupyter.init(**kwargs)
+            return self.start_run(**kwargs)
 
     def _init_kwargs(self, args: Any) -> dict[str, Any]:
         kwargs = {name: getattr(args, name) for name in _PLAIN if getattr(args, name) is not None}

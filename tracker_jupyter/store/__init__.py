@@ -22,7 +22,15 @@ the kernel drops when the process dies, so an unfinished run with a free lock re
 
 from __future__ import annotations
 
-from tracker_jupyter.store.files import atomic_write, dumps, read_bytes, read_json, write_json_atomic
+from tracker_jupyter.store.files import (
+    atomic_write,
+    copy_matching,
+    dumps,
+    put_file,
+    read_bytes,
+    read_json,
+    write_json_atomic,
+)
 from tracker_jupyter.store.history import (
     BLOCK_ROWS,
     check_step,
@@ -37,6 +45,8 @@ from tracker_jupyter.store.history import (
     rows_in_line,
     summarize,
 )
+from tracker_jupyter.store.null import NullSink
+from tracker_jupyter.store.records import RecordFields, RunRecord, find_run, list_runs, projects
 from tracker_jupyter.store.rundir import (
     CONFIG,
     FINAL_STATES,
@@ -62,20 +72,28 @@ __all__ = [
     "LOCK",
     "META",
     "SUMMARY",
+    "NullSink",
+    "RecordFields",
     "RunLock",
+    "RunRecord",
     "RunWriter",
     "atomic_write",
     "check_name",
     "check_step",
+    "copy_matching",
     "count_rows",
     "dumps",
     "encode_rows",
+    "find_run",
     "history_until",
     "is_locked",
     "iter_history",
     "iter_lines",
     "last_row",
+    "list_runs",
     "mend_torn_tail",
+    "projects",
+    "put_file",
     "read_bytes",
     "read_json",
     "rewind_history",

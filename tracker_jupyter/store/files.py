@@ -14,7 +14,15 @@ from typing import Any
 
 from tracker_jupyter.core.values import dumps, json_default
 
-__all__ = ["atomic_write", "dumps", "read_json", "write_json_atomic"]
+__all__ = [
+    "atomic_write",
+    "copy_matching",
+    "dumps",
+    "put_file",
+    "read_bytes",
+    "read_json",
+    "write_json_atomic",
+]
 
 
 def atomic_write(path: Path, data: str | bytes, *, fsync: bool = False, mode: int | None = None) -> None:
@@ -65,3 +73,48 @@ def read_bytes(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def put_file(target: Path, content: bytes | str | Path) -> Path:
+    """Store ``content`` (bytes, text, or a file to copy with its times) at ``target``, atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not isinstance(content, Path):
+        atomic_write(target, content)
+        return target
+    import shutil
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        shutil.copy2(content, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def copy_matching(glob_str: str, base_path: str | None, dest: str) -> list[str]:
+    """``run.save(glob_str, base_path)``: copy the files ``glob_str`` matches into ``dest``, keeping their
+    path relative to ``base_path`` (default: the part of ``glob_str`` before any wildcard)."""
+    import glob
+    import shutil
+    import warnings
+
+    if base_path is None:
+        head = glob_str.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
+        base_path = os.path.dirname(head) or "."
+    written = []
+    matches = glob.glob(glob_str, recursive=True)
+    if not matches:  # stacklevel: here, the writer, Run.save, then the caller of run.save()
+        warnings.warn(f"run.save({glob_str!r}) matched no files.", UserWarning, stacklevel=4)
+    for src in matches:
+        if not os.path.isfile(src):
+            continue
+        rel = os.path.relpath(src, base_path)
+        if rel.startswith(".."):
+            rel = os.path.basename(src)
+        target = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(src, target)
+        written.append(target)
+    return written

@@ -5,14 +5,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tracker_jupyter.store.files import write_json_atomic
+from tracker_jupyter.core.report import Once, log
+from tracker_jupyter.store.files import copy_matching, put_file, write_json_atomic
 from tracker_jupyter.store.history import encode_rows
 from tracker_jupyter.store.rundir import CONFIG, HISTORY, META, SUMMARY, RunLock
 
@@ -60,7 +60,7 @@ class RunWriter:
         self._retry: list[dict[str, Any]] = []
         self.rows_written = 0
         self.error: BaseException | None = None
-        self._warned = False
+        self._said = Once()
         self._io_lock = threading.Lock()
         self._history = open(run_dir / HISTORY, "a", encoding="utf-8")
         self._write()  # the run is visible to readers (and to other processes) as soon as init() returns
@@ -117,11 +117,11 @@ class RunWriter:
             self._startup_thread.join()  # its git and code information belongs in the final metadata
         self._write(fsync=fsync)
         if self._retry:
-            print(
-                f"tracker: {len(self._retry)} rows of run {self.dir.name} could not be written to {self.dir}: "
-                f"{self.error}. Free space or fix permissions there; the rows are lost when this process exits.",
-                file=sys.stderr,
-            )
+            log(
+                "%d rows of run %s could not be written to %s: %s. Free space or fix permissions there; the "
+                "rows are lost when this process exits.",
+                len(self._retry), self.dir.name, self.dir, self.error,
+            )  # fmt: skip
         with contextlib.suppress(OSError):
             self._history.close()
         self._lock.release()
@@ -190,9 +190,21 @@ class RunWriter:
         self._report(f"could not write to {self.dir}: {exc}; keeping the data and retrying")
 
     def _report(self, message: str) -> None:
-        if not self._warned:
-            self._warned = True
-            print(f"tracker: {message}", file=sys.stderr)
+        if self._said():  # the first problem is said; the rest are counted in the final message
+            log(message)
+
+    # ----- files of the run (the Sink protocol's part for media, saved files and copies)
+    def files_dir(self) -> str:
+        return str(self.dir / "files")
+
+    def put_file(self, relative: str, content: bytes | str | Path) -> Path | None:
+        """Store a file at ``relative`` inside the run directory, atomically (see ``store.put_file``)."""
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            raise ValueError(f"{relative!r} is not a path inside the run directory {self.dir}")
+        return put_file(self.dir / relative, content)
+
+    def save_files(self, glob_str: str, base_path: str | None) -> list[str]:
+        return copy_matching(glob_str, base_path, self.files_dir())
 
     def append_rows_now(self, rows: list[dict[str, Any]]) -> None:
         """Append rows synchronously (fork and resume copy history this way before logging starts)."""

@@ -1,0 +1,77 @@
+"""The slow path of ``log()``: rows with nested dicts, numpy or torch values, media, anything else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tracker_jupyter.exceptions import UsageError
+
+SCALARS = frozenset((float, int, str, bool, type(None)))
+
+
+def _flatten(prefix: str, value: Mapping[str, Any], out: dict[str, Any]) -> None:
+    for key, inner in value.items():
+        if not isinstance(key, str):
+            raise UsageError(f"log() keys must be strings; {prefix!r} has the key {key!r}.")
+        name = f"{prefix}/{key}"
+        if isinstance(inner, Mapping):
+            _flatten(name, inner, out)
+        else:
+            out[name] = inner
+
+
+def check_step(step: Any) -> int:
+    """``log(step=...)`` as a non-negative int, or a UsageError saying what it must be."""
+    if isinstance(step, bool) or (not isinstance(step, (int, float)) and not hasattr(step, "__index__")):
+        raise UsageError(f"log(step=...) must be a non-negative integer, got {step!r}.")
+    if isinstance(step, float):
+        if not step.is_integer():
+            raise UsageError(f"log(step=...) must be a whole number, got {step!r}.")
+        step = int(step)
+    step = int(step.__index__()) if not isinstance(step, int) else step
+    if step < 0:
+        raise UsageError(f"log(step=...) must be a non-negative integer, got {step}.")
+    return step
+
+
+def normalize_row(
+    data: dict[str, Any], run: Any, warn_once: Callable[[str, str, int], None]
+) -> dict[str, Any]:
+    """Nested dicts flattened with '/', values made storable (media store themselves through ``run``)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            _flatten(key, value, out)
+        else:
+            out[key] = value
+    for key, value in out.items():
+        if type(value) in SCALARS:
+            continue
+        out[key] = _normalize_value(key, value, run, warn_once)
+    return out
+
+
+def _normalize_value(key: str, value: Any, run: Any, warn_once: Callable[[str, str, int], None]) -> Any:
+    if isinstance(value, (int, float, str)) and not hasattr(value, "item"):
+        return value
+    to_history = getattr(value, "_to_history", None)
+    if callable(to_history):  # media objects know how to store themselves
+        return to_history(run, key)
+    item = getattr(value, "item", None)
+    if callable(item):  # numpy and torch scalars, and one-element arrays/tensors
+        numel = getattr(value, "numel", None)  # torch: .size is a method, .numel() the count
+        if (numel() if callable(numel) else getattr(value, "size", 1)) == 1:
+            return item()
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    warn_once(
+        f"value:{key}",
+        f"log() value for {key!r} of type {type(value).__name__} is not a number, string, list or dict; "
+        "stored as its repr.",
+        5,  # _warn_once, _normalize_value, normalize_row, log, then the caller of log()
+    )
+    return repr(value)

@@ -1,0 +1,179 @@
+"""An online run's background sync: connect at ``init()`` (or fall back to offline), sync while it runs,
+send the rest at finish within ``sync_timeout``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from tracker_jupyter.core.report import Once, log
+from tracker_jupyter.exceptions import AuthenticationError, CommError
+from tracker_jupyter.online.credentials import INIT_TIMEOUT, credentials_for, server_url
+from tracker_jupyter.online.syncer import RunSyncer
+from tracker_jupyter.settings import Settings, resolve
+
+if TYPE_CHECKING:
+    from tracker_jupyter.core.run import Run
+    from tracker_jupyter.online.rest.client import Credentials, MlflowRest
+
+
+class LiveSync:
+    """The background thread of an online run: syncs every ``interval`` seconds, retries with backoff."""
+
+    def __init__(
+        self, run: Run, syncer: RunSyncer, *, timeout: float, silent: bool, interval: float = 1.0
+    ) -> None:
+        self.run = run
+        self.syncer = syncer
+        self.timeout = timeout
+        self.silent = silent
+        self.interval = interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._stopped_on_auth = False
+        self._said = Once()
+        self._thread = threading.Thread(target=self._loop, name=f"tracker-sync-{run.id}", daemon=True)
+        self._thread.start()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "url": self.syncer.url,
+            "synced": self.syncer.rows_synced,
+            "pending": self.syncer.pending_rows(),
+            "last_error": self.syncer.last_error,
+        }
+
+    def _loop(self) -> None:
+        backoff = self.interval
+        while not self._stop.is_set():
+            self._wake.wait(backoff)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.syncer.sync_once()
+                backoff = self.interval
+            except AuthenticationError as exc:
+                self._note(exc)
+                self._stopped_on_auth = True
+                return
+            except (CommError, OSError) as exc:
+                self._note(exc)
+                backoff = min(backoff * 2, 30.0)
+            except Exception as exc:
+                self._note(exc)
+                backoff = min(backoff * 2, 30.0)
+
+    def _note(self, exc: BaseException) -> None:
+        self.syncer.last_error = str(exc)
+        if not self.silent and self._said():
+            log(
+                "sync to %s failed (%s); the data stays in %s and is retried (or run: tracker sync %s)",
+                self.syncer.client.base_url, exc, self.syncer.dir, shlex.quote(str(self.syncer.dir)),
+            )  # fmt: skip
+
+    def finish(self, run: Run) -> None:
+        """After the writer closed: send the rest, files and end state, waiting at most ``timeout``."""
+        deadline = time.monotonic() + self.timeout  # one budget for the running pass and the last one
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=self.timeout)
+        done = threading.Event()
+        error: list[BaseException] = []
+
+        def final() -> None:
+            # Keep trying until the deadline: a server that is restarting gets the time finish() allows.
+            pause = 0.5
+            try:
+                while True:
+                    try:
+                        self.syncer.sync_once(final=True)
+                        return
+                    except (CommError, OSError) as exc:
+                        if isinstance(exc, AuthenticationError) or time.monotonic() + pause > deadline:
+                            raise
+                        self.syncer.last_error = str(exc)
+                        time.sleep(pause)
+                        pause = min(pause * 2, 5.0)
+            except BaseException as exc:
+                error.append(exc)
+            finally:
+                done.set()
+
+        if not self._stopped_on_auth:
+            worker = threading.Thread(target=final, name=f"tracker-sync-final-{run.id}", daemon=True)
+            worker.start()
+            done.wait(max(0.0, deadline - time.monotonic()) + 1.0)
+        pending = self.syncer.pending_rows()
+        run.update_meta(sync=self.status())  # after the writer closed: for the final snapshot
+        if error or not done.is_set() or pending or self._stopped_on_auth:
+            reason = (
+                f": {error[0]}"
+                if error
+                else (f": {self.syncer.last_error}" if self.syncer.last_error else "")
+            )
+            left = f"{pending} rows pending" if pending else "files or the final state not sent"
+            print(
+                f"tracker: run {run.id} is not fully synced to {self.syncer.client.base_url} ({left}{reason}). "
+                f"Everything is in {self.syncer.dir}; finish with: tracker sync {shlex.quote(str(self.syncer.dir))}",
+                file=sys.stderr,
+            )
+        self.syncer.client.close()
+
+
+def live_client(base_url: str, credentials: Credentials) -> MlflowRest:
+    """A client for work beside the user's code (the background syncer, the runs dashboard): short connect
+    timeout, reads up to 30 s, and few retries per call, since the syncer retries whole passes itself, with
+    its own backoff, and notes the error at once for the widget."""
+    from tracker_jupyter.online.rest.client import MlflowRest, RetryPolicy, Timeout
+
+    return MlflowRest(
+        base_url,
+        credentials,
+        timeout=Timeout(connect=INIT_TIMEOUT, read=30.0),
+        retry=RetryPolicy(max_attempts=2, backoff_initial=0.5, deadline=INIT_TIMEOUT),
+    )
+
+
+def start(
+    run: Run, *, settings: Settings, base_url: str, force: bool, anonymous: str | None, silent: bool
+) -> None:
+    """Connect an online run to the server, or fall back to offline (unless ``force``)."""
+    from tracker_jupyter.online.rest.client import NO_RETRY, MlflowRest, Timeout
+
+    base_url, from_url = server_url(base_url)
+    # anonymous='never' without credentials is refused (AuthenticationError), online or forced alike
+    credentials = credentials_for(base_url, settings, anonymous, from_url)
+    client = live_client(base_url, credentials)
+    live_timeout = client.timeout
+    client.timeout = Timeout(
+        INIT_TIMEOUT, INIT_TIMEOUT
+    )  # while init() waits: a stalled server must not hang it
+    assert run.run_dir is not None, "an online run has a run directory"
+    syncer = RunSyncer(run.run_dir, client)
+    try:
+        probe = MlflowRest(base_url, credentials, timeout=INIT_TIMEOUT, retry=NO_RETRY)
+        with probe:
+            probe.health()
+        syncer.ensure_run(dict(run.meta))
+    except (CommError, OSError) as exc:
+        client.close()
+        if force:
+            raise
+        _fall_back(run, base_url, str(exc), silent)
+        return
+    client.timeout = live_timeout
+    run.update_meta(url=syncer.url, mlflow_run_id=syncer.mlflow_run_id)
+    timeout = float(resolve("sync_timeout", None, settings))
+    live = LiveSync(run, syncer, timeout=timeout, silent=silent)
+    run.parts.sync_status = live.status
+    run.on_closed(live.finish)
+
+
+def _fall_back(run: Run, base_url: str, reason: str, silent: bool) -> None:
+    run.update_meta(mode="offline", offline_reason=f"{base_url}: {reason}")
+    if not silent:
+        print(f"tracker: cannot use {base_url} ({reason}); logging offline.", file=sys.stderr)

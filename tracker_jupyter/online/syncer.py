@@ -1,0 +1,236 @@
+"""``RunSyncer``: sends one run directory to the server, resuming from its durable cursor.
+
+The cursor is ``sync.json`` in the run directory: the MLflow run, the byte offset of ``history.jsonl``
+already sent, the params, tags and files already sent. Metric points carry the timestamps stamped at
+``log()``, so sending a row twice stores it once: a crash between a write and the cursor update costs
+nothing. The same code serves a live run (``live``) and ``tracker sync`` (``upload``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tracker_jupyter import store
+from tracker_jupyter.core.report import log
+from tracker_jupyter.online.mapping import (
+    STATUS,
+    TAG_CONFIG,
+    TAG_ID,
+    TAG_SUMMARY,
+    flatten_params,
+    place,
+    row_metrics,
+    run_tags,
+    tag_json,
+)
+
+if TYPE_CHECKING:
+    from tracker_jupyter.online.rest.client import MlflowRest
+
+SYNC_STATE = "sync.json"
+ROWS_PER_BATCH = 3000  # about 9,000 points for 3 metrics a row: ten requests of the server's limit
+
+
+class RunSyncer:
+    """Sends one run directory to the server, resuming from its ``sync.json`` cursor."""
+
+    def __init__(self, run_dir: Path, client: MlflowRest, *, experiment_name: str | None = None) -> None:
+        self.dir = run_dir
+        self.client = client
+        self.state: dict[str, Any] = store.read_json(run_dir / SYNC_STATE, {}) or {}
+        self._experiment_name = experiment_name
+        self.failures: dict[str, str] = {}  # metric key -> the server's reason, reported once
+        self.last_error: str | None = None
+        self.rows_synced = int(self.state.get("rows", 0))
+        self._lock = threading.Lock()
+
+    # ----- the MLflow run
+    @property
+    def mlflow_run_id(self) -> str | None:
+        return self.state.get("mlflow_run_id")
+
+    @property
+    def url(self) -> str | None:
+        return self.state.get("url")
+
+    def _meta(self) -> dict[str, Any]:
+        return store.read_json(self.dir / store.META, {}) or {}
+
+    def ensure_run(self, meta: dict[str, Any] | None = None) -> str:
+        """Find or create the MLflow run for this directory; records it in ``sync.json``."""
+        meta = meta or self._meta()
+        if self.state.get("server") == self.client.base_url and self.mlflow_run_id:
+            self.client.workspace = self.state.get("workspace")
+            return str(self.mlflow_run_id)
+        if self.state.get("server") not in (None, self.client.base_url):
+            self.state = {}  # synced to another server before: everything goes to this one from the start
+            self.rows_synced = 0
+        project = meta.get("project", "uncategorized")
+        if self._experiment_name:
+            workspace, name = None, self._experiment_name
+        else:
+            workspace, name = place(self.client, project, meta.get("entity"))
+        self.client.workspace = workspace
+        experiment_id = self.client.get_or_create_experiment(name)
+        found = self.client.search_runs(
+            [experiment_id], f"tags.`{TAG_ID}` = '{meta['id']}'", max_results=1
+        ).runs
+        if found:
+            info = found[0]["info"]
+        else:
+            info = self.client.create_run(
+                experiment_id,
+                run_name=meta.get("name"),
+                start_time_ms=int(float(meta.get("start_time", time.time())) * 1000),
+                tags=run_tags(meta),
+            )["info"]
+        self.state.update(
+            server=self.client.base_url,
+            workspace=workspace,
+            experiment_id=experiment_id,
+            mlflow_run_id=info["run_id"],
+            artifact_uri=info["artifact_uri"],
+            url=self.client.run_page_url(experiment_id, info["run_id"]),
+        )
+        self.state.setdefault("offset", 0)
+        self.state.setdefault("generation", 0)
+        self._save_state()
+        return str(info["run_id"])
+
+    # ----- one pass
+    def sync_once(self, *, final: bool = False, progress: Callable[[int], None] | None = None) -> int:
+        """Send what is new; with ``final``, also files, summary and the end state. Returns rows sent."""
+        with self._lock:
+            meta = self._meta()
+            run_id = self.ensure_run(meta)
+            sent = self._sync_history(run_id, meta, progress)
+            self._sync_params_and_tags(run_id, meta, final=final)
+            if final:
+                self._sync_files(run_id)
+                self._finish(run_id, meta)
+            self.last_error = None
+            return sent
+
+    def _sync_history(self, run_id: str, meta: dict[str, Any], progress: Callable[[int], None] | None) -> int:
+        generation = len(meta.get("rewinds") or [])
+        if self.state.get("generation", 0) != generation:
+            # history.jsonl was rewritten by resume_from: send it again from the top; points the server
+            # already has are identical (same timestamps) and stored once.
+            self.state.update(generation=generation, offset=0)
+        path = self.dir / store.HISTORY
+        total = 0
+        while True:
+            rows, end = _read_rows(path, int(self.state.get("offset", 0)), ROWS_PER_BATCH)
+            if not rows and end == self.state.get("offset"):
+                return total
+            metrics = [m for row in rows for m in row_metrics(row) if m.key not in self.failures]
+            if metrics:
+                for failure in self.client.log_batch(run_id, metrics=metrics):
+                    if failure.key not in self.failures:
+                        self.failures[failure.key] = failure.message
+                        log(
+                            "the server refused metric %r of run %s: %s; that key is kept locally and not "
+                            "sent again.", failure.key, meta.get("id"), failure.message,
+                        )  # fmt: skip
+            self.state["offset"] = end
+            self.rows_synced += len(rows)
+            self.state["rows"] = self.rows_synced
+            self._save_state()
+            total += len(rows)
+            if progress is not None:
+                progress(len(rows))
+
+    def _sync_params_and_tags(self, run_id: str, meta: dict[str, Any], *, final: bool) -> None:
+        config = store.read_json(self.dir / store.CONFIG, {}) or {}
+        # params are immutable on the server: each key's first value, whenever this is synced
+        params = flatten_params({**config, **(meta.get("config_first") or {})})
+        # "param:key" / "tag:key" -> the value the server refused: not offered again until the value changes
+        refused: dict[str, str] = self.state.setdefault("refused", {})
+        sent_params: dict[str, str] = self.state.setdefault("params", {})
+        new_params = {
+            k: v for k, v in params.items() if k not in sent_params and refused.get(f"param:{k}") != v
+        }
+        tags = run_tags(meta)
+        tags[TAG_CONFIG] = tag_json(config)
+        if final:  # the summary changes with every row: sending it each pass would cost a request a pass
+            tags[TAG_SUMMARY] = tag_json(store.read_json(self.dir / store.SUMMARY, {}) or {})
+        sent_tags: dict[str, str] = self.state.setdefault("tags", {})
+        new_tags = {k: v for k, v in tags.items() if sent_tags.get(k) != v and refused.get(f"tag:{k}") != v}
+        if not new_params and not new_tags:
+            return
+        failures = self.client.log_batch(run_id, params=new_params, tags=new_tags)
+        for failure in failures:
+            item = f"{failure.kind}:{failure.key}"
+            if item not in refused:
+                log(
+                    "the server refused %s %r of run %s: %s; it is kept locally and not sent again.",
+                    failure.kind, failure.key, meta.get("id"), failure.message,
+                )  # fmt: skip
+            refused[item] = (new_params if failure.kind == "param" else new_tags).get(failure.key, "")
+        now_refused = {f"{f.kind}:{f.key}" for f in failures}
+        for kind, offered, sent in (("param", new_params, sent_params), ("tag", new_tags, sent_tags)):
+            for key, value in offered.items():
+                if f"{kind}:{key}" not in now_refused:
+                    sent[key] = value
+                    refused.pop(f"{kind}:{key}", None)
+        self._save_state()
+
+    def _sync_files(self, run_id: str) -> None:
+        sent: dict[str, list[float]] = self.state.setdefault("files", {})
+        uploads: list[tuple[str, Path]] = [
+            ("config.json", self.dir / store.CONFIG),
+            ("summary.json", self.dir / store.SUMMARY),
+        ]
+        for folder in ("files", "code"):
+            base = self.dir / folder
+            if base.is_dir():
+                uploads += [
+                    (p.relative_to(self.dir).as_posix(), p) for p in sorted(base.rglob("*")) if p.is_file()
+                ]
+        for tb in sorted(self.dir.glob("history.rewound-*.jsonl")):
+            uploads.append((f"history/{tb.name}", tb))
+        for relative, path in uploads:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            signature = [stat.st_size, stat.st_mtime]
+            if sent.get(relative) == signature:
+                continue
+            self.client.upload_artifact(self.state["artifact_uri"], relative, path)
+            sent[relative] = signature
+            self._save_state()
+
+    def _finish(self, run_id: str, meta: dict[str, Any]) -> None:
+        state = store.run_state(self.dir, meta)
+        if state == "running":
+            return
+        status = STATUS[state]
+        if self.state.get("status") == status:
+            return
+        end = meta.get("end_time") or meta.get("updated_at") or time.time()
+        self.client.update_run(run_id, status, end_time_ms=int(float(end) * 1000), run_name=meta.get("name"))
+        self.state["status"] = status
+        self._save_state()
+
+    def pending_rows(self) -> int:
+        """Complete rows in the history not yet sent (counted from the cursor)."""
+        return store.count_rows(self.dir / store.HISTORY, int(self.state.get("offset", 0)))
+
+    def _save_state(self) -> None:
+        store.write_json_atomic(self.dir / SYNC_STATE, self.state)
+
+
+def _read_rows(path: Path, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Rows of complete lines from byte ``offset`` until at least ``limit``, and the offset after them."""
+    rows: list[dict[str, Any]] = []
+    position = offset
+    for line_rows, position in store.iter_lines(path, offset):  # noqa: B007 - the last one is what counts
+        rows.extend(line_rows)
+        if len(rows) >= limit:
+            break
+    return rows, position
