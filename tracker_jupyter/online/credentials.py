@@ -47,9 +47,9 @@ def _store_credentials(base_url: str, entry: dict[str, str]) -> Path:
 
 def server_url(base_url: str) -> tuple[str, Credentials]:
     """The server URL without any ``user:password@`` in it (what is shown and stored), and those credentials."""
-    from tracker_jupyter.online.rest.client import _split_base_url
+    from tracker_jupyter.online.rest.client import split_base_url
 
-    return _split_base_url(base_url)
+    return split_base_url(base_url)
 
 
 def credentials_for(

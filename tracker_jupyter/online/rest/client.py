@@ -1,9 +1,9 @@
 """A small client for the REST API of an MLflow Tracking Server.
 
 Only online mode imports this module, so ``requests`` is imported at the top. Every call goes through
-:meth:`MlflowRest._send` (retries) and ``_rest_errors.error_for`` (the one place where an HTTP answer
-becomes one of :mod:`tracker_jupyter.exceptions`; value objects are in ``_rest_values``, the log-batch
-packing in ``_rest_batch``):
+``transport.Transport.send`` (retries) and ``errors.error_for`` (the one place where an HTTP answer
+becomes one of :mod:`tracker_jupyter.exceptions`; value objects are in ``values``, the log-batch packing
+in ``batch``):
 
 - 401 and 403 become :class:`~tracker_jupyter.exceptions.AuthenticationError`;
 - 400 ``INVALID_PARAMETER_VALUE`` / ``RESOURCE_ALREADY_EXISTS`` become
@@ -30,13 +30,11 @@ from __future__ import annotations
 import mimetypes
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import IO, Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
-import requests
-
-from tracker_jupyter.exceptions import CommError, Error, UsageError
+from tracker_jupyter.exceptions import CommError, UsageError
 from tracker_jupyter.online.rest.batch import (
     BatchState,
     Item,
@@ -50,21 +48,15 @@ from tracker_jupyter.online.rest.batch import (
 )
 from tracker_jupyter.online.rest.errors import (
     Refusal,
-    Sent,
-    comm_error_from_exception,
-    error_for,
-    is_retryable_exception,
-    is_retryable_status,
     parse_refusal,
-    parse_retry_after,
 )
+from tracker_jupyter.online.rest.transport import Transport, split_base_url
 from tracker_jupyter.online.rest.values import (
     BATCH_LIMITS,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     NO_RETRY,
     ArtifactData,
-    AuthLike,
     BatchLimits,
     Credentials,
     ItemFailure,
@@ -89,10 +81,9 @@ __all__ = [
     "RetryPolicy",
     "RunsPage",
     "Timeout",
+    "split_base_url",
 ]
 
-API_PREFIX = "/api/2.0/mlflow"
-WORKSPACE_HEADER = "X-MLFLOW-WORKSPACE"  # scopes a request to an MLflow workspace (servers with workspaces)
 ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
 RUN_STATUSES = frozenset({"RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"})
 # The server's maximum page size for get-history; above it the request is refused.
@@ -103,8 +94,9 @@ MAX_HISTORY_PAGE = 25_000
 # The client
 
 
-class MlflowRest:
-    """A client for one MLflow Tracking Server.
+class MlflowRest(Transport):
+    """A client for one MLflow Tracking Server: the endpoints tracker_jupyter calls (the HTTP side, with its
+    parameters below, is ``Transport``'s).
 
     Parameters
     ----------
@@ -125,49 +117,6 @@ class MlflowRest:
         Limits of one ``runs/log-batch`` request.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        auth: AuthLike = None,
-        *,
-        session: requests.Session | None = None,
-        timeout: Timeout | float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        sleep: Callable[[float], None] = time.sleep,
-        batch_limits: BatchLimits = BATCH_LIMITS,
-    ) -> None:
-        self._base_url, url_credentials = _split_base_url(base_url)
-        credentials = Credentials.coerce(auth)
-        self.credentials = credentials if credentials.is_set else url_credentials
-        self._auth = self.credentials.requests_auth()
-        self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
-        self.timeout = timeout if isinstance(timeout, Timeout) else Timeout(float(timeout), float(timeout))
-        self.retry = retry
-        self.batch_limits = batch_limits
-        self._sleep = sleep
-        # The MLflow workspace every request is scoped to (None: the server's default). Settable.
-        self.workspace: str | None = None
-
-    def __repr__(self) -> str:
-        return f"MlflowRest({self._base_url!r}, auth={self.credentials!r})"
-
-    def __enter__(self) -> MlflowRest:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the session if this client created it."""
-        if self._owns_session:
-            self._session.close()
-
-    @property
-    def base_url(self) -> str:
-        """The server address, without credentials and without a trailing slash."""
-        return self._base_url
-
     # ---- workspaces -------------------------------------------------------------------------------
 
     def workspace_exists(self, name: str) -> bool | None:
@@ -175,7 +124,7 @@ class MlflowRest:
         (started without ``--enable-workspaces``, or older than MLflow 3.10)."""
         url = f"{self._base_url}/api/3.0/mlflow/workspaces/{quote(name, safe='')}"
         what = f"look up workspace {name!r}"
-        sent = self._send("GET", url, what=what, retry=NO_RETRY)
+        sent = self.send("GET", url, what=what, retry=NO_RETRY)
         status = sent.response.status_code
         if status == 200:
             return True
@@ -202,7 +151,7 @@ class MlflowRest:
         """
         url = f"{self._base_url}/health"
         what = "answer a health check"
-        sent = self._send("GET", url, what=what, retry=NO_RETRY)
+        sent = self.send("GET", url, what=what, retry=NO_RETRY)
         if sent.response.status_code != 200:
             raise self._error(sent, what=what, method="GET", url=url)
 
@@ -528,7 +477,7 @@ class MlflowRest:
             self._put(url, data, headers, what)
 
     def _put(self, url: str, data: bytes | IO[bytes], headers: dict[str, str], what: str) -> None:
-        sent = self._send("PUT", url, what=what, data=data, headers=headers)
+        sent = self.send("PUT", url, what=what, data=data, headers=headers)
         if not sent.response.ok:
             raise self._error(sent, what=what, method="PUT", url=url)
 
@@ -562,124 +511,3 @@ class MlflowRest:
         """The address of the run's page in the MLflow UI."""
         experiment = quote(str(experiment_id), safe="")
         return f"{self._base_url}/#/experiments/{experiment}/runs/{quote(run_id, safe='')}"
-
-    # ---- transport --------------------------------------------------------------------------------
-
-    def _request_json(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        what: str,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-    ) -> JsonObject:
-        result = self._call(method, endpoint, what=what, params=params, body=body)
-        assert not isinstance(result, Refusal)
-        return result
-
-    def _call(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        what: str,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        tolerate: Collection[str] = (),
-    ) -> JsonObject | Refusal:
-        """One API call; a refusal whose error code is in ``tolerate`` is returned instead of raised."""
-        url = f"{self._base_url}{API_PREFIX}/{endpoint}"
-        kwargs: dict[str, Any] = {}
-        if params is not None:
-            kwargs["params"] = dict(params)
-        if body is not None:
-            kwargs["data"] = dump_json(body).encode("utf-8")
-            kwargs["headers"] = {"Content-Type": "application/json"}
-        sent = self._send(method, url, what=what, **kwargs)
-        response = sent.response
-        if not response.ok:
-            refusal = parse_refusal(response)
-            if refusal.error_code is not None and refusal.error_code in tolerate:
-                return refusal
-            raise self._error(sent, what=what, method=method, url=url, refusal=refusal)
-        try:
-            result = response.json() if response.content else {}
-        except ValueError as exc:
-            kind = response.headers.get("Content-Type", "unknown type")
-            raise CommError(
-                f"MLflow server answered {method} {url} with something that is not JSON ({kind}) while "
-                f"trying to {what}. Check that the URL is the MLflow server itself, not a login page or "
-                "another service.",
-                url=url,
-                status=response.status_code,
-            ) from exc
-        if not isinstance(result, dict):
-            raise CommError(f"MLflow server answered {method} {url} with unexpected JSON.", url=url)
-        return result
-
-    def _error(
-        self, sent: Sent, *, what: str, method: str, url: str, refusal: Refusal | None = None
-    ) -> Error:
-        return error_for(
-            refusal or parse_refusal(sent.response),
-            what=what,
-            method=method,
-            url=url,
-            attempts=sent.attempts,
-            has_credentials=self.credentials.is_set,
-        )
-
-    def _send(
-        self, method: str, url: str, *, what: str, retry: RetryPolicy | None = None, **kwargs: Any
-    ) -> Sent:
-        """Send with retries; return the last answer (possibly an error) or raise CommError when none came."""
-        policy = retry or self.retry
-        # A file body is read by each attempt: start every attempt where the first one started.
-        stream = kwargs.get("data") if hasattr(kwargs.get("data"), "seek") else None
-        rewind_to = stream.tell() if stream is not None else None
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            if stream is not None:
-                stream.seek(rewind_to)
-            if self.workspace:
-                kwargs["headers"] = {**(kwargs.get("headers") or {}), WORKSPACE_HEADER: self.workspace}
-            try:
-                response = self._session.request(
-                    method, url, auth=self._auth, timeout=self.timeout.as_requests(), **kwargs
-                )
-            except requests.RequestException as exc:
-                delay = policy.backoff(attempt)
-                if not is_retryable_exception(exc) or not self._may_retry(policy, attempt, started, delay):
-                    raise comm_error_from_exception(
-                        exc, what=what, method=method, url=url, attempts=attempt, timeout=self.timeout
-                    ) from exc
-            else:
-                if not is_retryable_status(response.status_code):
-                    return Sent(response, attempt)
-                retry_after = parse_retry_after(response)
-                delay = policy.backoff(attempt) if retry_after is None else retry_after
-                if not self._may_retry(policy, attempt, started, delay):
-                    return Sent(response, attempt)
-                response.close()
-            self._sleep(delay)
-
-    @staticmethod
-    def _may_retry(policy: RetryPolicy, attempt: int, started: float, delay: float) -> bool:
-        return attempt < policy.max_attempts and time.monotonic() - started + delay <= policy.deadline
-
-
-def _split_base_url(base_url: str) -> tuple[str, Credentials]:
-    """Validate the server URL and take any ``user:password@`` out of it."""
-    parts = urlsplit(base_url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(
-            f"The MLflow server URL must look like http://host:5000 or https://host/prefix, got {base_url!r}."
-        )
-    credentials = Credentials()
-    if parts.username is not None:
-        credentials = Credentials(unquote(parts.username), unquote(parts.password or ""))
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), credentials
