@@ -13,7 +13,22 @@ from tracker_jupyter.core.holder import holder
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.lab", "tests.mlflow_server"]
+pytest_plugins = ["tests.support.lab", "tests.support.mlflow_server"]
+
+
+# Tests that use these fixtures get the tier's marker, so `-m` selects tiers without a decorator per test.
+_TIER_FIXTURES = {
+    "mlflow": {"mlflow_server", "mlflow_auth_server", "mlflow_workspace_server", "mlflow_client"},
+    "browser": {"jupyter_lab", "browser", "page"},
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in _TIER_FIXTURES.items():
+            if used & fixtures and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
 
 
 @pytest.fixture(autouse=True)

@@ -571,6 +571,7 @@ def _text(cell: Any, name: str) -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == name)
 
 
+@pytest.mark.kernel
 def test_kernel_shows_the_widget_and_saves_the_snapshot(tmp_path: Path) -> None:
     cells = [
         "import time, tracker_jupyter\n"
@@ -608,6 +609,7 @@ def test_kernel_shows_the_widget_and_saves_the_snapshot(tmp_path: Path) -> None:
     assert dashboard.MIME_WIDGET in runs.data and "text/plain" in runs.data
 
 
+@pytest.mark.kernel
 def test_kernel_without_ipywidgets_updates_html_in_place(tmp_path: Path) -> None:
     cells = [
         "import sys, time\nsys.modules['ipywidgets'] = None  # as if it were not installed\n"

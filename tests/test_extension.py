@@ -15,7 +15,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
 import tracker_jupyter
-from tests.ipython_shell import interactive_shell, ok, run_cell
+from tests.support.ipython_shell import interactive_shell, ok, run_cell
 from tracker_jupyter.core.holder import holder
 from tracker_jupyter.ipython import attach, tap
 from tracker_jupyter.ipython.magics import TrackerMagics

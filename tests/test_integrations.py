@@ -39,6 +39,7 @@ def tb_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
 # ------------------------------------------------------------------------------------------ tensorboard
 
 
+@pytest.mark.slow
 def test_tensorboardx_writer_created_before_and_after_init(store_dir: Path, tmp_path: Path):
     from tensorboardX import SummaryWriter
 
@@ -150,6 +151,7 @@ def test_tensorboard_unpatched_at_finish(store_dir: Path, tmp_path: Path):
     assert event_file_writer.EventFileWriter.add_event is original
 
 
+@pytest.mark.slow
 def test_tensorboard_writer_imported_after_init_in_a_script(tmp_path: Path):
     code = textwrap.dedent(
         f"""
@@ -176,6 +178,7 @@ def test_tensorboard_writer_imported_after_init_in_a_script(tmp_path: Path):
 TF_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
+@pytest.mark.slow
 def test_tf_summary_writers_are_mirrored(tmp_path: Path):
     code = textwrap.dedent(
         f"""
@@ -241,6 +244,7 @@ def test_tf_summary_writers_are_mirrored(tmp_path: Path):
     assert [step for step, _ in train["in_graph"]] == [7, 7]  # kept in the event file
 
 
+@pytest.mark.slow
 def test_keras_tensorboard_callback_is_mirrored(tmp_path: Path):
     code = textwrap.dedent(
         f"""
@@ -390,6 +394,7 @@ def test_magic_yaml_that_is_not_a_mapping(store_dir: Path, tmp_path: Path):
         tj.init(project="p", dir=store_dir, magic=str(tmp_path / "broken.yaml"))
 
 
+@pytest.mark.slow
 def test_magic_logs_keras_fit_epochs(tmp_path: Path):
     code = textwrap.dedent(
         f"""
@@ -415,6 +420,7 @@ def test_magic_logs_keras_fit_epochs(tmp_path: Path):
     assert all({"loss", "mae", "val_loss", "val_mae"} <= set(r) for r in rows)
 
 
+@pytest.mark.slow
 def test_magic_keras_log_batches(tmp_path: Path):
     code = textwrap.dedent(
         f"""
@@ -448,6 +454,7 @@ def test_magic_keras_log_batches(tmp_path: Path):
 # -------------------------------------------------------------------------------------------------- gym
 
 
+@pytest.mark.slow
 def test_monitor_gym_logs_recorded_videos_of_a_real_environment(store_dir: Path, tmp_path: Path):
     import gymnasium as gym
     from gymnasium.wrappers import RecordVideo

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.lab import JupyterLab, assert_no_injected_script_ran, open_notebook, save_screenshot
+from tests.support.lab import JupyterLab, assert_no_injected_script_ran, open_notebook, save_screenshot
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -14,7 +14,7 @@ from IPython.utils.capture import capture_output
 
 import tracker_jupyter
 from tests.conftest import run_script
-from tests.ipython_shell import interactive_shell, ok, run_cell
+from tests.support.ipython_shell import interactive_shell, ok, run_cell
 from tracker_jupyter.ipython.magics import literal, parse_pairs
 
 

@@ -25,7 +25,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 import tracker_jupyter
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.kernel]
 
 # A 1x1 PNG, to see an image travel from a cell into the session history.
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.mlflow_server import MlflowServer, free_port
+from tests.support.mlflow_server import MlflowServer, free_port
 from tracker_jupyter.exceptions import AuthenticationError, CommError, UsageError
 from tracker_jupyter.online.rest.client import (
     BATCH_LIMITS,

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 import tracker_jupyter as tj
+from tests.support.mlflow_server import MlflowServer, free_port
 from tracker_jupyter import AuthenticationError, CommError
 from tracker_jupyter.online import credentials, mapping, upload
 
-from .mlflow_server import MlflowServer, free_port
 from .test_rest import Answer, ScriptedServer
 
 
@@ -418,9 +418,8 @@ def test_runs_dashboard_adds_the_server_runs_not_stored_here(
 ):
     from IPython.utils.capture import capture_output
 
+    from tests.support.ipython_shell import interactive_shell
     from tracker_jupyter.display import runs as runs_dashboard
-
-    from .ipython_shell import interactive_shell
 
     project = unique("dash")
     elsewhere = tmp_path / "another-machine"

@@ -69,11 +69,7 @@ _BROWSER_SKIPS_KEY = pytest.StashKey[list[str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "browser: drives JupyterLab in a real Chromium (skipped without /usr/bin/chromium, not in CI)",
-    )
-    config.stash[_BROWSER_SKIPS_KEY] = []
+    config.stash[_BROWSER_SKIPS_KEY] = []  # the "browser" marker is declared in pyproject.toml
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,4 +1,4 @@
-"""Real MLflow Tracking Servers for tests: a pytest plugin (list ``tests.mlflow_server`` in ``pytest_plugins``).
+"""Real MLflow Tracking Servers for tests: a pytest plugin (list ``tests.support.mlflow_server`` in ``pytest_plugins``).
 
 Fixtures
 --------
