@@ -1,34 +1,15 @@
-"""Reversible attribute patches, shared by the integrations."""
+"""What the integrations share: a reversible patch (``core.patching.Patch``), hooks that wait for a
+library to be imported, and the message for a missing extra."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from tracker_jupyter.core.patching import Patch
 from tracker_jupyter.exceptions import UsageError
 
-_MISSING = object()
-
-
-class Patch:
-    """``setattr(owner, name, make(original))`` now, the original back on ``undo()``.
-
-    Patching the class (not instances) is what makes objects created before ``init()`` covered too:
-    method lookup goes through the class on every call.
-    """
-
-    def __init__(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-        self.owner = owner
-        self.name = name
-        self._saved = owner.__dict__.get(name, _MISSING) if isinstance(owner, type) else getattr(owner, name)
-        self.original = getattr(owner, name)
-        setattr(owner, name, make(self.original))
-
-    def undo(self) -> None:
-        if self._saved is _MISSING:
-            delattr(self.owner, self.name)  # the attribute was inherited: drop our override
-        else:
-            setattr(self.owner, self.name, self._saved)
+__all__ = ["Patch", "WhenImported", "is_installed", "missing_extra"]
 
 
 def missing_extra(feature: str, extra: str, packages: str) -> UsageError:
