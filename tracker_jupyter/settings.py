@@ -17,49 +17,101 @@ from tracker_jupyter.exceptions import UsageError
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
+KINDS = ("str", "bool", "float", "int", "tags", "resume", "url")
+
+
+def _setting(
+    *variables: str,
+    kind: str = "str",
+    default: Any = None,
+    help: str,
+    bound: str | None = None,
+    secret: bool = False,
+) -> Any:
+    """One setting, declared once: its environment variables (the first set wins), its kind, its default,
+    its bound ("positive" or "non-negative") and its help; everything else is derived from these."""
+    assert kind in KINDS and bound in (None, "positive", "non-negative")
+    spec = {"env": variables, "kind": kind, "default": default, "help": help, "bound": bound}
+    return dataclasses.field(default=None, repr=not secret, metadata=spec)
 
 
 @dataclasses.dataclass
 class Settings:
     """Options beyond ``init()``'s arguments. Every field is optional; ``None`` means unset.
 
-    Each field reads the environment variable named beside it when unset.
+    Each field reads its environment variable when unset (``settings.describe(name)`` says which).
     """
 
-    mode: str | None = None  # TRACKER_MODE: online | offline | disabled (dryrun = offline)
-    project: str | None = None  # TRACKER_PROJECT
-    entity: str | None = None  # TRACKER_ENTITY
-    root_dir: str | None = None  # TRACKER_DIR: the store root (default ./tracker)
-    run_id: str | None = None  # TRACKER_RUN_ID
-    run_name: str | None = None  # TRACKER_NAME
-    run_notes: str | None = None  # TRACKER_NOTES
-    run_tags: tuple[str, ...] | None = None  # TRACKER_TAGS: comma-separated
-    run_group: str | None = None  # TRACKER_RUN_GROUP
-    run_job_type: str | None = None  # TRACKER_JOB_TYPE
-    resume: str | bool | None = None  # TRACKER_RESUME: allow | never | must | auto
-    anonymous: str | None = None  # TRACKER_ANONYMOUS: never | allow | must
-    force: bool | None = None  # TRACKER_FORCE
-    save_code: bool | None = None  # TRACKER_SAVE_CODE
-    disable_code: bool | None = None  # TRACKER_DISABLE_CODE: never save code, whatever save_code says
-    disable_git: bool | None = None  # TRACKER_DISABLE_GIT: do not record git commit/remote/diff
-    silent: bool | None = None  # TRACKER_SILENT: no init/finish lines
-    show_widget: bool | None = None  # TRACKER_WIDGET: the live widget in notebooks (default on)
-    widget_fps: float | None = None  # TRACKER_WIDGET_FPS: live widget redraws per second (default 4)
-    flush_interval: float | None = None  # TRACKER_FLUSH_INTERVAL: seconds between disk writes (default 0.5)
-    max_pending_rows: int | None = None  # TRACKER_MAX_PENDING_ROWS: rows queued before log() waits
-    base_url: str | None = None  # TRACKER_BASE_URL, else MLFLOW_TRACKING_URI when it is http(s)
-    api_key: str | None = dataclasses.field(
-        default=None, repr=False
-    )  # TRACKER_API_KEY, MLFLOW_TRACKING_TOKEN
-    username: str | None = None  # TRACKER_USERNAME, else MLFLOW_TRACKING_USERNAME
-    password: str | None = dataclasses.field(
-        default=None, repr=False
-    )  # TRACKER_PASSWORD, MLFLOW_TRACKING_PASSWORD
-    sync_timeout: float | None = (
-        None  # TRACKER_SYNC_TIMEOUT: seconds finish() waits for the server (default 30)
+    mode: str | None = _setting("TRACKER_MODE", help="online | offline | disabled (dryrun = offline)")
+    project: str | None = _setting("TRACKER_PROJECT", help="the run's project")
+    entity: str | None = _setting("TRACKER_ENTITY", help="the team or user the run belongs to")
+    root_dir: str | None = _setting("TRACKER_DIR", default="tracker", help="the store root")
+    run_id: str | None = _setting("TRACKER_RUN_ID", help="the run's id")
+    run_name: str | None = _setting("TRACKER_NAME", help="the run's display name")
+    run_notes: str | None = _setting("TRACKER_NOTES", help="the run's notes")
+    run_tags: tuple[str, ...] | None = _setting("TRACKER_TAGS", kind="tags", help="tags, comma-separated")
+    run_group: str | None = _setting("TRACKER_RUN_GROUP", help="the run's group")
+    run_job_type: str | None = _setting("TRACKER_JOB_TYPE", help="the run's job type")
+    resume: str | bool | None = _setting("TRACKER_RESUME", kind="resume", help="allow | never | must | auto")
+    anonymous: str | None = _setting("TRACKER_ANONYMOUS", help="never | allow | must")
+    force: bool | None = _setting(
+        "TRACKER_FORCE", kind="bool", default=False, help="a failing tracking server is an error"
     )
-    program: str | None = None  # TRACKER_PROGRAM: the program path recorded with the run
-    notebook_name: str | None = None  # TRACKER_NOTEBOOK_NAME: the notebook path, when it cannot be detected
+    save_code: bool | None = _setting(
+        "TRACKER_SAVE_CODE", kind="bool", default=False, help="save the program or notebook with the run"
+    )
+    disable_code: bool | None = _setting(
+        "TRACKER_DISABLE_CODE", kind="bool", default=False, help="never save code, whatever save_code says"
+    )
+    disable_git: bool | None = _setting(
+        "TRACKER_DISABLE_GIT", kind="bool", default=False, help="do not record git commit/remote/diff"
+    )
+    silent: bool | None = _setting("TRACKER_SILENT", kind="bool", default=False, help="no init/finish lines")
+    show_widget: bool | None = _setting(
+        "TRACKER_WIDGET", kind="bool", default=True, help="the live widget below the cell in notebooks"
+    )
+    widget_fps: float | None = _setting(
+        "TRACKER_WIDGET_FPS",
+        kind="float",
+        default=4.0,
+        bound="positive",
+        help="live widget redraws per second",
+    )
+    flush_interval: float | None = _setting(
+        "TRACKER_FLUSH_INTERVAL",
+        kind="float",
+        default=0.5,
+        bound="positive",
+        help="seconds between disk writes",
+    )
+    # rows waiting for the writer before log() pauses for it: bounds memory in a tight loop (about 10 MB)
+    max_pending_rows: int | None = _setting(
+        "TRACKER_MAX_PENDING_ROWS",
+        kind="int",
+        default=20_000,
+        bound="positive",
+        help="rows queued before log() waits",
+    )
+    base_url: str | None = _setting(
+        "TRACKER_BASE_URL",
+        kind="url",
+        help="the MLflow Tracking Server (else an http(s) MLFLOW_TRACKING_URI)",
+    )
+    api_key: str | None = _setting(
+        "TRACKER_API_KEY", "MLFLOW_TRACKING_TOKEN", help="bearer token", secret=True
+    )
+    username: str | None = _setting("TRACKER_USERNAME", "MLFLOW_TRACKING_USERNAME", help="basic-auth user")
+    password: str | None = _setting(
+        "TRACKER_PASSWORD", "MLFLOW_TRACKING_PASSWORD", help="basic-auth password", secret=True
+    )
+    sync_timeout: float | None = _setting(
+        "TRACKER_SYNC_TIMEOUT", kind="float", default=30.0, bound="non-negative",
+        help="seconds finish() waits for the server",
+    )  # fmt: skip
+    program: str | None = _setting("TRACKER_PROGRAM", help="the program path recorded with the run")
+    notebook_name: str | None = _setting(
+        "TRACKER_NOTEBOOK_NAME", help="the notebook path, when it cannot be detected"
+    )
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -92,51 +144,21 @@ class Settings:
         )
 
 
-# field -> (environment variable(s), kind). The first variable that is set wins.
+FIELDS = {field.name: field.metadata for field in dataclasses.fields(Settings)}
+# field -> (environment variable(s), kind), and field -> default: views of the declarations above
 ENV: dict[str, tuple[tuple[str, ...], str]] = {
-    "mode": (("TRACKER_MODE",), "str"),
-    "project": (("TRACKER_PROJECT",), "str"),
-    "entity": (("TRACKER_ENTITY",), "str"),
-    "root_dir": (("TRACKER_DIR",), "str"),
-    "run_id": (("TRACKER_RUN_ID",), "str"),
-    "run_name": (("TRACKER_NAME",), "str"),
-    "run_notes": (("TRACKER_NOTES",), "str"),
-    "run_tags": (("TRACKER_TAGS",), "tags"),
-    "run_group": (("TRACKER_RUN_GROUP",), "str"),
-    "run_job_type": (("TRACKER_JOB_TYPE",), "str"),
-    "resume": (("TRACKER_RESUME",), "resume"),
-    "anonymous": (("TRACKER_ANONYMOUS",), "str"),
-    "force": (("TRACKER_FORCE",), "bool"),
-    "save_code": (("TRACKER_SAVE_CODE",), "bool"),
-    "disable_code": (("TRACKER_DISABLE_CODE",), "bool"),
-    "disable_git": (("TRACKER_DISABLE_GIT",), "bool"),
-    "silent": (("TRACKER_SILENT",), "bool"),
-    "show_widget": (("TRACKER_WIDGET",), "bool"),
-    "widget_fps": (("TRACKER_WIDGET_FPS",), "float"),
-    "flush_interval": (("TRACKER_FLUSH_INTERVAL",), "float"),
-    "max_pending_rows": (("TRACKER_MAX_PENDING_ROWS",), "int"),
-    "base_url": (("TRACKER_BASE_URL",), "url"),
-    "api_key": (("TRACKER_API_KEY", "MLFLOW_TRACKING_TOKEN"), "str"),
-    "username": (("TRACKER_USERNAME", "MLFLOW_TRACKING_USERNAME"), "str"),
-    "password": (("TRACKER_PASSWORD", "MLFLOW_TRACKING_PASSWORD"), "str"),
-    "sync_timeout": (("TRACKER_SYNC_TIMEOUT",), "float"),
-    "program": (("TRACKER_PROGRAM",), "str"),
-    "notebook_name": (("TRACKER_NOTEBOOK_NAME",), "str"),
+    name: (spec["env"], spec["kind"]) for name, spec in FIELDS.items()
+}
+DEFAULTS: dict[str, Any] = {
+    name: spec["default"] for name, spec in FIELDS.items() if spec["default"] is not None
 }
 
-DEFAULTS: dict[str, Any] = {
-    "root_dir": "tracker",
-    "save_code": False,
-    "disable_code": False,
-    "disable_git": False,
-    "silent": False,
-    "show_widget": True,
-    "widget_fps": 4.0,
-    "flush_interval": 0.5,
-    "max_pending_rows": 20_000,
-    "sync_timeout": 30.0,
-    "force": False,
-}
+
+def describe(name: str) -> str:
+    """The help of setting ``name``, with its variables and default, as the magics' traits show it."""
+    spec = FIELDS[name]
+    default = "" if spec["default"] is None else f"; default {spec['default']}"
+    return f"{spec['help']} (else {' / '.join(spec['env'])}{default})"
 
 
 def bool_text(text: str) -> bool | None:
@@ -156,15 +178,13 @@ def parse_bool(text: str, where: str) -> bool:
     raise UsageError(f"{where}={text!r} is not a boolean; use true/false (or 1/0, yes/no, on/off).")
 
 
-# fields that must be above zero (or at least zero), wherever they come from
-_POSITIVE = {"widget_fps", "flush_interval", "max_pending_rows"}
-_NON_NEGATIVE = {"sync_timeout"}
-
-
 def _in_range(name: str, number: float, where: str) -> None:
-    if (name in _POSITIVE and not number > 0) or (name in _NON_NEGATIVE and not number >= 0):
-        bound = "above 0" if name in _POSITIVE else "0 or more"
-        raise UsageError(f"{where}={number!r}: {name} must be {bound}.")
+    """Numbers must be above zero (or at least zero) as declared, wherever they come from."""
+    bound = FIELDS[name]["bound"]
+    if (bound == "positive" and not number > 0) or (bound == "non-negative" and not number >= 0):
+        raise UsageError(
+            f"{where}={number!r}: {name} must be {'above 0' if bound == 'positive' else '0 or more'}."
+        )
 
 
 def _parse_text(name: str, text: str, where: str) -> Any:

@@ -18,12 +18,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
-from traitlets import Bool, Enum, Unicode
+from traitlets import Bool, Enum, TraitType, Unicode
 
 from tracker_jupyter.core.holder import holder
 from tracker_jupyter.exceptions import ConfigError
 from tracker_jupyter.exceptions import UsageError as TrackerUsageError
-from tracker_jupyter.settings import bool_text
+from tracker_jupyter.settings import FIELDS, bool_text, describe
 
 # init() arguments that are passed on exactly as parsed (flag --job-type -> job_type, and so on)
 _PLAIN = (
@@ -32,16 +32,23 @@ _PLAIN = (
     "monitor_gym", "config_include_keys", "config_exclude_keys",
 )  # fmt: skip
 
-# trait -> Settings field it feeds
-_TRAIT_SETTINGS = {
-    "project": "project",
-    "entity": "entity",
-    "dir": "root_dir",
-    "mode": "mode",
-    "show_widget": "show_widget",
-    "save_code": "save_code",
-    "silent": "silent",
-}
+_MODES = ("online", "offline", "disabled", "dryrun")
+
+
+def _trait(setting: str, what: str) -> Any:
+    """A ``TrackerMagics`` trait feeding ``setting``: its kind and help come from the setting's declaration,
+    so each default is declared once; unset (None), it defers to the environment, then the default."""
+    kind = FIELDS[setting]["kind"]
+    help = f"{what}. Unset: {describe(setting)}."
+    trait: TraitType[Any, Any]
+    if setting == "mode":
+        trait = Enum(list(_MODES), None, allow_none=True, help=help)
+    elif kind == "bool":
+        trait = Bool(None, allow_none=True, help=help)
+    else:
+        trait = Unicode(None, allow_none=True, help=help)
+    return trait.tag(config=True, setting=setting)
+
 
 _INIT_ARGUMENTS = [
     argument("--project", help="Project the run belongs to."),
@@ -176,32 +183,13 @@ class TrackerMagics(Magics):
     explicit flag always wins.
     """
 
-    project = Unicode(
-        None, allow_none=True, help="Default project for %tracker_init and %%tracker (else TRACKER_PROJECT)."
-    ).tag(config=True)
-    entity = Unicode(None, allow_none=True, help="Default entity (else TRACKER_ENTITY).").tag(config=True)
-    dir = Unicode(
-        None,
-        allow_none=True,
-        help="Run store root for the magics and %tracker_runs (else TRACKER_DIR, then ./tracker).",
-    ).tag(config=True)
-    mode = Enum(
-        ["online", "offline", "disabled", "dryrun"],
-        None,
-        allow_none=True,
-        help="Default mode (else TRACKER_MODE; online when a server is configured, else offline).",
-    ).tag(config=True)
-    show_widget = Bool(
-        None, allow_none=True, help="Show the live widget below the cell (else TRACKER_WIDGET; default on)."
-    ).tag(config=True)
-    save_code = Bool(
-        None,
-        allow_none=True,
-        help="Save the session history and the notebook with each run (else TRACKER_SAVE_CODE; default off).",
-    ).tag(config=True)
-    silent = Bool(None, allow_none=True, help="No init/finish lines (else TRACKER_SILENT; default off).").tag(
-        config=True
-    )
+    project = _trait("project", "Default project for %tracker_init and %%tracker")
+    entity = _trait("entity", "Default entity")
+    dir = _trait("root_dir", "Run store root for the magics and %tracker_runs")
+    mode = _trait("mode", "Default mode; online when a server is configured, else offline")
+    show_widget = _trait("show_widget", "Show the live widget below the cell")
+    save_code = _trait("save_code", "Save the session history and the notebook with each run")
+    silent = _trait("silent", "No init/finish lines")
 
     def __init__(self, shell: Any = None, start_run: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -339,9 +327,9 @@ class TrackerMagics(Magics):
         if args.magic is not None:
             kwargs["magic"] = literal(args.magic)
         settings = {
-            field: getattr(self, trait)
-            for trait, field in _TRAIT_SETTINGS.items()
-            if getattr(self, trait) is not None
+            trait.metadata["setting"]: getattr(self, name)
+            for name, trait in self.traits(config=True).items()
+            if "setting" in trait.metadata and getattr(self, name) is not None
         }
         settings.update(parse_pairs("--settings", args.settings))
         if settings:

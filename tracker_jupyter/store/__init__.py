@@ -60,13 +60,11 @@ from tracker_jupyter.store.rundir import (
     run_path,
     run_state,
 )
-from tracker_jupyter.store.writer import DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_PENDING_ROWS, RunWriter
+from tracker_jupyter.store.writer import RunWriter
 
 __all__ = [
     "BLOCK_ROWS",
     "CONFIG",
-    "DEFAULT_FLUSH_INTERVAL",
-    "DEFAULT_MAX_PENDING_ROWS",
     "FINAL_STATES",
     "HISTORY",
     "LOCK",

@@ -12,13 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from tracker_jupyter.core.report import Once, log
+from tracker_jupyter.settings import DEFAULTS
 from tracker_jupyter.store.files import copy_matching, put_file, write_json_atomic
 from tracker_jupyter.store.history import encode_rows
 from tracker_jupyter.store.rundir import CONFIG, HISTORY, META, SUMMARY, RunLock
-
-DEFAULT_FLUSH_INTERVAL = 0.5
-# Rows waiting for the writer before log() pauses for it: bounds memory in a tight loop (about 10 MB).
-DEFAULT_MAX_PENDING_ROWS = 20_000
 
 
 class RunWriter:
@@ -36,8 +33,8 @@ class RunWriter:
         config: Callable[[], dict[str, Any]],
         summary: Callable[[], dict[str, Any]],
         lock: RunLock,
-        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
-        max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
+        flush_interval: float = DEFAULTS["flush_interval"],
+        max_pending_rows: int = DEFAULTS["max_pending_rows"],
         startup: Callable[[RunWriter], None] | None = None,
     ) -> None:
         self.dir = run_dir
