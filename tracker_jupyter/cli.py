@@ -53,7 +53,35 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from tracker_jupyter.online.upload import sync_paths
+
+    sync_paths(args.paths, dir=args.dir, base_url=args.base_url)
+    return 0
+
+
+def _cmd_login(args: argparse.Namespace) -> int:
+    import getpass
+
+    from tracker_jupyter.exceptions import UsageError
+    from tracker_jupyter.online.credentials import credentials_file, login
+
+    secret = (
+        getpass.getpass("token: " if args.token else "password: ")
+        if sys.stdin.isatty()
+        else sys.stdin.readline().strip()
+    )
+    if args.token:
+        login(args.base_url, api_key=secret, verify=not args.no_verify)
+    else:
+        if not args.username:
+            raise UsageError("tracker login: pass --username (basic auth) or --token.")
+        login(args.base_url, username=args.username, password=secret, verify=not args.no_verify)
+    print(f"credentials stored in {credentials_file()} (mode 0600)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tracker", description="Local-first experiment tracker.")
     sub = parser.add_subparsers(dest="command", required=True)
     runs = sub.add_parser("runs", help="list stored runs")
@@ -61,13 +89,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs.add_argument("--project", help="only runs of this project")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     runs.set_defaults(func=_cmd_runs)
-    try:
-        from tracker_jupyter.online.upload import add_cli_commands
-    except ImportError:
-        pass
-    else:
-        add_cli_commands(sub)
-    args = parser.parse_args(argv)
+    sync = sub.add_parser("sync", help="upload offline or not fully synced runs to the tracking server")
+    sync.add_argument("paths", nargs="*", help="run directories or stores (default: every run under --dir)")
+    sync.add_argument("--dir", help="store root when no PATH is given (default: TRACKER_DIR or ./tracker)")
+    sync.add_argument("--base-url", help="the MLflow Tracking Server (default: TRACKER_BASE_URL)")
+    sync.set_defaults(func=_cmd_sync)
+    log_in = sub.add_parser("login", help="store credentials for a tracking server (file mode 0600)")
+    log_in.add_argument("--base-url", help="the MLflow Tracking Server (default: TRACKER_BASE_URL)")
+    log_in.add_argument("--username", help="basic-auth user; the password is read from standard input")
+    log_in.add_argument(
+        "--token", action="store_true", help="read a bearer token from standard input instead"
+    )
+    log_in.add_argument("--no-verify", action="store_true", help="store without checking with the server")
+    log_in.set_defaults(func=_cmd_login)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         return int(args.func(args))
     except Error as exc:

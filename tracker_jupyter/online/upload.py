@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tracker_jupyter import store
 from tracker_jupyter.exceptions import UsageError
-from tracker_jupyter.online.credentials import credentials_file, credentials_for, login, server_url
+from tracker_jupyter.online.credentials import credentials_for, server_url
 from tracker_jupyter.online.syncer import RunSyncer
 from tracker_jupyter.settings import Settings, resolve
-
-if TYPE_CHECKING:
-    import argparse
 
 
 def _run_dirs(paths: list[str], root: Path) -> list[Path]:
@@ -78,43 +75,3 @@ def sync_paths(
             print(f"{label}: {state}, {sent} rows sent → {syncer.url}", file=out)
             synced += 1
     return synced
-
-
-def add_cli_commands(sub: Any) -> None:
-    """``tracker sync`` and ``tracker login``."""
-    sync = sub.add_parser("sync", help="upload offline or not fully synced runs to the tracking server")
-    sync.add_argument("paths", nargs="*", help="run directories or stores (default: every run under --dir)")
-    sync.add_argument("--dir", help="store root when no PATH is given (default: TRACKER_DIR or ./tracker)")
-    sync.add_argument("--base-url", help="the MLflow Tracking Server (default: TRACKER_BASE_URL)")
-    sync.set_defaults(func=_cmd_sync)
-    log_in = sub.add_parser("login", help="store credentials for a tracking server (file mode 0600)")
-    log_in.add_argument("--base-url", help="the MLflow Tracking Server (default: TRACKER_BASE_URL)")
-    log_in.add_argument("--username", help="basic-auth user; the password is read from standard input")
-    log_in.add_argument(
-        "--token", action="store_true", help="read a bearer token from standard input instead"
-    )
-    log_in.add_argument("--no-verify", action="store_true", help="store without checking with the server")
-    log_in.set_defaults(func=_cmd_login)
-
-
-def _cmd_sync(args: argparse.Namespace) -> int:
-    sync_paths(args.paths, dir=args.dir, base_url=args.base_url)
-    return 0
-
-
-def _cmd_login(args: argparse.Namespace) -> int:
-    import getpass
-
-    secret = (
-        getpass.getpass("token: " if args.token else "password: ")
-        if sys.stdin.isatty()
-        else sys.stdin.readline().strip()
-    )
-    if args.token:
-        login(args.base_url, api_key=secret, verify=not args.no_verify)
-    else:
-        if not args.username:
-            raise UsageError("tracker login: pass --username (basic auth) or --token.")
-        login(args.base_url, username=args.username, password=secret, verify=not args.no_verify)
-    print(f"credentials stored in {credentials_file()} (mode 0600)")
-    return 0
