@@ -22,9 +22,12 @@ import os
 import re
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.exceptions import UsageError
+
+if TYPE_CHECKING:
+    from tracker_jupyter.core.run import Run
 
 __all__ = ["Image", "Video", "latest_media"]
 
@@ -51,7 +54,7 @@ class _Media:
         """The file content (bytes, or a file to copy), its format and extra row fields."""
         raise NotImplementedError
 
-    def _to_history(self, run: Any, key: str) -> dict[str, Any]:
+    def _to_history(self, run: Run, key: str) -> dict[str, Any]:
         content, fmt, extra = self._payload()
         digest = _sha256(content)
         row: dict[str, Any] = {"_type": self.kind, "path": None, "format": fmt, **extra, "sha256": digest}
@@ -287,7 +290,7 @@ def _encode(frames: Any, fmt: str, fps: float) -> bytes:
 # ----------------------------------------------------------------------------------------------- lookup
 
 
-def latest_media(run: Any, kind: str | None = None) -> dict[str, Any] | None:
+def latest_media(run: Run | str | os.PathLike[str], kind: str | None = None) -> dict[str, Any] | None:
     """The newest media row of a run (``kind``: ``"video"``, ``"image"`` or None for any), or None.
 
     ``run`` is a live ``Run`` (answered from memory) or a run directory (its history is read). The row is
@@ -295,10 +298,9 @@ def latest_media(run: Any, kind: str | None = None) -> dict[str, Any] | None:
     """
     if not isinstance(run, (str, os.PathLike)):
         newest = _latest.get(run, {}).get(kind)
-        run_dir = getattr(run, "run_dir", None)
-        if newest is not None or run_dir is None or not getattr(run, "resumed", False):
+        if newest is not None or run.run_dir is None or not run.resumed:
             return newest  # a live run's history is not read back: the widget asks often
-        run = run_dir  # a resumed run: its media were logged by an earlier process
+        run = run.run_dir  # a resumed run: its media were logged by an earlier process
     from tracker_jupyter import store
 
     found = None

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+from tracker_jupyter.core.report import Once
 from tracker_jupyter.core.values import dumps, to_json
 from tracker_jupyter.exceptions import ConfigError, UsageError
 
@@ -49,7 +50,7 @@ class Config(MutableMapping[str, Any]):
         object.__setattr__(self, "_on_change", on_change or _nothing)
         # called with (key, old value) when a set key gets another value: the run records the first one
         object.__setattr__(self, "_on_replace", on_replace or _nothing)
-        object.__setattr__(self, "_warned", set())
+        object.__setattr__(self, "_warned", Once())
 
     def connect(
         self,
@@ -167,8 +168,7 @@ class Config(MutableMapping[str, Any]):
             f"config value {where} of type {type(value).__name__} is not JSON-serializable; "
             f"stored as its repr {repr(value)[:60]!r}"
         )
-        if message not in self._warned:
-            self._warned.add(message)
+        if self._warned(message):
             warnings.warn(message, UserWarning, stacklevel=5)
         return repr(value)
 

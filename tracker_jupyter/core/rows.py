@@ -38,7 +38,8 @@ def check_step(step: Any) -> int:
 def normalize_row(
     data: dict[str, Any], run: Any, warn_once: Callable[[str, str, int], None]
 ) -> dict[str, Any]:
-    """Nested dicts flattened with '/', values made storable (media store themselves through ``run``)."""
+    """Nested dicts flattened with '/', values made storable (media store themselves through ``run``, the
+    ``Run`` logging them: not imported here, which would be a cycle)."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, Mapping):

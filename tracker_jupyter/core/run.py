@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from tracker_jupyter.core.config import Config, Summary
+from tracker_jupyter.core.report import Once
 from tracker_jupyter.core.rows import SCALARS as _SCALARS
 from tracker_jupyter.core.rows import check_step, normalize_row
 from tracker_jupyter.core.sink import Sink
@@ -89,7 +90,7 @@ class Run:
         self._row_time = 0
         self._finished = False
         self._finish_quiet: bool | None = None
-        self._warned: set[str] = set()
+        self._warned = Once()
         self._options = options or RunOptions()
         self._run_dir = run_dir
         self._presenter = presenter
@@ -307,8 +308,7 @@ class Run:
 
     def _warn_once(self, kind: str, message: str, stacklevel: int = 3) -> None:
         """One ``UserWarning`` per kind of problem; ``stacklevel`` points at the user's ``log()`` call."""
-        if kind not in self._warned:
-            self._warned.add(kind)
+        if self._warned(kind):
             warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
     # ----- files

@@ -15,10 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.display import charts
 from tracker_jupyter.display.charts import MinMaxSeries, escape, format_duration, format_number
+
+if TYPE_CHECKING:
+    from tracker_jupyter.core.run import Run
 
 PAGE_SIZE = 12  # charts shown at once; more metrics are paged
 MAX_SERIES = 240  # metrics charted per run; the rest appear in the latest values only
@@ -177,7 +180,7 @@ class RunFeed:
 # ------------------------------------------------------------------------------------------ run info
 
 
-def sync_status(run: Any) -> Mapping[str, Any] | None:
+def sync_status(run: Run) -> Mapping[str, Any] | None:
     """The run's sync progress from the live syncer (``run.parts.sync_status``) or, after finish, from
     ``run.meta['sync']``, when either exists."""
     status = None
@@ -192,7 +195,7 @@ def sync_status(run: Any) -> Mapping[str, Any] | None:
     return status if isinstance(status, Mapping) else None
 
 
-def run_info(run: Any, now: float | None = None, sync: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def run_info(run: Run, now: float | None = None, sync: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The plain data the header shows, read from a ``Run``; ``sync`` is a ``sync_status`` read earlier.
 
     Everything but ``sync_status`` is cheap (no I/O); a live display passes ``sync`` to read it less often.
@@ -336,7 +339,7 @@ def render_text(info: Mapping[str, Any], feed: RunFeed | None, *, limit: int = P
     return "\n".join(lines)
 
 
-def summary_items(run: Any) -> list[tuple[str, Any]]:
+def summary_items(run: Run) -> list[tuple[str, Any]]:
     # list() of a dict view runs in C without letting another thread in, so a log() call in the loop
     # cannot change the dict under us.
     return (
@@ -344,11 +347,11 @@ def summary_items(run: Any) -> list[tuple[str, Any]]:
     )
 
 
-def config_items(run: Any) -> list[tuple[str, Any]]:
+def config_items(run: Run) -> list[tuple[str, Any]]:
     return charts.flatten(dict(list(run.config.items())))
 
 
-def latest_media(run: Any) -> tuple[dict[str, Any], Path | None] | None:
+def latest_media(run: Run) -> tuple[dict[str, Any], Path | None] | None:
     """The run's newest logged video or image, and its file when the run has one on disk."""
     from tracker_jupyter import media
 
@@ -371,7 +374,7 @@ def render_media_label(newest: Mapping[str, Any], path: Path | None, *, shown: b
     return f'<div class="tj-media-label" style="font:12px sans-serif;color:#444">{" · ".join(parts)}</div>'
 
 
-def _render_media_snapshot(run: Any) -> str:
+def _render_media_snapshot(run: Run) -> str:
     found = latest_media(run)
     if found is None:
         return ""
@@ -392,7 +395,7 @@ def _render_media_snapshot(run: Any) -> str:
     return f'{label}<img class="tj-media" style="max-width:360px" src="data:image/{mime};base64,{data}">'
 
 
-def render_snapshot(run: Any, feed: RunFeed, info: Mapping[str, Any] | None = None) -> str:
+def render_snapshot(run: Run, feed: RunFeed, info: Mapping[str, Any] | None = None) -> str:
     """The static HTML left in the notebook at finish: header, charts, summary, config.
 
     The charts are SVG inlined as data-URI images, since JupyterLab strips ``<svg>`` elements from the
@@ -422,14 +425,14 @@ def render_snapshot(run: Any, feed: RunFeed, info: Mapping[str, Any] | None = No
     )
 
 
-def snapshot_bundle(run: Any) -> dict[str, str]:
+def snapshot_bundle(run: Run) -> dict[str, str]:
     """``text/plain`` and ``text/html`` of the run as it is now (the rich repr of a ``Run``)."""
     feed = _feed_of(run)
     info = run_info(run)
     return {"text/plain": render_text(info, feed), "text/html": render_snapshot(run, feed, info)}
 
 
-def _feed_of(run: Any) -> RunFeed:
+def _feed_of(run: Run) -> RunFeed:
     dashboard = run.parts.dashboard
     if dashboard is not None:
         return dashboard.feed
@@ -462,7 +465,7 @@ def rows_before(path: Path, size: int) -> Iterable[dict[str, Any]]:
     return iter_history(path, end=size)
 
 
-def history_path(run: Any) -> Path | None:
+def history_path(run: Run) -> Path | None:
     run_dir = run.run_dir
     if run_dir is None or run.disabled:
         return None

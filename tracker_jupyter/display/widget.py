@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.core.report import log
 from tracker_jupyter.display import charts
@@ -48,6 +48,9 @@ from tracker_jupyter.display.view import (
     summary_items,
     sync_status,
 )
+
+if TYPE_CHECKING:
+    from tracker_jupyter.core.run import Run
 
 __all__ = ["RunFeed", "attach", "show", "snapshot_bundle"]
 
@@ -93,7 +96,7 @@ class _Dashboard:
 
     refresh_s = 1.0 / MAX_FPS  # the shortest pause between redraws
 
-    def __init__(self, run: Any, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
+    def __init__(self, run: Run, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
         self.run = run
         self.publisher = publisher
         self.feed = RunFeed()
@@ -174,7 +177,7 @@ class _Dashboard:
     def _drain(self) -> None:
         """Wait (briefly) until the earlier history is read and the writer has handed us every row."""
         run = self.run
-        if getattr(run, "disabled", False) or run.step == 0:
+        if run.disabled or run.step == 0:
             return
         if self._preload is not None:
             self._preload.join(timeout=DRAIN_TIMEOUT_S * 5)
@@ -184,7 +187,7 @@ class _Dashboard:
         while self.feed.last_step < run.step - 1 and time.monotonic() < deadline:
             time.sleep(0.005)
 
-    def _on_finish(self, run: Any) -> None:
+    def _on_finish(self, run: Run) -> None:
         if self.finished:  # detached
             return
         try:
@@ -214,7 +217,7 @@ class _Dashboard:
 class WidgetDashboard(_Dashboard):
     """The ipywidgets dashboard of a live run."""
 
-    def __init__(self, run: Any, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
+    def __init__(self, run: Run, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
         import ipywidgets as w
 
         self.axis = "step"
@@ -391,7 +394,7 @@ class TextDashboard(_Dashboard):
     refresh_s = TEXT_REFRESH_S
 
     def __init__(
-        self, run: Any, *, publisher: Publisher, fps: float, live: bool, start_timer: bool = True
+        self, run: Run, *, publisher: Publisher, fps: float, live: bool, start_timer: bool = True
     ) -> None:
         self.live = live
         self._drawn_version = -1
@@ -426,21 +429,21 @@ class TextDashboard(_Dashboard):
 # ----------------------------------------------------------------------------------------- entry points
 
 
-def _fps(run: Any) -> float:
+def _fps(run: Run) -> float:
     from tracker_jupyter.settings import Settings, resolve
 
     try:
-        value = float(resolve("widget_fps", None, getattr(run, "settings", None) or Settings()))
+        value = float(resolve("widget_fps", None, run.settings or Settings()))
     except (TypeError, ValueError):
         value = 4.0
     return min(max(value, 0.1), MAX_FPS)
 
 
-def _widget_enabled(run: Any) -> bool:
+def _widget_enabled(run: Run) -> bool:
     from tracker_jupyter.settings import Settings, resolve
 
     try:
-        return bool(resolve("show_widget", None, getattr(run, "settings", None) or Settings()))
+        return bool(resolve("show_widget", None, run.settings or Settings()))
     except Exception:
         return True
 
@@ -453,7 +456,7 @@ def _widgets_available() -> bool:
     return True
 
 
-def _dashboard_for(run: Any, shell: Any, publisher: Publisher) -> _Dashboard:
+def _dashboard_for(run: Run, shell: Any, publisher: Publisher) -> _Dashboard:
     dashboard = run.parts.dashboard
     if dashboard is None:
         in_kernel = getattr(shell, "kernel", None) is not None
@@ -470,7 +473,7 @@ def _dashboard_for(run: Any, shell: Any, publisher: Publisher) -> _Dashboard:
     return dashboard
 
 
-def attach(run: Any, shell: Any, *, publisher: Publisher | None = None) -> None:
+def attach(run: Run, shell: Any, *, publisher: Publisher | None = None) -> None:
     """Show the live widget of ``run`` below the current cell, unless the ``show_widget`` setting is off.
 
     Called when a run starts in a notebook, by ``%%tracker`` and by ``run.display()``. A run gets one
@@ -491,7 +494,7 @@ def attach(run: Any, shell: Any, *, publisher: Publisher | None = None) -> None:
     show(run, shell, publisher=publisher)
 
 
-def show(run: Any, shell: Any = None, *, publisher: Publisher | None = None) -> None:
+def show(run: Run, shell: Any = None, *, publisher: Publisher | None = None) -> None:
     """Show ``run`` below the current cell: its live widget while it runs, its snapshot once finished.
 
     This is ``run.display()``; unlike ``attach`` it ignores the ``show_widget`` setting, since asking to

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.integrations._patching import Patch, WhenImported, is_installed, missing_extra
+
+if TYPE_CHECKING:
+    from tracker_jupyter.core.run import Run
 
 VIDEO_KEY = "videos"
 _runs: list[Any] = []  # live runs with monitor_gym; the newest receives the videos
@@ -52,7 +55,7 @@ def _patch(wrappers: Any) -> None:
     _undo.append(Patch(record_video, "stop_recording", make).undo)
 
 
-def start(run: Any) -> None:
+def start(run: Run) -> None:
     """Log ``RecordVideo`` videos to ``run`` until it finishes (see the module docstring)."""
     for package in ("gymnasium", "moviepy"):  # RecordVideo writes its mp4 files with moviepy
         if not is_installed(package):
@@ -63,7 +66,7 @@ def start(run: Any) -> None:
     run.on_finish(_stop)
 
 
-def _stop(run: Any) -> None:
+def _stop(run: Run) -> None:
     _runs.remove(run)
     if not _runs:
         for action in reversed(_undo):

@@ -35,11 +35,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.core.values import to_json
 from tracker_jupyter.exceptions import UsageError
 from tracker_jupyter.integrations._patching import Patch, WhenImported
+
+if TYPE_CHECKING:
+    from tracker_jupyter.core.run import Run
 
 PARTS = ("args", "absl", "keras")
 
@@ -128,13 +131,13 @@ def _plain(value: Any) -> Any:
     return to_json(value, lambda unknown, where: str(unknown))
 
 
-def _record_namespace(run: Any, namespace: Any, exclude: frozenset[str]) -> None:
+def _record_namespace(run: Run, namespace: Any, exclude: frozenset[str]) -> None:
     items = {k: _plain(v) for k, v in vars(namespace).items() if not k.startswith("_") and k not in exclude}
     if items and run.state == "running":
         run.config.setdefaults(items)
 
 
-def _start_args(run: Any, undo: list[Any], options: dict[str, Any]) -> None:
+def _start_args(run: Run, undo: list[Any], options: dict[str, Any]) -> None:
     import argparse
 
     exclude = frozenset(options["exclude"])
@@ -160,7 +163,7 @@ def _start_args(run: Any, undo: list[Any], options: dict[str, Any]) -> None:
     undo.append(Patch(argparse.ArgumentParser, "parse_known_args", make).undo)
 
 
-def _start_absl(run: Any, options: dict[str, Any]) -> None:
+def _start_absl(run: Run, options: dict[str, Any]) -> None:
     flags_module = sys.modules.get("absl.flags")
     if flags_module is None:
         return
@@ -177,7 +180,7 @@ def _start_absl(run: Any, options: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------------------------- keras
 
 
-def _patch_keras(run: Any, undo: list[Any], options: dict[str, Any]) -> Any:
+def _patch_keras(run: Run, undo: list[Any], options: dict[str, Any]) -> Any:
     every = int(options["log_batches"])
 
     def patch(keras: Any) -> None:
@@ -214,7 +217,7 @@ def _patch_keras(run: Any, undo: list[Any], options: dict[str, Any]) -> Any:
 # --------------------------------------------------------------------------------------------- wiring
 
 
-def start(run: Any, parts: dict[str, dict[str, Any] | None]) -> None:
+def start(run: Run, parts: dict[str, dict[str, Any] | None]) -> None:
     """Switch on the ``parts`` (``parse``'s result) for ``run`` until it finishes (see the module docstring)."""
     undo: list[Any] = []
     if parts["args"] is not None:

@@ -48,9 +48,12 @@ import time
 import warnings
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.integrations._patching import Patch, WhenImported, is_installed, missing_extra
+
+if TYPE_CHECKING:
+    from tracker_jupyter.core.run import Run
 
 # module that defines an EventFileWriter -> how to find the event file one instance writes
 _WRITER_MODULES = {
@@ -103,7 +106,7 @@ def scalar_of(value: Any) -> float | None:
 class _Mirror:
     """One run's view of the TensorBoard writers: pending row state and the event files seen."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Run) -> None:
         self.run = run
         self.lock = threading.RLock()
         self.pending_tags: set[str] = set()
@@ -358,7 +361,7 @@ def _patch_tensorflow(ops: Any) -> None:
     _patches.append(Patch(ops, "write_summary", patched_write))
 
 
-def start(run: Any) -> None:
+def start(run: Run) -> None:
     """Mirror TensorBoard scalars into ``run`` until it finishes (see the module docstring)."""
     if not any(is_installed(name) for name in (*_WRITER_MODULES, _TF_MODULE)):
         raise missing_extra("sync_tensorboard=True", "tensorboard", "tensorboardX")
