@@ -2,7 +2,7 @@
 
 ``RunFeed`` folds a run's rows into bounded min/max series; ``run_info`` gathers the header's facts; the
 ``render_*`` functions and ``snapshot_bundle`` turn them into escaped HTML and text (charts are inline SVG
-from ``charts``). ``dashboard`` puts them on screen, live; a finished run's snapshot is built here alone.
+from ``charts``). ``widget`` puts them on screen, live; a finished run's snapshot is built here alone.
 """
 
 from __future__ import annotations

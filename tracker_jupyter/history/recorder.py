@@ -1,7 +1,7 @@
 """The session recorder: the cells a run saw, in execution order, with the outputs each one produced.
 
 This is the engine behind ``code/_session_history.ipynb``. It takes plain data (a cell's source, its
-execution count, mime bundles, stream text) and knows nothing of IPython: ``extension.py`` feeds it from
+execution count, mime bundles, stream text) and knows nothing of IPython: ``ipython.tap`` feeds it from
 the shell's events and display machinery, ``notebook.py`` turns its cells into an nbformat notebook.
 
 Outputs go to the cell that is running when they arrive, and a cell is numbered with the execution count
