@@ -1,9 +1,9 @@
 #!/bin/sh
-# Install Debian's Chromium for the real-browser widget tests (tests/lab.py).
+# Install Debian's Chromium for the real-browser widget tests (tests/support/lab.py).
 #
 # Playwright's own browser download needs hosts we cannot reach, so the tests drive the distribution's
 # /usr/bin/chromium instead. Safe to run any number of times; always exits 0 so `make test` goes on and
-# tests/lab.py decides whether a missing browser means skip (local) or fail (CI=true).
+# tests/support/lab.py decides whether a missing browser means skip (local) or fail (CI=true).
 set -u
 
 CHROMIUM=/usr/bin/chromium

@@ -24,7 +24,11 @@ def _name(path: Path) -> str:
 
 def test_the_package_has_its_modules() -> None:
     names = {_name(p) for p in MODULES}
-    assert {"tracker_jupyter/core/run.py", "tracker_jupyter/store/writer.py", "tracker_jupyter/_init.py"} <= names
+    assert {
+        "tracker_jupyter/core/run.py",
+        "tracker_jupyter/store/writer.py",
+        "tracker_jupyter/_init.py",
+    } <= names
 
 
 @pytest.mark.parametrize("path", MODULES, ids=_name)
@@ -75,7 +79,9 @@ def test_the_import_graph_sees_lazy_imports_and_core_reaches_nothing_above() -> 
     grimp = pytest.importorskip("grimp")
     graph = grimp.build_graph("tracker_jupyter")
     # the real graph holds a function-level import, so lazy imports are part of what is checked
-    assert "tracker_jupyter.display.widget" in graph.find_modules_directly_imported_by("tracker_jupyter.ipython.attach")
+    assert "tracker_jupyter.display.widget" in graph.find_modules_directly_imported_by(
+        "tracker_jupyter.ipython.attach"
+    )
     assert not graph.find_modules_directly_imported_by("tracker_jupyter.core.run") & {
         m for m in graph.modules if m.startswith(("tracker_jupyter.display", "tracker_jupyter.store"))
     }

@@ -54,14 +54,19 @@ def spawn_logger(tmp_path: Path, store_dir: Path):
         proc.wait()
 
 
-def test_kill_9_after_logging_loses_nothing_older_than_the_flush_interval(spawn_logger, store_dir: Path):
-    proc = spawn_logger(20_000)
+def _kill_once_logged(proc: subprocess.Popen[str]) -> None:
+    """kill -9 the logging process a flush interval after it said it logged everything."""
     assert proc.stdout is not None
     while (line := proc.stdout.readline()) and line.strip() != "logged":
         pass
     time.sleep(1.0)  # more than the 0.2 s flush interval
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def test_kill_9_after_logging_loses_nothing_older_than_the_flush_interval(spawn_logger, store_dir: Path):
+    proc = spawn_logger(20_000)
+    _kill_once_logged(proc)
     record = tj.Api(store_dir).run("crash/victim")
     assert record.state == "crashed"
     steps = [row["_step"] for row in record.scan_history()]
@@ -337,12 +342,7 @@ def test_cli_entry_point_installed(store_dir: Path):
 
 def test_cli_runs_counts_the_steps_of_runs_that_did_not_finish(spawn_logger, store_dir: Path, capsys):
     proc = spawn_logger(3000)
-    assert proc.stdout is not None
-    while (line := proc.stdout.readline()) and line.strip() != "logged":
-        pass
-    time.sleep(1.0)  # more than the 0.2 s flush interval
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_once_logged(proc)
     idle = tj.init(project="crash", id="idle", dir=store_dir)  # running, nothing logged yet
     capsys.readouterr()
     assert cli_main(["runs", "--dir", str(store_dir)]) == 0

@@ -95,26 +95,10 @@ MAX_HISTORY_PAGE = 25_000
 
 
 class MlflowRest(Transport):
-    """A client for one MLflow Tracking Server: the endpoints tracker_jupyter calls (the HTTP side, with its
-    parameters below, is ``Transport``'s).
+    """A client for one MLflow Tracking Server: the endpoints tracker_jupyter calls.
 
-    Parameters
-    ----------
-    base_url : str
-        Address of the server, as for the MLflow UI (``http://host:5000``, possibly with a path prefix).
-        Credentials written into the URL are moved into ``auth`` so they never show in messages.
-    auth : Credentials, tuple of (str, str), str or None
-        ``(username, password)`` for HTTP basic auth, a bearer token string, or None.
-    session : requests.Session, optional
-        The session to send requests with; one is created (and closed by :meth:`close`) when omitted.
-    timeout : Timeout or float
-        Connect and read timeouts in seconds; a float sets both.
-    retry : RetryPolicy
-        When to retry 408/429/5xx answers and network failures.
-    sleep : callable
-        Called with the seconds to wait between attempts (``time.sleep``; tests pass a recorder).
-    batch_limits : BatchLimits
-        Limits of one ``runs/log-batch`` request.
+    It is built like its ``Transport`` (the server URL, credentials, session, timeout, retry policy,
+    sleep and log-batch limits), which sends every request.
     """
 
     # ---- workspaces -------------------------------------------------------------------------------
