@@ -198,7 +198,13 @@ def _open(plan: RunPlan) -> Opened:
         raise UsageError(
             f"dir={str(plan.root)!r}: cannot create the run store there ({exc}). Pass another dir=."
         ) from exc
-    return open_run(plan, held_here=lambda path: any(run.run_dir == path for run in holder.active))
+    try:
+        return open_run(plan, held_here=lambda path: any(run.run_dir == path for run in holder.active))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the run store at {plan.root} ({exc}). Free space there, fix its permissions, "
+            "or pass another dir=."
+        ) from exc
 
 
 def _options(request: InitRequest) -> RunOptions:
@@ -226,15 +232,21 @@ def _wire(request: InitRequest, location: RunLocation, opened: Opened) -> Run:
         )
         summary = Summary(opened.summary)
         settings = request.settings
-        writer = RunWriter(
-            opened.dir, meta=meta, config=config.snapshot, summary=summary.as_dict, lock=opened.lock,
-            flush_interval=float(resolve("flush_interval", None, settings)),
-            max_pending_rows=int(resolve("max_pending_rows", None, settings)),
-            startup=startup_task(
-                program=None if location.notebook_file else host.program_path(), save_code=request.save_code,
-                disable_git=bool(resolve("disable_git", None, settings)),
-            ),
-        )  # fmt: skip
+        try:
+            writer = RunWriter(
+                opened.dir, meta=meta, config=config.snapshot, summary=summary.as_dict, lock=opened.lock,
+                flush_interval=float(resolve("flush_interval", None, settings)),
+                max_pending_rows=int(resolve("max_pending_rows", None, settings)),
+                startup=startup_task(
+                    program=None if location.notebook_file else host.program_path(),
+                    save_code=request.save_code, disable_git=bool(resolve("disable_git", None, settings)),
+                ),
+            )  # fmt: skip
+        except OSError as exc:  # a full or read-only disk: nothing of the run is left behind
+            raise UsageError(
+                f"cannot write the run store at {location.root} ({exc}). Free space there, fix its "
+                "permissions, or pass another dir=."
+            ) from exc
         if opened.copied_rows:
             writer.append_rows_now(opened.copied_rows)
         config.connect(on_change=writer.mark_config, on_replace=_first_value_keeper(meta, writer))

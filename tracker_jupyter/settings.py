@@ -82,7 +82,7 @@ class Settings:
         kind="float",
         default=0.5,
         bound="positive",
-        help="seconds between disk writes",
+        help="seconds between rewrites of the metadata, config and summary files",
     )
     # rows waiting for the writer before log() pauses for it: bounds memory in a tight loop (about 10 MB)
     max_pending_rows: int | None = _setting(
@@ -90,7 +90,7 @@ class Settings:
         kind="int",
         default=20_000,
         bound="positive",
-        help="rows queued before log() waits",
+        help="rows held in memory while the disk refuses them",
     )
     base_url: str | None = _setting(
         "TRACKER_BASE_URL",

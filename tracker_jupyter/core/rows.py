@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tracker_jupyter.core.values import decide_value
 from tracker_jupyter.exceptions import UsageError
 
 SCALARS = frozenset((float, int, str, bool, type(None)))
@@ -69,10 +70,8 @@ def _normalize_value(key: str, value: Any, run: Any, warn_once: Callable[[str, s
         return tolist()
     if isinstance(value, (list, tuple)):
         return list(value)
-    warn_once(
-        f"value:{key}",
-        f"log() value for {key!r} of type {type(value).__name__} is not a number, string, list or dict; "
-        "stored as its repr.",
-        5,  # _warn_once, _normalize_value, normalize_row, log, then the caller of log()
-    )
-    return repr(value)
+    stored, how = decide_value(value)
+    if how.endswith("stored as its repr."):
+        how = f"of type {type(value).__name__} is not a number, string, list or dict; stored as its repr."
+    warn_once(f"value:{key}", f"log() value for {key!r} {how}", 5)  # 5: the caller of log()
+    return stored

@@ -82,9 +82,6 @@ class Run:
         self.config = config
         self.summary = summary
         self._sink = sink
-        self._enqueue = sink.enqueue
-        self._pending_len = sink.pending
-        self._max_pending = sink.max_pending_rows
         self._step = step
         self._row: dict[str, Any] = {}
         self._row_time = 0
@@ -288,17 +285,15 @@ class Run:
             self._row = {}
         data["_step"] = self._step
         data["_timestamp"] = now
-        self._enqueue(data)
+        self._sink.enqueue(data)  # on the kernel's side of the file when this returns
         self._step += 1
-        if self._pending_len() > self._max_pending:
-            self._sink.wait_for_room()
 
     def _commit(self) -> None:
         row = self._row
         self._row = {}
         row["_step"] = self._step
         row["_timestamp"] = self._row_time
-        self._enqueue(row)
+        self._sink.enqueue(row)
         self._step += 1
 
     def put_file(self, relative: str, content: bytes | str | Path) -> Path | None:

@@ -80,3 +80,42 @@ def json_default(value: Any) -> Any:
 def dumps(value: Any) -> str:
     """Compact JSON text as the store writes it (NaN and infinities kept, numpy scalars as numbers)."""
     return json.dumps(value, default=json_default, separators=(",", ":"))
+
+
+def decide_value(value: Any) -> tuple[Any, str]:
+    """What a logged value JSON cannot carry is stored as, and the warning that says so.
+
+    An int too large for a float is stored as a string of its size; anything else as its ``repr``, or,
+    when even that fails (a structure that contains itself, a ``__repr__`` that raises), as the name of
+    its type. The row is stored either way.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            as_float = float(value)
+        except OverflowError:
+            text = f"<int of {value.bit_length()} bits>"
+            return text, f"is an int too large for JSON; stored as the string {text!r}."
+        if math.isfinite(as_float):
+            return as_float, "is an int too large for JSON; stored as the nearest float."
+    try:
+        text = repr(value)
+    except Exception:  # a __repr__ that raises, or recursion
+        text = f"<unrepresentable {type(value).__name__}>"
+        return text, f"cannot be stored or represented; stored as {text!r}."
+    return text, f"of type {type(value).__name__} cannot be stored as JSON; stored as its repr."
+
+
+def storable(value: Any) -> Any:
+    """``value`` with every part JSON cannot carry replaced by its ``decide_value`` form (for the summary,
+    config and metadata files: a value the user set is always written, never a reason for the write to
+    fail)."""
+    if isinstance(value, Mapping):
+        out = {}
+        for key, inner in value.items():
+            try:
+                json.dumps(inner, default=json_default)
+            except Exception:  # anything: a __repr__ may raise whatever it likes
+                inner = storable(inner) if isinstance(inner, Mapping) else decide_value(inner)[0]
+            out[str(key)] = inner
+        return out
+    return decide_value(value)[0]

@@ -449,9 +449,8 @@ def history_extent(path: Path) -> tuple[int, int | None, int | None]:
     """The size of a history file, and the steps of its first and last complete rows within that size."""
     from tracker_jupyter import store
 
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
+    size = store.content_size(path)  # not the zeros an open writer keeps ahead of its rows
+    if not size:
         return 0, None, None
     first = next(store.iter_history(path, end=size), {}).get("_step")
     last = (store.last_row(path, end=size) or {}).get("_step")

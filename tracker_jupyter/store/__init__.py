@@ -34,6 +34,7 @@ from tracker_jupyter.store.files import (
 from tracker_jupyter.store.history import (
     BLOCK_ROWS,
     check_step,
+    content_size,
     count_rows,
     encode_rows,
     history_until,
@@ -78,6 +79,7 @@ __all__ = [
     "atomic_write",
     "check_name",
     "check_step",
+    "content_size",
     "copy_matching",
     "count_rows",
     "dumps",

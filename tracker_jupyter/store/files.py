@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tracker_jupyter.core.values import dumps, json_default
+from tracker_jupyter.core.values import dumps, json_default, storable
 
 __all__ = [
     "atomic_write",
@@ -51,7 +51,10 @@ def atomic_write(path: Path, data: str | bytes, *, fsync: bool = False, mode: in
 
 def write_json_atomic(path: Path, value: Any, *, fsync: bool = False, mode: int | None = None) -> None:
     """Replace ``path`` with ``value`` as JSON (see ``atomic_write``)."""
-    text = json.dumps(value, default=json_default, indent=1, sort_keys=False)
+    try:
+        text = json.dumps(value, default=json_default, indent=1, sort_keys=False)
+    except Exception:  # a value JSON cannot carry (or whose repr raises): stored in its documented form
+        text = json.dumps(storable(value), default=json_default, indent=1, sort_keys=False)
     atomic_write(path, text, fsync=fsync, mode=mode)
 
 

@@ -85,15 +85,40 @@ def iter_lines(
             yield rows_in_line(line), position
 
 
+def content_end(fh: Any, end: int) -> int:
+    """Where the history's content ends within its first ``end`` bytes: before the zeros an open (or
+    killed) writer's last preallocated chunk leaves at the end of the file."""
+    position = end
+    while position > 0:
+        start = max(0, position - (1 << 20))
+        fh.seek(start)
+        kept = len(fh.read(position - start).rstrip(b"\0"))
+        if kept:
+            return start + kept
+        position = start
+    return 0
+
+
+def content_size(path: Path) -> int:
+    """The history's size without the zeros of an open writer's preallocated chunk (0 when missing)."""
+    try:
+        with open(path, "rb") as fh:
+            return content_end(fh, fh.seek(0, os.SEEK_END))
+    except FileNotFoundError:
+        return 0
+
+
 def mend_torn_tail(path: Path) -> None:
     """Make sure appending starts on a line of its own after a writer was killed mid-write.
 
-    A last line without its newline is either complete JSON (the kill came just before the newline: it gets
-    its newline) or a torn record (cut off, it was never readable anyway).
+    The zeros of a killed writer's last chunk are cut off. A last line without its newline is then
+    either complete JSON (the kill came just before the newline: it gets its newline) or a torn record
+    (cut off, it was never readable anyway).
     """
     try:
         with open(path, "rb+") as fh:
-            size = fh.seek(0, os.SEEK_END)
+            size = content_end(fh, fh.seek(0, os.SEEK_END))
+            fh.truncate(size)
             if size == 0:
                 return
             fh.seek(size - 1)
@@ -140,7 +165,7 @@ def last_row(path: Path, end: int | None = None) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     with fh:
-        end = fh.seek(0, os.SEEK_END) if end is None else end
+        end = content_end(fh, fh.seek(0, os.SEEK_END) if end is None else end)
         chunk = 1 << 16
         while True:
             start = max(0, end - chunk)

@@ -24,6 +24,8 @@ from tracker_jupyter.store.files import atomic_write, read_bytes, read_json, wri
 from tracker_jupyter.store.history import (
     check_step,
     history_until,
+    iter_history,
+    iter_lines,
     last_row,
     mend_torn_tail,
     rewind_history,
@@ -182,6 +184,7 @@ def open_run(plan: RunPlan, *, held_here: Callable[[Path], bool]) -> Opened:
         lock = _lock_or_fail(plan.path, plan.run_id, held_here)
         try:
             saved = {name: read_bytes(plan.path / name) for name in (META, CONFIG, SUMMARY)}
+            mend_torn_tail(plan.path / HISTORY)  # the archive keeps the rows, not a killed writer's zeros
             archive = rewind_history(plan.path, plan.step)
         finally:
             lock.release()
@@ -253,9 +256,16 @@ def _create(root: Path, project: str, run_id: str | None) -> tuple[Path, RunLock
             if run_id is not None:
                 raise _exists(run_id, project, path) from None
             continue
-        (path / "files").mkdir()
         lock = RunLock(path)
-        lock.acquire()
+        try:
+            (path / "files").mkdir()
+            lock.acquire()
+        except OSError:  # a full or failing disk: no half-made run is left behind
+            lock.release()
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         return path, lock, chosen
     raise UsageError("could not find a free run id after 5 tries; is the store directory writable?")
 
@@ -270,11 +280,15 @@ def _resume_existing(path: Path, run_id: str, how: str, held_here: Callable[[Pat
     mend_torn_tail(path / HISTORY)
     last = last_row(path / HISTORY)
     next_step = int(last["_step"]) + 1 if last and "_step" in last else 0
-    if summary is None:
-        from tracker_jupyter.store.history import iter_history
-
-        summary, next_step = summarize(iter_history(path / HISTORY))
     previous_state = run_state(path, meta) if meta.get("state") in FINAL_STATES else "crashed"
+    if summary is None:
+        summary, next_step = summarize(iter_history(path / HISTORY))
+    elif previous_state == "crashed" and how != "rewound":
+        # rows reach the file at once, summary.json at the writer's pace: add what it did not cover yet
+        through = meta.get("summary_through")
+        if isinstance(through, int) and through >= 0:
+            tail = (row for rows, _ in iter_lines(path / HISTORY, through) for row in rows)
+            summary.update(summarize(tail)[0])
     meta.update(state="running", exit_code=None, end_time=None, **host.machine_info())
     meta.setdefault("resumes", []).append(
         {"time": time.time(), "step": next_step, "previous_state": previous_state}

@@ -1,28 +1,32 @@
-"""``RunWriter``: the background thread that owns an open run directory's writes."""
+"""``RunWriter``: the sink of a stored run; the rows go to the kernel in the caller's thread (``appender``),
+the metadata from a background thread."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tracker_jupyter.core.report import Once, log
 from tracker_jupyter.settings import DEFAULTS
+from tracker_jupyter.store.appender import HistoryAppender
 from tracker_jupyter.store.files import copy_matching, put_file, write_json_atomic
 from tracker_jupyter.store.history import encode_rows
 from tracker_jupyter.store.rundir import CONFIG, HISTORY, META, SUMMARY, RunLock
 
 
 class RunWriter:
-    """Owns one open run directory: appends rows and rewrites metadata from a background thread.
+    """Owns one open run directory: the sink of a stored run.
 
-    ``enqueue`` is the only thing the logging thread calls per row; it appends to a deque and returns.
-    Everything that touches the disk runs in the writer thread (and in ``close``).
+    ``enqueue`` is the only thing the logging thread calls per row: it encodes the row and hands its line
+    to the kernel (``HistoryAppender``) before returning, and, only while a display follows the run, keeps
+    the row for it. The writer thread rewrites the metadata, config and summary (atomically, at most every
+    ``flush_interval`` seconds) and hands the followed rows to their listeners.
     """
 
     def __init__(
@@ -43,27 +47,32 @@ class RunWriter:
         self._summary = summary
         self._lock = lock
         self.flush_interval = flush_interval
-        self.max_pending_rows = max_pending_rows
-        self._queue: collections.deque[dict[str, Any]] = collections.deque()
-        self.enqueue = self._queue.append
-        self.pending = self._queue.__len__
+        self._said = Once()
+        # raises on a disk with no room for the first chunk: init() then undoes the run
+        self._appender = HistoryAppender(
+            run_dir / HISTORY, max_pending=max_pending_rows, on_problem=self._on_append_problem
+        )
+        self.enqueue: Callable[[dict[str, Any]], None] = self._appender.append
+        self._followed: collections.deque[dict[str, Any]] = collections.deque()  # rows for the listeners
+        self._listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._wake = threading.Event()
-        self._room = threading.Event()  # set by the writer after each drain, for wait_for_room()
         self._closing = False
         self._dirty_meta = True
         self._dirty_config = True
         self._dirty_summary = True
-        self._listeners: list[Callable[[list[dict[str, Any]]], None]] = []
-        self._retry: list[dict[str, Any]] = []
-        self.rows_written = 0
+        self._summarized_at = -1  # the history's end when summary.json was last written
         self.error: BaseException | None = None
-        self._said = Once()
         self._io_lock = threading.Lock()
-        self._history = open(run_dir / HISTORY, "a", encoding="utf-8")
-        self._write()  # the run is visible to readers (and to other processes) as soon as init() returns
+        try:
+            self._write(
+                strict=True
+            )  # the run is visible to readers (and other processes) when init() returns
+        except BaseException:
+            self._appender.close(fsync=False)
+            raise
         self._thread = threading.Thread(target=self._loop, name=f"tracker-writer-{run_dir.name}", daemon=True)
         self._thread.start()
-        # git and code capture may take seconds: beside the writer, so rows still reach disk every flush_interval
+        # git and code capture may take seconds: beside the writer, so metadata writes go on meanwhile
         self._startup_thread: threading.Thread | None = None
         if startup is not None:
             self._startup_thread = threading.Thread(
@@ -72,6 +81,14 @@ class RunWriter:
             self._startup_thread.start()
 
     # ----- called from the logging thread
+    def _enqueue_followed(self, row: dict[str, Any]) -> None:
+        self._appender.append(row)
+        self._followed.append(row)
+
+    def pending(self) -> int:
+        """Rows held in memory because the disk refused them (0 while it takes them)."""
+        return len(self._appender.pending)
+
     def mark_meta(self) -> None:
         self._dirty_meta = True
 
@@ -82,29 +99,24 @@ class RunWriter:
         self._dirty_summary = True
 
     def subscribe(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
-        """Call ``listener(rows)`` from the writer thread after each batch reaches the disk."""
+        """Call ``listener(rows)`` from the writer thread with the rows logged since the last call."""
         self._listeners.append(listener)
+        self.enqueue = self._enqueue_followed
 
     def unsubscribe(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
-
-    def wait_for_room(self) -> None:
-        """Pause the logging thread until the writer has caught up (only in a loop faster than the disk)."""
-        low = self.max_pending_rows // 2
-        while len(self._queue) > low and self._thread.is_alive():
-            # Block on an event, not a polling sleep: a poller would keep asking for the GIL and
-            # interrupt the writer every switch interval.
-            self._room.clear()
-            self._wake.set()
-            self._room.wait(0.05)
+        if not self._listeners:
+            self.enqueue = self._appender.append
 
     def flush(self) -> None:
-        """Write everything queued so far, from the calling thread."""
+        """Write the metadata and hand the followed rows to their listeners now, from the calling thread."""
         self._write()
 
     def close(self, *, fsync: bool = True) -> None:
-        """Drain, write final metadata, fsync, release the lock. Safe to call twice."""
+        """Write what waits, cut and fsync the history, write the final metadata, release the lock.
+
+        Safe to call twice."""
         if self._closing:
             return
         self._closing = True
@@ -112,15 +124,20 @@ class RunWriter:
         self._thread.join()
         if self._startup_thread is not None:
             self._startup_thread.join()  # its git and code information belongs in the final metadata
-        self._write(fsync=fsync)
-        if self._retry:
+        appender = self._appender
+        try:
+            appender.close(fsync=fsync)
+        except OSError as exc:
+            self._failed(exc)
+        if appender.pending or appender.dropped:
+            self.meta["rows_dropped"] = appender.dropped + len(appender.pending)
             log(
-                "%d rows of run %s could not be written to %s: %s. Free space or fix permissions there; the "
-                "rows are lost when this process exits.",
-                len(self._retry), self.dir.name, self.dir, self.error,
+                "%d rows of run %s could not be written to %s (%s): %d held in memory are lost when this "
+                "process exits, %d were dropped at the bound of %d. Free space or fix permissions there.",
+                appender.dropped + len(appender.pending), self.dir.name, self.dir, appender.error,
+                len(appender.pending), appender.dropped, appender.max_pending,
             )  # fmt: skip
-        with contextlib.suppress(OSError):
-            self._history.close()
+        self._write(fsync=fsync)
         self._lock.release()
 
     # ----- the writer thread
@@ -135,43 +152,35 @@ class RunWriter:
         while not self._closing:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
-            self._write()
-            self._room.set()
-
-    def _write(self, *, fsync: bool = False) -> None:
-        with self._io_lock:
-            rows = self._retry
-            self._retry = []
-            queue = self._queue
-            popleft = queue.popleft
-            for _ in range(len(queue)):
-                rows.append(popleft())
             try:
-                if rows:
-                    self._history.write(encode_rows(rows))
-                    self._history.flush()
-                if fsync:
-                    os.fsync(self._history.fileno())
-            except OSError as exc:
-                # Disk full, directory gone...: keep the rows and try again at the next flush.
-                self._retry = rows
-                self._failed(exc)
-                return
-            self.rows_written += len(rows)
-            self.error = None
+                self._write()
+            except Exception as exc:  # never a dead writer: say it once, try again next time
+                self._report(f"could not write the run's metadata: {exc!r}")
+
+    def _write(self, *, fsync: bool = False, strict: bool = False) -> None:
+        with self._io_lock:
+            followed = self._followed
+            rows = [followed.popleft() for _ in range(len(followed))]
+            end = self._appender.end
             try:
                 if self._dirty_config:
                     self._dirty_config = False
                     write_json_atomic(self.dir / CONFIG, self._config(), fsync=fsync)
-                if rows or self._dirty_summary:
+                if end != self._summarized_at or self._dirty_summary:
                     self._dirty_summary = False
                     write_json_atomic(self.dir / SUMMARY, self._summary(), fsync=fsync)
+                    self._summarized_at = end
+                    # how much of the history summary.json covers: a resume after kill -9 adds the rest
+                    self.meta["summary_through"] = end
+                    self._dirty_meta = True
                 if self._dirty_meta or fsync:
                     self._dirty_meta = False
                     self.meta["updated_at"] = time.time()
                     # dict() copies in one step under the GIL: other threads may add keys meanwhile.
                     write_json_atomic(self.dir / META, dict(self.meta), fsync=fsync)
             except (OSError, RuntimeError) as exc:
+                if strict:
+                    raise
                 self._dirty_meta = self._dirty_config = self._dirty_summary = True
                 self._failed(exc)
         if rows:
@@ -182,12 +191,25 @@ class RunWriter:
                     self._report(f"a run listener failed: {exc!r}")
                     self.unsubscribe(listener)
 
+    def _on_append_problem(self, kind: str, message: str) -> None:
+        """From the logging thread: the disk refused rows, rows were dropped, or a value was stored in its
+        fallback form (the last is the user's to hear about, as a warning pointing at their log())."""
+        if kind == "value":
+            if self._said(("value", message)):
+                warnings.warn(message, UserWarning, stacklevel=5)  # the caller of log()
+            return
+        if kind == "dropped":
+            self.meta["rows_dropped"] = True
+            self.mark_meta()
+        if self._said(kind):
+            log(message)
+
     def _failed(self, exc: Exception) -> None:
         self.error = exc
         self._report(f"could not write to {self.dir}: {exc}; keeping the data and retrying")
 
     def _report(self, message: str) -> None:
-        if self._said():  # the first problem is said; the rest are counted in the final message
+        if self._said("report"):  # the first problem is said; the rest are counted in the final message
             log(message)
 
     # ----- files of the run (the Sink protocol's part for media, saved files and copies)
@@ -204,8 +226,6 @@ class RunWriter:
         return copy_matching(glob_str, base_path, self.files_dir())
 
     def append_rows_now(self, rows: list[dict[str, Any]]) -> None:
-        """Append rows synchronously (fork and resume copy history this way before logging starts)."""
-        with self._io_lock:
-            if rows:
-                self._history.write(encode_rows(rows))
-                self._history.flush()
+        """Append rows before logging starts (a fork copies its source's history this way)."""
+        if rows:
+            self._appender.append_lines_now(encode_rows(rows))
