@@ -18,6 +18,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
     api = Api(dir=args.dir)
     runs = api.runs(project=args.project)
+    for damaged in (r for r in runs if r.damage is not None):
+        print(f"tracker: {damaged.damage}", file=sys.stderr)
     if args.json:
         lines = json.dumps([r.to_dict() for r in runs], indent=1, default=str).split("\n")
     elif not runs:

@@ -122,6 +122,15 @@ class RunSyncer:
             # already has are identical (same timestamps) and stored once.
             self.state.update(generation=generation, offset=0)
         path = self.dir / store.HISTORY
+        if int(self.state.get("offset", 0)) > store.content_size(path):
+            # the history is shorter than what sync.json says was sent (cut, or restored from a backup):
+            # send it again from the top; the server keeps each point (same step and timestamp) once
+            log(
+                "%s is shorter than sync.json says was sent; sending run %s's history again from the start",
+                path, meta.get("id"),
+            )  # fmt: skip
+            self.state["offset"] = 0
+            self.rows_synced = 0
         total = 0
         while True:
             rows, end = _read_rows(path, int(self.state.get("offset", 0)), ROWS_PER_BATCH)

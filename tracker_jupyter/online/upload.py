@@ -49,8 +49,12 @@ def sync_paths(
     with client:
         client.health()
         for run_dir in dirs:
-            meta = store.read_json(run_dir / store.META, {}) or {}
-            state = store.run_state(run_dir, meta)
+            record = store.RunRecord(run_dir)
+            if record.damage is not None:
+                print(f"{record.damage} It is not synced.", file=out)
+                continue
+            meta = record.meta
+            state = record.state
             label = f"{meta.get('project')}/{meta.get('id')}"
             if state == "running":
                 print(f"{label}: still running (pid {meta.get('pid')}); its own process syncs it.", file=out)

@@ -70,6 +70,32 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+class Damaged(Exception):
+    """A run file that exists but cannot be read as what it should be; the message says which and why."""
+
+
+def read_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when the file is missing; ``Damaged`` when it is there but not a
+    JSON object (cut short, written by something else, unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            content = fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise Damaged(f"{path.name} cannot be read ({exc.strerror or exc})") from exc
+    try:
+        value = json.loads(content)
+    except ValueError:
+        what = (
+            "is empty" if not content.strip() else "is not valid JSON (cut short, or not written by tracker)"
+        )
+        raise Damaged(f"{path.name} {what}") from None
+    if not isinstance(value, dict):
+        raise Damaged(f"{path.name} holds JSON {type(value).__name__}, not an object")
+    return value
+
+
 def read_bytes(path: Path) -> bytes | None:
     """The content of ``path``, or None when it is missing."""
     try:

@@ -45,32 +45,40 @@ def encode_rows(rows: list[dict[str, Any]]) -> str:
     return "".join(_encode(rows[i : i + BLOCK_ROWS]) + "\n" for i in range(0, len(rows), BLOCK_ROWS))
 
 
-def rows_in_line(line: bytes) -> list[dict[str, Any]]:
-    """The rows of one complete history line (a row or a block); an unreadable line has none."""
+def rows_in_line(line: bytes) -> list[dict[str, Any]] | None:
+    """The rows of one complete history line (a row or a block); None for a line that is not one (garbage,
+    or rows without an integer ``_step``)."""
     try:
         value = json.loads(line)
     except ValueError:
-        return []
-    if isinstance(value, dict):
-        return [value]
-    if isinstance(value, list):
-        return [row for row in value if isinstance(row, dict)]
-    return []
+        return None
+    rows = [value] if isinstance(value, dict) else value if isinstance(value, list) else None
+    if rows is None or not rows:
+        return None
+    for row in rows:
+        step = row.get("_step") if isinstance(row, dict) else None
+        if type(step) is not int:
+            return None
+    return rows
 
 
-def iter_history(path: Path, end: int | None = None) -> Iterator[dict[str, Any]]:
+def iter_history(
+    path: Path, end: int | None = None, bad: list[int] | None = None
+) -> Iterator[dict[str, Any]]:
     """Rows of a history file in order (only those within its first ``end`` bytes, when given).
 
-    A torn or unreadable line (a crash mid-write) is skipped.
+    A torn last line (a crash mid-write) is ignored; an unreadable line is skipped, and its number
+    (1-based) goes into ``bad`` when given, for the reader to report.
     """
-    for rows, _ in iter_lines(path, 0, end):
+    for rows, _ in iter_lines(path, 0, end, bad):
         yield from rows
 
 
 def iter_lines(
-    path: Path, offset: int = 0, end: int | None = None
+    path: Path, offset: int = 0, end: int | None = None, bad: list[int] | None = None
 ) -> Iterator[tuple[list[dict[str, Any]], int]]:
-    """``(rows, offset after the line)`` for each complete line from byte ``offset`` (up to ``end``)."""
+    """``(rows, offset after the line)`` for each complete line from byte ``offset`` (up to ``end``); an
+    unreadable line gives no rows, and its number counted from ``offset`` goes into ``bad``."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
@@ -78,11 +86,16 @@ def iter_lines(
     with fh:
         fh.seek(offset)
         position = offset
-        for line in fh:
+        for number, line in enumerate(fh, 1):
             position += len(line)
             if not line.endswith(b"\n") or (end is not None and position > end):
                 return  # torn tail (the process died while writing it), or past ``end``
-            yield rows_in_line(line), position
+            rows = rows_in_line(line)
+            if rows is None:
+                if bad is not None:
+                    bad.append(number)
+                rows = []
+            yield rows, position
 
 
 def content_end(fh: Any, end: int) -> int:
@@ -176,7 +189,7 @@ def last_row(path: Path, end: int | None = None) -> dict[str, Any] | None:
             for line in reversed(candidates):
                 rows = rows_in_line(line)
                 if rows:
-                    return rows[-1]
+                    return rows[-1]  # the last readable row: a garbage line is passed over
             if start == 0:
                 return None
             chunk *= 4

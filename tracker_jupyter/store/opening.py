@@ -20,7 +20,14 @@ from tracker_jupyter.core import host
 from tracker_jupyter.core.config import merged_config
 from tracker_jupyter.core.names import new_run_id
 from tracker_jupyter.exceptions import UsageError
-from tracker_jupyter.store.files import atomic_write, read_bytes, read_json, write_json_atomic
+from tracker_jupyter.store.files import (
+    Damaged,
+    atomic_write,
+    read_bytes,
+    read_json,
+    read_object,
+    write_json_atomic,
+)
 from tracker_jupyter.store.history import (
     check_step,
     history_until,
@@ -123,7 +130,7 @@ def plan_run(
         last = read_json(root / AUTO_RESUME_DIR / f"{program_key}.json")
         if last and last.get("project") == project:
             path = find_existing(root, project, str(last.get("id")))
-            if path is not None and run_state(path) == "crashed":
+            if path is not None and run_state(path) == "crashed" and not _damaged(path):
                 _check_config(path, config, allow_val_change)
                 return RunPlan("resumed", root, project, str(last["id"]), path)
     if resume == "must" and run_id is None:
@@ -160,8 +167,27 @@ def _step_source(root: Path, project: str, what: str, ref: StepRef) -> Path:
     return path
 
 
+def _damaged(path: Path) -> bool:
+    """Whether the run's metadata or config cannot be read (resume='auto' starts a new run then)."""
+    try:
+        read_object(path / META)
+        read_object(path / CONFIG)
+    except Damaged:
+        return True
+    return False
+
+
 def _check_config(path: Path, config: Mapping[str, Any], allow_val_change: bool) -> None:
-    """Refuse now what merging ``config`` into the run at ``path`` would refuse once the run is open."""
+    """Refuse now what merging ``config`` into the run at ``path`` would refuse once the run is open, and
+    a run whose metadata or config cannot be read: continuing it would replace them with nothing."""
+    for name in (META, CONFIG):
+        try:
+            read_object(path / name)
+        except Damaged as exc:
+            raise UsageError(
+                f"run {path.parent.name}/{path.name} cannot be continued: {exc} ({path / name}). Restore the "
+                "file from a backup, or start a new run (another id) instead of resuming this one."
+            ) from None
     merged_config(read_json(path / CONFIG, {}) or {}, config, allow_val_change)
 
 

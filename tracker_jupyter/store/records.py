@@ -6,14 +6,25 @@ Every kind of run record (this one, and the tracking server's in ``online.remote
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from tracker_jupyter.core.report import Once
 from tracker_jupyter.exceptions import UsageError
-from tracker_jupyter.store.files import read_json
+from tracker_jupyter.store.files import Damaged, read_object
 from tracker_jupyter.store.history import iter_history, summarize
 from tracker_jupyter.store.rundir import CONFIG, HISTORY, META, SUMMARY, check_name, run_state
+
+
+def warn_damaged(message: str, stacklevel: int = 4) -> None:
+    """A damaged file met while reading (a ``UserWarning``, once per message): the caller goes on."""
+    if _warned(message):
+        warnings.warn(message, UserWarning, stacklevel=stacklevel)
+
+
+_warned = Once()
 
 
 class RecordFields(Protocol):
@@ -48,9 +59,19 @@ class RunRecord:
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir
-        self.meta: dict[str, Any] = read_json(run_dir / META, {}) or {}
-        if not self.meta:
-            raise UsageError(f"{run_dir} is not a run directory (no readable {META}).")
+        #: what is wrong with the run's files, said as what to do; None for a sound run
+        self.damage: str | None = None
+        try:
+            meta = read_object(run_dir / META)
+        except Damaged as exc:
+            meta = {}
+            self.damage = (
+                f"run {run_dir.parent.name}/{run_dir.name} is damaged: {exc} ({run_dir / META}). Its history "
+                "may still be readable; restore the file from a backup, or remove the run directory."
+            )
+        if meta is None:
+            raise UsageError(f"{run_dir} is not a run directory (no {META}).")
+        self.meta: dict[str, Any] = meta
 
     id = property(lambda self: str(self.meta.get("id", self.dir.name)))
     name = property(lambda self: self.meta.get("name"))
@@ -74,18 +95,27 @@ class RunRecord:
 
     @property
     def state(self) -> str:
-        return run_state(self.dir, self.meta)
+        """running, finished, failed, crashed, or damaged (``damage`` says what is wrong)."""
+        return "damaged" if self.damage is not None else run_state(self.dir, self.meta)
 
     @property
     def config(self) -> dict[str, Any]:
-        return read_json(self.dir / CONFIG, {}) or {}
+        """The run's config; ``{}`` with a warning naming the file when config.json is damaged."""
+        return self._object(CONFIG) or {}
 
     @property
     def summary(self) -> dict[str, Any]:
-        summary = read_json(self.dir / SUMMARY)
-        if summary is None:  # crashed before the first summary write: derive it
+        summary = self._object(SUMMARY)
+        if summary is None:  # crashed before the first summary write (or damaged): derive it
             summary, _ = summarize(self.scan_history())
         return summary
+
+    def _object(self, name: str) -> dict[str, Any] | None:
+        try:
+            return read_object(self.dir / name)
+        except Damaged as exc:
+            warn_damaged(f"run {self.project}/{self.id}: {exc} ({self.dir / name}); it reads as empty here.")
+            return None
 
     @property
     def lineage(self) -> dict[str, Any]:
@@ -100,8 +130,9 @@ class RunRecord:
         With ``keys``, only rows that have all of them, reduced to those keys plus ``_step`` and
         ``_timestamp``; ``min_step`` is inclusive, ``max_step`` exclusive.
         """
-        for row in iter_history(self.dir / HISTORY):
-            step = row.get("_step", 0)
+        bad: list[int] = []
+        for row in iter_history(self.dir / HISTORY, bad=bad):
+            step = row["_step"]
             if min_step is not None and step < min_step:
                 continue
             if max_step is not None and step >= max_step:
@@ -111,6 +142,12 @@ class RunRecord:
                     continue
                 row = {k: row[k] for k in ("_step", "_timestamp", *keys) if k in row}
             yield row
+        if bad:
+            warn_damaged(
+                f"{self.dir / HISTORY} of run {self.project}/{self.id} has {len(bad)} unreadable line(s) (the "
+                f"first is line {bad[0]}); their rows are left out. The other rows are complete.",
+                stacklevel=3,  # the code iterating over the rows
+            )
 
     def history(self, keys: list[str] | None = None, samples: int | None = None, pandas: bool = False) -> Any:
         """The history as a list of row dicts (a pandas DataFrame with ``pandas=True``).
@@ -130,7 +167,7 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "project": self.project, "entity": self.entity,
-            "state": self.state, "start_time": self.start_time, "end_time": self.end_time,
+            "state": self.state, "damage": self.damage, "start_time": self.start_time, "end_time": self.end_time,
             "tags": list(self.tags), "notes": self.notes, "group": self.group, "job_type": self.job_type,
             "config": self.config, "summary": self.summary, "dir": str(self.dir), "mode": self.mode,
         }  # fmt: skip

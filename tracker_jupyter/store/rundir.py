@@ -99,6 +99,8 @@ def run_state(run_dir: Path, meta: dict[str, Any] | None = None) -> str:
     """``running``, ``finished``, ``failed`` or ``crashed``, derived from the store alone."""
     if meta is None:
         meta = read_json(run_dir / META, {}) or {}
+    if not isinstance(meta, dict):  # damaged: JSON, but not the object it should be
+        meta = {}
     state = meta.get("state")
     if state in FINAL_STATES:
         return str(state)
