@@ -237,6 +237,7 @@ def _wire(request: InitRequest, location: RunLocation, opened: Opened) -> Run:
                 opened.dir, meta=meta, config=config.snapshot, summary=summary.as_dict, lock=opened.lock,
                 flush_interval=float(resolve("flush_interval", None, settings)),
                 max_pending_rows=int(resolve("max_pending_rows", None, settings)),
+                mask_secrets=bool(resolve("mask_secrets", None, settings)),
                 startup=startup_task(
                     program=None if location.notebook_file else host.program_path(),
                     save_code=request.save_code, disable_git=bool(resolve("disable_git", None, settings)),

@@ -108,6 +108,10 @@ class Settings:
         "TRACKER_SYNC_TIMEOUT", kind="float", default=30.0, bound="non-negative",
         help="seconds finish() waits for the server",
     )  # fmt: skip
+    mask_secrets: bool | None = _setting(
+        "TRACKER_MASK_SECRETS", kind="bool", default=True,
+        help="store and upload secret-looking config values and command-line flags as ***",
+    )  # fmt: skip
     program: str | None = _setting("TRACKER_PROGRAM", help="the program path recorded with the run")
     notebook_name: str | None = _setting(
         "TRACKER_NOTEBOOK_NAME", help="the notebook path, when it cannot be detected"

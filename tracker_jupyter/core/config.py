@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from tracker_jupyter.core.report import Once
-from tracker_jupyter.core.values import dumps, to_json
+from tracker_jupyter.core.values import STORED_MASK, dumps, is_secret_key, mask_secrets, to_json
 from tracker_jupyter.exceptions import ConfigError, UsageError
 
 MAX_CONFIG_VALUE_BYTES = 10 * 1024 * 1024
@@ -24,6 +24,14 @@ def _same(a: Any, b: Any) -> bool:
     if a == b:
         return True
     return isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+
+
+def _masked(key: str, stored: Any, value: Any) -> bool:
+    """Whether ``stored`` is ``value`` as the store masked it (a resumed run's ``***``, at any depth): then
+    setting the real value again is no change."""
+    if is_secret_key(key):
+        return bool(stored == STORED_MASK)
+    return isinstance(value, Mapping) and stored == mask_secrets(value)
 
 
 def _nothing(*args: Any) -> None:
@@ -131,7 +139,12 @@ class Config(MutableMapping[str, Any]):
         for key, value in items.items():
             check_config_key(key)
             value = self._clean_value(key, value)
-            if not allow and key in self._items and not _same(self._items[key], value):
+            if (
+                not allow
+                and key in self._items
+                and not _same(self._items[key], value)
+                and not _masked(key, self._items[key], value)
+            ):
                 raise ConfigError(
                     f"config key {key!r} is already {self._items[key]!r}; refusing to change it to "
                     f"{value!r}. To change it, pass allow_val_change=True: "

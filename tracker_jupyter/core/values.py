@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -119,3 +120,50 @@ def storable(value: Any) -> Any:
             out[str(key)] = inner
         return out
     return decide_value(value)[0]
+
+
+# ------------------------------------------------------------------------------------------ secrets
+
+STORED_MASK = "***"  # what a secret-looking value is stored and uploaded as
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|apikey|passw(or)?d|passwd|secret|token|credential|auth|private[_-]?key)", re.I
+)
+
+
+def is_secret_key(key: str) -> bool:
+    """The one rule for names whose values are credentials: api keys, passwords, tokens, secrets, auth."""
+    return bool(_SECRET_KEY.search(key))
+
+
+def mask_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with the values of secret-looking keys (at any depth) replaced by ``STORED_MASK``."""
+    return {
+        key: STORED_MASK
+        if is_secret_key(str(key))
+        else mask_secrets(value)
+        if isinstance(value, Mapping)
+        else value
+        for key, value in config.items()
+    }
+
+
+def mask_argv(args: list[str]) -> list[str]:
+    """Command-line arguments with the values of secret-looking flags masked: ``--password X`` and
+    ``--api-key=X`` keep the flag, not the value."""
+    masked: list[str] = []
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            masked.append(STORED_MASK)
+            hide_next = False
+            continue
+        flag, equals, _ = arg.partition("=")
+        if flag.startswith("-") and is_secret_key(flag.lstrip("-")):
+            if equals:
+                masked.append(f"{flag}={STORED_MASK}")
+            else:
+                masked.append(arg)
+                hide_next = True
+            continue
+        masked.append(arg)
+    return masked

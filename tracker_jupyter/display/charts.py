@@ -16,6 +16,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from tracker_jupyter.core.values import is_secret_key
+
 __all__ = [
     "SECRET_MASK",
     "MinMaxSeries",
@@ -39,9 +41,6 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 DEFAULT_CAPACITY = 256  # buckets per series: a chart is ~250 px wide, so more would not show
 
 _NUMBER_TYPES = (int, float, bool)
-_SECRET_KEY = re.compile(
-    r"(api[_-]?key|apikey|passw(or)?d|passwd|secret|token|credential|auth|private[_-]?key)", re.I
-)
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i)\b(api[_-]?key|apikey|access[_-]?token|token|password|passwd|secret)(\s*[=:]\s*[\"']?)([^\s&\"',;]+)"
@@ -61,11 +60,6 @@ _short.maxlevel = 2
 def escape(text: Any) -> str:
     """``text`` as HTML text or attribute value: ``<``, ``>``, ``&`` and both quotes are entities."""
     return html.escape(str(text), quote=True)
-
-
-def is_secret_key(key: str) -> bool:
-    """True for keys whose values must never be shown (api keys, passwords, tokens, secrets)."""
-    return bool(_SECRET_KEY.search(key))
 
 
 def scrub(text: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracker_jupyter.core.report import Once, log
+from tracker_jupyter.core.values import mask_argv, mask_secrets
 from tracker_jupyter.settings import DEFAULTS
 from tracker_jupyter.store.appender import HistoryAppender
 from tracker_jupyter.store.files import copy_matching, put_file, write_json_atomic
@@ -40,8 +41,10 @@ class RunWriter:
         flush_interval: float = DEFAULTS["flush_interval"],
         max_pending_rows: int = DEFAULTS["max_pending_rows"],
         startup: Callable[[RunWriter], None] | None = None,
+        mask_secrets: bool = True,
     ) -> None:
         self.dir = run_dir
+        self._mask = mask_secrets
         self.meta = meta
         self._config = config
         self._summary = summary
@@ -165,7 +168,10 @@ class RunWriter:
             try:
                 if self._dirty_config:
                     self._dirty_config = False
-                    write_json_atomic(self.dir / CONFIG, self._config(), fsync=fsync)
+                    config = self._config()
+                    write_json_atomic(
+                        self.dir / CONFIG, mask_secrets(config) if self._mask else config, fsync=fsync
+                    )
                 if end != self._summarized_at or self._dirty_summary:
                     self._dirty_summary = False
                     write_json_atomic(self.dir / SUMMARY, self._summary(), fsync=fsync)
@@ -177,7 +183,7 @@ class RunWriter:
                     self._dirty_meta = False
                     self.meta["updated_at"] = time.time()
                     # dict() copies in one step under the GIL: other threads may add keys meanwhile.
-                    write_json_atomic(self.dir / META, dict(self.meta), fsync=fsync)
+                    write_json_atomic(self.dir / META, self._stored_meta(dict(self.meta)), fsync=fsync)
             except (OSError, RuntimeError) as exc:
                 if strict:
                     raise
@@ -190,6 +196,15 @@ class RunWriter:
                 except Exception as exc:
                     self._report(f"a run listener failed: {exc!r}")
                     self.unsubscribe(listener)
+
+    def _stored_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """The metadata as written: secret-looking command-line values and first config values masked."""
+        if self._mask:
+            if isinstance(meta.get("args"), list):
+                meta["args"] = mask_argv([str(a) for a in meta["args"]])
+            if isinstance(meta.get("config_first"), dict):
+                meta["config_first"] = mask_secrets(meta["config_first"])
+        return meta
 
     def _on_append_problem(self, kind: str, message: str) -> None:
         """From the logging thread: the disk refused rows, rows were dropped, or a value was stored in its
