@@ -42,6 +42,7 @@ MAX_TAG_VALUE = 8000
 
 # tags of ours on an MLflow run
 TAG_ID = "tracker.id"
+TAG_UID = "tracker.uid"  # unique to one run of one store: how a run is found again, never two of them
 TAG_TAGS = "tracker.tags"
 TAG_GROUP = "tracker.group"
 TAG_JOB_TYPE = "tracker.job_type"
@@ -101,6 +102,14 @@ def tag_json(value: Any) -> str:
     return text if len(text) <= MAX_TAG_VALUE else text[: MAX_TAG_VALUE - 3] + "..."
 
 
+def run_filter(meta: Mapping[str, Any]) -> str:
+    """The ``runs/search`` filter that finds this run's MLflow run: by its unique key, or by its id for a
+    run recorded before runs had one."""
+    if meta.get("uid"):
+        return f"tags.`{TAG_UID}` = '{meta['uid']}'"
+    return f"tags.`{TAG_ID}` = '{meta['id']}'"
+
+
 def json_tag(text: str | None) -> Any:
     """A JSON tag's value (``tracker.config``, ``tracker.summary``); None when cut at the tag length limit."""
     if not text:
@@ -114,6 +123,8 @@ def json_tag(text: str | None) -> Any:
 def run_tags(meta: Mapping[str, Any]) -> dict[str, str]:
     """The MLflow tags of a run: our identity, MLflow's source and git tags, lineage."""
     tags = {TAG_ID: str(meta["id"]), TAG_RUN_NAME: str(meta.get("name") or meta["id"])}
+    if meta.get("uid"):
+        tags[TAG_UID] = str(meta["uid"])
     optional = {
         TAG_NOTE: meta.get("notes"),
         TAG_USER: meta.get("user"),

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter import store
 from tracker_jupyter.core.report import log
+from tracker_jupyter.exceptions import AuthenticationError, CommError
 from tracker_jupyter.online.mapping import (
     STATUS,
     TAG_CONFIG,
-    TAG_ID,
     TAG_SUMMARY,
     flatten_params,
     place,
     row_metrics,
+    run_filter,
     run_tags,
     tag_json,
 )
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from tracker_jupyter.online.rest.client import MlflowRest
 
 SYNC_STATE = "sync.json"
+CREATE_ATTEMPTS = 4  # runs/create, each after looking for the run once more
 ROWS_PER_BATCH = 3000  # about 9,000 points for 3 metrics a row: ten requests of the server's limit
 
 
@@ -76,18 +78,7 @@ class RunSyncer:
             workspace, name = place(self.client, project, meta.get("entity"))
         self.client.workspace = workspace
         experiment_id = self.client.get_or_create_experiment(name)
-        found = self.client.search_runs(
-            [experiment_id], f"tags.`{TAG_ID}` = '{meta['id']}'", max_results=1
-        ).runs
-        if found:
-            info = found[0]["info"]
-        else:
-            info = self.client.create_run(
-                experiment_id,
-                run_name=meta.get("name"),
-                start_time_ms=int(float(meta.get("start_time", time.time())) * 1000),
-                tags=run_tags(meta),
-            )["info"]
+        info = self._find_or_create(experiment_id, meta)
         self.state.update(
             server=self.client.base_url,
             workspace=workspace,
@@ -100,6 +91,36 @@ class RunSyncer:
         self.state.setdefault("generation", 0)
         self._save_state()
         return str(info["run_id"])
+
+    def _find_or_create(self, experiment_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """The run's MLflow run: found by its key, else created, at most once.
+
+        ``runs/create`` is sent without the transport's retries: when its answer is lost, the run may exist
+        all the same, so it is looked for again before another create.
+        """
+        from tracker_jupyter.online.rest.client import NO_RETRY
+
+        wanted = run_filter(meta)
+        pause = 0.5
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            found = self.client.search_runs([experiment_id], wanted, max_results=1).runs
+            if found:
+                return dict(found[0]["info"])
+            try:
+                created = self.client.create_run(
+                    experiment_id, run_name=meta.get("name"),
+                    start_time_ms=int(float(meta.get("start_time", time.time())) * 1000), tags=run_tags(meta),
+                    retry=NO_RETRY,
+                )  # fmt: skip
+                return dict(created["info"])
+            except AuthenticationError:
+                raise
+            except CommError:
+                if attempt == CREATE_ATTEMPTS:
+                    raise
+                time.sleep(pause)
+                pause *= 2
+        raise AssertionError("unreachable")
 
     # ----- one pass
     def sync_once(self, *, final: bool = False, progress: Callable[[int], None] | None = None) -> int:

@@ -246,6 +246,7 @@ def open_run(plan: RunPlan, *, held_here: Callable[[Path], bool]) -> Opened:
 def new_meta(run_id: str, project: str) -> dict[str, Any]:
     return {
         "id": run_id,
+        "uid": os.urandom(16).hex(),  # unique to this run of this store: its MLflow run is found by it
         "project": project,
         "state": "running",
         "start_time": time.time(),

@@ -212,12 +212,14 @@ class MlflowRest(Transport):
         run_name: str | None = None,
         start_time_ms: int | None = None,
         tags: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> JsonObject:
         """Create a run and return it (MLflow JSON with ``info`` and ``data``).
 
         ``info.run_id`` and ``info.artifact_uri`` are what later calls need. ``start_time_ms`` defaults
         to now (the server would record 0). A retry after a lost answer can create a second run; callers
-        that must avoid that can tag the run with their own id and look for it with :meth:`search_runs`.
+        that must avoid that pass ``retry=NO_RETRY``, tag the run with their own key and look for it with
+        :meth:`search_runs` before creating it again (``online.syncer`` does).
         """
         body: JsonObject = {
             "experiment_id": str(experiment_id),
@@ -227,7 +229,7 @@ class MlflowRest(Transport):
         if run_name is not None:
             body["run_name"] = run_name
         result = self._request_json(
-            "POST", "runs/create", body=body, what=f"create a run in experiment {experiment_id}"
+            "POST", "runs/create", body=body, what=f"create a run in experiment {experiment_id}", retry=retry
         )
         run: JsonObject = result["run"]
         return run

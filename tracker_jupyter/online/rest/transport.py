@@ -116,8 +116,9 @@ class Transport:
         what: str,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
+        retry: RetryPolicy | None = None,
     ) -> JsonObject:
-        result = self._call(method, endpoint, what=what, params=params, body=body)
+        result = self._call(method, endpoint, what=what, params=params, body=body, retry=retry)
         assert not isinstance(result, Refusal)
         return result
 
@@ -130,6 +131,7 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         tolerate: Collection[str] = (),
+        retry: RetryPolicy | None = None,
     ) -> JsonObject | Refusal:
         """One API call; a refusal whose error code is in ``tolerate`` is returned instead of raised."""
         url = f"{self._base_url}{API_PREFIX}/{endpoint}"
@@ -139,7 +141,7 @@ class Transport:
         if body is not None:
             kwargs["data"] = dump_json(body).encode("utf-8")
             kwargs["headers"] = {"Content-Type": "application/json"}
-        sent = self.send(method, url, what=what, **kwargs)
+        sent = self.send(method, url, what=what, retry=retry, **kwargs)
         response = sent.response
         if not response.ok:
             refusal = parse_refusal(response)
