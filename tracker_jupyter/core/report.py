@@ -1,7 +1,7 @@
 """How tracker_jupyter tells the user something went wrong, in one place.
 
-- ``warn``: about the user's own call (a value stored as its repr, a dropped step): a ``UserWarning``
-  from the caller's thread, so ``warnings`` filters apply.
+- warnings about the user's own call (a value stored as its repr, a dropped step) stay ``UserWarning``s
+  from the caller's thread, said once with ``Once``, so ``warnings`` filters apply.
 - ``hook_failed``: our code inside the user's cell failed (a hook, a display): a ``RuntimeWarning`` that
   never raises, even where warnings are turned into errors.
 - ``log``: diagnostics of background work (the writer, the syncer, the live display) through the
@@ -37,15 +37,6 @@ class Once:
                 return False
             self._seen.add(key)
             return True
-
-    def forget(self, key: Hashable = None) -> None:
-        with self._lock:
-            self._seen.discard(key)
-
-
-def warn(message: str, *, stacklevel: int = 2) -> None:
-    """A ``UserWarning`` about the caller's own call (``stacklevel`` counted from the caller of ``warn``)."""
-    warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
 
 
 def hook_failed(message: str) -> None:

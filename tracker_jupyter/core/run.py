@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -45,7 +45,6 @@ class RunParts:
     dashboard: Any = None  # the live display (display.widget), one per run
     sync_status: Callable[[], Mapping[str, Any]] | None = None  # the live syncer's progress
     quiet_lines: bool = False  # a display says what the init/finish lines would: print neither
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class Presenter(Protocol):

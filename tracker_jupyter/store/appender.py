@@ -191,11 +191,6 @@ class HistoryAppender:
         return (self._slow.encode(fixed) + "\n").encode("utf-8")
 
     # ----- closing
-    def sync(self) -> None:
-        """Make what was written durable (``msync``), without closing."""
-        if self._map is not None:
-            self._map.flush()
-
     def close(self, *, fsync: bool = True) -> None:
         """Write what waits if the disk takes it, cut the file to its content, fsync, close."""
         if self._closed:

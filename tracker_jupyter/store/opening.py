@@ -167,27 +167,31 @@ def _step_source(root: Path, project: str, what: str, ref: StepRef) -> Path:
     return path
 
 
+def _damage(path: Path) -> tuple[str, Damaged] | None:
+    """Which of the run's metadata and config files cannot be read, and why; None when both can."""
+    for name in (META, CONFIG):
+        try:
+            read_object(path / name)
+        except Damaged as exc:
+            return name, exc
+    return None
+
+
 def _damaged(path: Path) -> bool:
     """Whether the run's metadata or config cannot be read (resume='auto' starts a new run then)."""
-    try:
-        read_object(path / META)
-        read_object(path / CONFIG)
-    except Damaged:
-        return True
-    return False
+    return _damage(path) is not None
 
 
 def _check_config(path: Path, config: Mapping[str, Any], allow_val_change: bool) -> None:
     """Refuse now what merging ``config`` into the run at ``path`` would refuse once the run is open, and
     a run whose metadata or config cannot be read: continuing it would replace them with nothing."""
-    for name in (META, CONFIG):
-        try:
-            read_object(path / name)
-        except Damaged as exc:
-            raise UsageError(
-                f"run {path.parent.name}/{path.name} cannot be continued: {exc} ({path / name}). Restore the "
-                "file from a backup, or start a new run (another id) instead of resuming this one."
-            ) from None
+    damage = _damage(path)
+    if damage is not None:
+        name, exc = damage
+        raise UsageError(
+            f"run {path.parent.name}/{path.name} cannot be continued: {exc} ({path / name}). Restore the "
+            "file from a backup, or start a new run (another id) instead of resuming this one."
+        )
     merged_config(read_json(path / CONFIG, {}) or {}, config, allow_val_change)
 
 
