@@ -90,6 +90,54 @@ def test_keys_must_be_strings_and_data_a_mapping(store_dir: Path):
     assert run.step == 1
 
 
+@pytest.mark.parametrize("mode", ["offline", "disabled"])
+def test_a_refused_row_changes_nothing(store_dir: Path, mode: str):
+    """A key that is not a string is refused on the common path too (the encoder refuses it there):
+    no row is stored, the summary and the step stay as they were, in a stored and a disabled run."""
+    run = tj.init(project="p", dir=store_dir, mode=mode)
+    run.log({"a": 1.0})
+    for bad in ({"b": 2.0, 7: 1.0}, {"b": 2.0, (1, 2): 1.0}):
+        with pytest.raises(UsageError, match="keys must be strings"):
+            run.log(bad)
+    with pytest.raises(UsageError, match="keys must be strings"):
+        run.log({"b": 2.0, 7: 1.0}, step=5)
+    assert run.step == 1 and "b" not in run.summary
+    run.log({"a": 3.0})
+    run.finish()
+    if mode == "offline":
+        rows = list(tj.Api(store_dir).run(f"p/{run.id}").scan_history())
+        assert [(r["_step"], r["a"]) for r in rows] == [(0, 1.0), (1, 3.0)]
+
+
+def test_rows_that_only_look_unusual_are_stored_exactly(store_dir: Path):
+    """Strings holding ``null`` or braces, None, NaN, lists and str subclasses take the longer path and are
+    stored as logged."""
+
+    class Name(str):
+        pass
+
+    run = tj.init(project="p", dir=store_dir)
+    values = {
+        "s": "null {x}",
+        "none": None,
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "list": [1, 2.5, "a"],
+        "tuple": (1, 2),
+        "sub": Name("v"),
+        "big": 2**70,
+    }
+    for key, value in values.items():
+        run.log({key: value})
+    run.finish()
+    rows = list(tj.Api(store_dir).run(f"p/{run.id}").scan_history())
+    got = {key: row[key] for row in rows for key in row if not key.startswith("_")}
+    assert got["s"] == "null {x}" and got["none"] is None and got["nan"] != got["nan"]
+    assert got["inf"] == float("-inf") and got["list"] == [1, 2.5, "a"] and got["tuple"] == [1, 2]
+    assert got["sub"] == "v" and got["big"] == 2**70
+    assert [row["_step"] for row in rows] == list(range(len(values)))
+
+
 def test_value_kinds_nested_numpy_and_more(store_dir: Path):
     np = pytest.importorskip("numpy")
     run = tj.init(project="p", dir=store_dir)

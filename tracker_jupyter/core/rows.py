@@ -22,6 +22,18 @@ def _flatten(prefix: str, value: Mapping[str, Any], out: dict[str, Any]) -> None
             out[name] = inner
 
 
+def check_keys(row: Mapping[Any, Any]) -> None:
+    """A UsageError naming the first key of a logged row that is not a string.
+
+    ``log()``'s common path leaves this to the encoder, which refuses such keys before the row is stored;
+    the slow paths call it first."""
+    for key in row:
+        if not isinstance(key, str):
+            raise UsageError(
+                f"log() keys must be strings; got {key!r} ({type(key).__name__}). Use e.g. str({key!r})."
+            )
+
+
 def check_step(step: Any) -> int:
     """``log(step=...)`` as a non-negative int, or a UsageError saying what it must be."""
     if isinstance(step, bool) or (not isinstance(step, (int, float)) and not hasattr(step, "__index__")):
@@ -37,10 +49,11 @@ def check_step(step: Any) -> int:
 
 
 def normalize_row(
-    data: dict[str, Any], run: Any, warn_once: Callable[[str, str, int], None]
+    data: dict[str, Any], run: Any, warn_once: Callable[[str, str, int], None], depth: int = 0
 ) -> dict[str, Any]:
     """Nested dicts flattened with '/', values made storable (media store themselves through ``run``, the
     ``Run`` logging them: not imported here, which would be a cycle)."""
+    check_keys(data)
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, Mapping):
@@ -50,11 +63,13 @@ def normalize_row(
     for key, value in out.items():
         if type(value) in SCALARS:
             continue
-        out[key] = _normalize_value(key, value, run, warn_once)
+        out[key] = _normalize_value(key, value, run, warn_once, depth)
     return out
 
 
-def _normalize_value(key: str, value: Any, run: Any, warn_once: Callable[[str, str, int], None]) -> Any:
+def _normalize_value(
+    key: str, value: Any, run: Any, warn_once: Callable[[str, str, int], None], depth: int
+) -> Any:
     if isinstance(value, (int, float, str)) and not hasattr(value, "item"):
         return value
     to_history = getattr(value, "_to_history", None)
@@ -73,5 +88,5 @@ def _normalize_value(key: str, value: Any, run: Any, warn_once: Callable[[str, s
     stored, how = decide_value(value)
     if how.endswith("stored as its repr."):
         how = f"of type {type(value).__name__} is not a number, string, list or dict; stored as its repr."
-    warn_once(f"value:{key}", f"log() value for {key!r} {how}", 5)  # 5: the caller of log()
+    warn_once(f"value:{key}", f"log() value for {key!r} {how}", 5 + depth)  # the caller of log()
     return stored

@@ -14,13 +14,14 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from time import time_ns as _time_ns
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from tracker_jupyter.core.config import Config, Summary
 from tracker_jupyter.core.report import Once
 from tracker_jupyter.core.rows import SCALARS as _SCALARS
-from tracker_jupyter.core.rows import check_step, normalize_row
+from tracker_jupyter.core.rows import check_keys, check_step, normalize_row
 from tracker_jupyter.core.sink import Sink
 from tracker_jupyter.exceptions import UsageError
 
@@ -247,14 +248,27 @@ class Run:
             if not isinstance(data, Mapping):
                 raise UsageError(f"log() takes a dict of metric name to value, got {type(data).__name__}.")
             data = dict(data)
-        for key, value in data.items():
-            if type(key) is not str:
-                raise UsageError(
-                    f"log() keys must be strings; got {key!r} ({type(key).__name__}). Use e.g. str({key!r})."
-                )
+        if step is None and commit is None and not self._row:  # the common call: one row, committed now
+            step = self._step
+            # a copy (the caller's dict may change after we return): encoded and on the kernel's side of
+            # the file when append_plain returns, or refused, unchanged, when it needs normalizing
+            row = {**data, "_step": step, "_timestamp": _time_ns() // 1_000_000}
+            if not self._sink.append_plain(row):
+                data = normalize_row(data, self, self._warn_once)  # a UsageError leaves the run as it was
+                self._sink.append({**data, "_step": step, "_timestamp": row["_timestamp"]})
+            self._summary_data.update(data)
+            self._step = step + 1
+            return
+        self._log_at(data, step, commit)
+
+    def _log_at(self, data: dict[str, Any], step: int | None, commit: bool | None) -> None:
+        """``log()`` with ``step=`` or ``commit=``, or while a row is accumulating."""
+        for value in data.values():
             if type(value) not in _SCALARS:
-                data = normalize_row(data, self, self._warn_once)
+                data = normalize_row(data, self, self._warn_once, depth=1)
                 break
+        else:
+            check_keys(data)
         if step is not None:
             if type(step) is not int or step < 0:
                 step = check_step(step)
@@ -263,6 +277,7 @@ class Run:
                     "step",
                     f"log(step={step}) is lower than the run's current step {self._step}; that row is "
                     "dropped. Steps must not decrease: omit step= or pass increasing values.",
+                    4,
                 )
                 return
             if step > self._step:
@@ -271,7 +286,7 @@ class Run:
                 self._step = step
         elif commit is None:
             commit = True
-        now = time.time_ns() // 1_000_000
+        now = _time_ns() // 1_000_000
         self._summary_data.update(data)
         if commit and not self._row:
             data = dict(data)  # the caller's dict may change after we return
@@ -284,7 +299,7 @@ class Run:
             self._row = {}
         data["_step"] = self._step
         data["_timestamp"] = now
-        self._sink.enqueue(data)  # on the kernel's side of the file when this returns
+        self._append(data)
         self._step += 1
 
     def _commit(self) -> None:
@@ -292,8 +307,12 @@ class Run:
         self._row = {}
         row["_step"] = self._step
         row["_timestamp"] = self._row_time
-        self._sink.enqueue(row)
+        self._append(row)
         self._step += 1
+
+    def _append(self, row: dict[str, Any]) -> None:
+        if not self._sink.append_plain(row):
+            self._sink.append(row)
 
     def put_file(self, relative: str, content: bytes | str | Path) -> Path | None:
         """Store a file of this run (a logged image, a TensorBoard event file) at ``relative``, a path

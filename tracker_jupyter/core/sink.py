@@ -16,10 +16,19 @@ RowsListener = Callable[[list[Row]], None]
 
 
 class Sink(Protocol):
-    """The run's side of the store. ``enqueue`` is the only call per logged row, so it must be cheap; when it
-    returns, the row must be safe from the process dying (the store hands it to the kernel)."""
+    """The run's side of the store. ``append_plain`` is the one call per common logged row, so it must be
+    cheap; when it or ``append`` returns, the row must be safe from the process dying (the store hands it to
+    the kernel)."""
 
-    def enqueue(self, row: Row) -> None: ...
+    def append_plain(self, row: Row) -> bool:
+        """Store ``row`` if it is plain: string keys; strings, finite numbers, bools, and lists of them.
+        Otherwise store nothing and return False: the caller normalizes the row and calls ``append``."""
+        ...
+
+    def append(self, row: Row) -> None:
+        """Store any normalized row (NaN, None and nested lists included)."""
+        ...
+
     def mark_meta(self) -> None: ...
     def mark_config(self) -> None: ...
     def mark_summary(self) -> None: ...

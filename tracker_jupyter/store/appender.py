@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tracker_jupyter.core.rows import check_keys
 from tracker_jupyter.core.values import decide_value
 from tracker_jupyter.store.history import content_end
 
@@ -38,14 +39,21 @@ _PAGE = mmap.ALLOCATIONGRANULARITY
 Row = dict[str, Any]
 _dumps: Any = None  # orjson.dumps, imported with the first appender (import tracker_jupyter stays light)
 _NEWLINE = 0
+_PLAIN = 0  # and no datetimes, dataclasses or subclasses of str, int, list and dict: normalize those
 
 
 def _load_orjson() -> None:
-    global _dumps, _NEWLINE
+    global _dumps, _NEWLINE, _PLAIN
     if _dumps is None:
         import orjson
 
         _NEWLINE = orjson.OPT_APPEND_NEWLINE
+        _PLAIN = (
+            _NEWLINE
+            | orjson.OPT_PASSTHROUGH_DATETIME
+            | orjson.OPT_PASSTHROUGH_DATACLASS
+            | orjson.OPT_PASSTHROUGH_SUBCLASS
+        )
         _dumps = orjson.dumps
 
 
@@ -62,11 +70,12 @@ class HistoryAppender:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         with open(self._fd, "rb", closefd=False) as fh:  # where the next line goes: after the content,
-            self.end = content_end(fh, os.fstat(self._fd).st_size)  # not after zeros a killed writer left
-        os.ftruncate(self._fd, self.end)
+            end = content_end(fh, os.fstat(self._fd).st_size)  # not after zeros a killed writer left
+        os.ftruncate(self._fd, end)
         self._map: mmap.mmap | None = None
-        self._map_start = 0  # file offset of the map's first byte
+        self._map_start = end  # file offset of the map's first byte
         self._map_len = 0
+        self._pos = 0  # where the next line goes, from the map's first byte
         self._limit = -1
         self.pending: collections.deque[bytes] = collections.deque()
         self.max_pending = max_pending
@@ -77,24 +86,50 @@ class HistoryAppender:
         self._closed = False
         self._grow(0, strict=True)  # a disk that has no room for the first chunk fails init() cleanly
 
+    @property
+    def end(self) -> int:
+        """The file's content size: where the next line goes."""
+        return self._map_start + self._pos
+
     # ----- the caller's thread
-    def append(self, row: Row) -> None:
-        """Encode ``row`` and hand its line to the kernel; on a full disk, keep it (bounded) for later."""
+    def append_plain(self, row: Row) -> bool:
+        """Encode a plain row and hand its line to the kernel; False, storing nothing, for any other row.
+
+        Plain: string keys; strings, finite floats, ints of 64 bits, bools and lists of them. Everything
+        else orjson refuses here (numpy and torch values, media, subclasses, dataclasses, datetimes, keys
+        that are not strings) or shows in the line: ``null`` (None, and NaN or an infinity, which orjson
+        would write as null) and a second ``{`` (a nested dict to flatten). A string holding either only
+        sends its row the longer way. On a full disk the line is kept (bounded) for later."""
         try:
-            line = _dumps(row, option=_NEWLINE)
+            line = _dumps(row, None, _PLAIN)
+        except (TypeError, ValueError, OverflowError, RecursionError):
+            return False
+        if b"null" in line or line.count(b"{") != 1:
+            return False
+        pos = self._pos
+        stop = pos + len(line)
+        if stop > self._limit:  # past the mapped chunk, or lines are waiting (the limit is then -1)
+            self._append_slow(line)
+            return True
+        self._map[pos:stop] = line  # type: ignore[index]
+        self._pos = stop
+        return True
+
+    def append(self, row: Row) -> None:
+        """Encode any row and hand its line to the kernel: orjson where it writes the row exactly, else
+        the standard library's encoder. A top-level key that is not a string is a ``UsageError``."""
+        try:
+            line = _dumps(row, None, _NEWLINE)
         except (TypeError, ValueError, OverflowError, RecursionError):
             line = self._encode_slow(row)
         else:
-            if line.find(b"null") >= 0:  # orjson writes NaN and infinities as null: the stdlib keeps them
+            if b"null" in line:  # orjson writes NaN and infinities as null: the stdlib keeps them
                 line = self._encode_slow(row)
-        end = self.end
-        stop = end + len(line)
-        if stop > self._limit:  # past the mapped chunk, or lines are waiting (the limit is then -1)
+        if self._pos + len(line) > self._limit:
             self._append_slow(line)
             return
-        offset = self._map_start
-        self._map[end - offset : stop - offset] = line  # type: ignore[index]
-        self.end = stop
+        self._map[self._pos : self._pos + len(line)] = line  # type: ignore[index]
+        self._pos += len(line)
 
     def _append_slow(self, line: bytes) -> None:
         if self.pending or not self._put(line):
@@ -102,18 +137,18 @@ class HistoryAppender:
 
     def _put(self, line: bytes) -> bool:
         size = len(line)
-        if self.end + size > self._map_start + self._map_len and not self._grow(size):
+        if self._pos + size > self._map_len and not self._grow(size):
             return False
         assert self._map is not None
-        position = self.end - self._map_start
-        self._map[position : position + size] = line
-        self.end += size
+        self._map[self._pos : self._pos + size] = line
+        self._pos += size
         return True
 
     def _grow(self, need: int, *, strict: bool = False) -> bool:
         """Map the next chunk (at least ``need`` bytes past the end), allocated on disk first."""
-        start = self.end - self.end % _PAGE
-        length = max(CHUNK, self.end - start + need)
+        end = self.end
+        start = end - end % _PAGE
+        length = max(CHUNK, end - start + need)
         length += -length % _PAGE
         try:
             os.posix_fallocate(self._fd, start, length)
@@ -125,13 +160,13 @@ class HistoryAppender:
             return False
         if self._map is not None:
             self._map.close()
-        self._map, self._map_start, self._map_len = new_map, start, length
+        self._map, self._map_start, self._map_len, self._pos = new_map, start, length, end - start
         self._set_limit()
         return True
 
     def _set_limit(self) -> None:
         """The end past which ``append`` takes the slow path: the chunk's end, or -1 while lines wait."""
-        self._limit = -1 if self.pending else self._map_start + self._map_len
+        self._limit = -1 if self.pending else self._map_len
 
     def _hold(self, line: bytes) -> None:
         if not self.pending or not self.retry():
@@ -174,6 +209,7 @@ class HistoryAppender:
 
     def _encode_slow(self, row: Row) -> bytes:
         """The row through the standard library's encoder; values it cannot write, in documented forms."""
+        check_keys(row)
         try:
             return (self._slow.encode(row) + "\n").encode("utf-8")
         except Exception:  # whatever a value's own methods raise

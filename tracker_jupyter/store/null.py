@@ -12,7 +12,9 @@ class NullSink:
     """The sink of a disabled run: accepts everything, keeps nothing."""
 
     def __init__(self) -> None:
-        self.enqueue: Callable[[Row], None] = lambda row: None
+        # every row takes log()'s normalizing path, so a disabled run refuses and warns as a stored one
+        self.append_plain: Callable[[Row], bool] = lambda row: False
+        self.append: Callable[[Row], None] = lambda row: None
         self._scratch: str | None = None
 
     def mark_meta(self) -> None: ...

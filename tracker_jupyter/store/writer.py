@@ -24,9 +24,9 @@ from tracker_jupyter.store.rundir import CONFIG, HISTORY, META, SUMMARY, RunLock
 class RunWriter:
     """Owns one open run directory: the sink of a stored run.
 
-    ``enqueue`` is the only thing the logging thread calls per row: it encodes the row and hands its line
-    to the kernel (``HistoryAppender``) before returning, and, only while a display follows the run, keeps
-    the row for it. The writer thread rewrites the metadata, config and summary (atomically, at most every
+    ``append_plain`` (or ``append``) is the only thing the logging thread calls per row: it encodes the row
+    and hands its line to the kernel (``HistoryAppender``) before returning, and, only while a display
+    follows the run, keeps the row for it. The writer thread rewrites the metadata, config and summary (atomically, at most every
     ``flush_interval`` seconds) and hands the followed rows to their listeners.
     """
 
@@ -55,7 +55,8 @@ class RunWriter:
         self._appender = HistoryAppender(
             run_dir / HISTORY, max_pending=max_pending_rows, on_problem=self._on_append_problem
         )
-        self.enqueue: Callable[[dict[str, Any]], None] = self._appender.append
+        self.append_plain: Callable[[dict[str, Any]], bool] = self._appender.append_plain
+        self.append: Callable[[dict[str, Any]], None] = self._appender.append
         self._followed: collections.deque[dict[str, Any]] = collections.deque()  # rows for the listeners
         self._listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._wake = threading.Event()
@@ -84,7 +85,13 @@ class RunWriter:
             self._startup_thread.start()
 
     # ----- called from the logging thread
-    def _enqueue_followed(self, row: dict[str, Any]) -> None:
+    def _append_plain_followed(self, row: dict[str, Any]) -> bool:
+        if self._appender.append_plain(row):
+            self._followed.append(row)
+            return True
+        return False
+
+    def _append_followed(self, row: dict[str, Any]) -> None:
         self._appender.append(row)
         self._followed.append(row)
 
@@ -104,13 +111,13 @@ class RunWriter:
     def subscribe(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
         """Call ``listener(rows)`` from the writer thread with the rows logged since the last call."""
         self._listeners.append(listener)
-        self.enqueue = self._enqueue_followed
+        self.append_plain, self.append = self._append_plain_followed, self._append_followed
 
     def unsubscribe(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
         if not self._listeners:
-            self.enqueue = self._appender.append
+            self.append_plain, self.append = self._appender.append_plain, self._appender.append
 
     def flush(self) -> None:
         """Write the metadata and hand the followed rows to their listeners now, from the calling thread."""
