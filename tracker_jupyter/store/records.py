@@ -131,17 +131,10 @@ class RunRecord:
         ``_timestamp``; ``min_step`` is inclusive, ``max_step`` exclusive.
         """
         bad: list[int] = []
-        for row in iter_history(self.dir / HISTORY, bad=bad):
-            step = row["_step"]
-            if min_step is not None and step < min_step:
-                continue
-            if max_step is not None and step >= max_step:
-                break
-            if keys is not None:
-                if not all(k in row for k in keys):
-                    continue
-                row = {k: row[k] for k in ("_step", "_timestamp", *keys) if k in row}
-            yield row
+        rows = iter_history(self.dir / HISTORY, bad=bad)
+        if min_step is not None or max_step is not None or keys is not None:
+            rows = _selected(rows, keys, min_step, max_step)
+        yield from rows
         if bad:
             warn_damaged(
                 f"{self.dir / HISTORY} of run {self.project}/{self.id} has {len(bad)} unreadable line(s) (the "
@@ -223,3 +216,19 @@ def find_run(root: Path, path: str) -> RunRecord:
         if (candidate / META).is_file():
             return RunRecord(candidate)
     raise UsageError(f"no run {path!r} under {root}.")
+
+
+def _selected(
+    rows: Iterator[dict[str, Any]], keys: list[str] | None, min_step: int | None, max_step: int | None
+) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        step = row["_step"]
+        if min_step is not None and step < min_step:
+            continue
+        if max_step is not None and step >= max_step:
+            break
+        if keys is not None:
+            if not all(k in row for k in keys):
+                continue
+            row = {k: row[k] for k in ("_step", "_timestamp", *keys) if k in row}
+        yield row
