@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _PLAIN = frozenset((str, int, float, bool, type(None)))
@@ -125,9 +125,27 @@ def storable(value: Any) -> Any:
 # ------------------------------------------------------------------------------------------ secrets
 
 STORED_MASK = "***"  # what a secret-looking value is stored and uploaded as
-_SECRET_KEY = re.compile(
-    r"(api[_-]?key|apikey|passw(or)?d|passwd|secret|token|credential|auth|private[_-]?key)", re.I
+_SECRET_WORD = (
+    r"(?:api[_-]?key|apikey|passw(?:or)?d|passwd|secret|token|credential|auth(?!or)|private[_-]?key)"
 )
+_SECRET_KEY = re.compile(_SECRET_WORD, re.I)
+# In saved code: a string literal given to a secret-looking name, as an assignment, a keyword argument, a
+# dict entry or an item (``api_key = "…"``, ``token="…"``, ``{"password": "…"}``, ``env["HF_TOKEN"] = "…"``)
+_CODE_LITERAL = re.compile(
+    r"(?P<name>\b\w*" + _SECRET_WORD + r"\w*[\"']?\]?\s*(?<![=!<>])[:=]\s*)(?P<q>[rRbBuUfF]?[\"'])"
+    r"(?P<value>[^\"'\\\n]+)(?=[\"'])",
+    re.I,
+)
+# ``login(key="…")``, and ``%env NAME=value`` / ``%env NAME value`` / ``!export NAME=value`` in a notebook
+_CODE_LOGIN_KEY = re.compile(
+    r"(?P<name>\blogin\s*\([^)]*?\bkey\s*=\s*)(?P<q>[\"'])(?P<value>[^\"'\\\n]+)(?=[\"'])"
+)
+_CODE_ENV = re.compile(
+    r"(?P<name>^\s*(?:%env|!\s*export|%set_env)\s+\w*" + _SECRET_WORD + r"\w*(?:\s*=\s*|\s+))(?P<q>[\"']?)"
+    r"(?P<value>[^\s\"']+)",
+    re.I | re.M,
+)
+_SHORTEST_KNOWN = 4  # a known secret shorter than this is not searched for in saved code
 
 
 def is_secret_key(key: str) -> bool:
@@ -167,3 +185,43 @@ def mask_argv(args: list[str]) -> list[str]:
             continue
         masked.append(arg)
     return masked
+
+
+def secret_values(config: Mapping[str, Any], args: Sequence[str] = ()) -> list[str]:
+    """The strings that ``mask_secrets(config)`` and ``mask_argv(args)`` hide, longest first: what
+    ``mask_code`` also hides wherever it appears in saved code and outputs."""
+    found: set[str] = set()
+
+    def walk(mapping: Mapping[str, Any]) -> None:
+        for key, value in mapping.items():
+            if is_secret_key(str(key)):
+                if isinstance(value, (str, int)) and not isinstance(value, bool):
+                    found.add(str(value))
+            elif isinstance(value, Mapping):
+                walk(value)
+
+    walk(config)
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            found.add(arg)
+            hide_next = False
+            continue
+        flag, equals, value = arg.partition("=")
+        if flag.startswith("-") and is_secret_key(flag.lstrip("-")):
+            if equals:
+                found.add(value)
+            else:
+                hide_next = True
+    return sorted((value for value in found if len(value) >= _SHORTEST_KNOWN), key=len, reverse=True)
+
+
+def mask_code(text: str, known: Sequence[str] = ()) -> str:
+    """Saved code (or its output) with credentials replaced by ``STORED_MASK``: string literals given to a
+    secret-looking name, ``login(key=…)``, ``%env`` / ``!export`` of a secret-looking variable, and every
+    ``known`` secret (``secret_values``) wherever it appears."""
+    for pattern in (_CODE_LITERAL, _CODE_LOGIN_KEY, _CODE_ENV):
+        text = pattern.sub(lambda match: f"{match['name']}{match['q']}{STORED_MASK}", text)
+    for value in known:
+        text = text.replace(value, STORED_MASK)
+    return text

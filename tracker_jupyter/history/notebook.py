@@ -18,10 +18,10 @@ import base64
 import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from tracker_jupyter.core.values import to_json
+from tracker_jupyter.core.values import STORED_MASK, is_secret_key, to_json
 from tracker_jupyter.history.recorder import Cell, Output
 
 SESSION_HISTORY = "_session_history.ipynb"
@@ -92,7 +92,9 @@ class HistoryNotebook:
         session: int = 1,
         earlier: Sequence[Mapping[str, Any]] = (),
         metadata: Mapping[str, Any] | None = None,
+        mask: Callable[[str], str] | None = None,
     ) -> None:
+        self._mask = mask  # applied to each recorded cell's source and outputs (secrets: mask_code)
         self._leading = [_cell_text(cell) for cell in _leading_cells(earlier, header, session)]
         rest = {"metadata": _metadata(metadata), "nbformat": 4, "nbformat_minor": 5}
         self._tail = _json_text(rest)[2:]  # what follows "cells" in a sorted dump: drop the opening "{\n"
@@ -107,12 +109,75 @@ class HistoryNotebook:
             if cached is not None and cached[:2] == (cell.revision, position):
                 texts.append(cached[2])
                 continue
-            text = _cell_text(_code_cell(cell, position))
+            nb_cell = _code_cell(cell, position)
+            text = _cell_text(masked_cell(nb_cell, self._mask) if self._mask is not None else nb_cell)
             if cell.serial is not None:
                 self._cache[cell.serial] = (cell.revision, position, text)
             texts.append(text)
         listed = "[\n" + ",\n".join(texts) + "\n ]" if texts else "[]"
         return f'{{\n "cells": {listed},\n{self._tail}\n'
+
+
+def masked_cell(nb_cell: dict[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
+    """``nb_cell`` with ``mask`` applied to its source and to the text of its outputs (streams, errors,
+    text and JSON results; images and other binary data are left alone)."""
+    nb_cell = dict(nb_cell)
+    nb_cell["source"] = mask(_joined(nb_cell.get("source", "")))
+    outputs = []
+    for output in nb_cell.get("outputs") or []:
+        output = dict(output)
+        if "text" in output:
+            output["text"] = mask(_joined(output["text"]))
+        if "evalue" in output:
+            output["evalue"] = mask(str(output["evalue"]))
+            output["traceback"] = [mask(str(line)) for line in output.get("traceback") or []]
+        if isinstance(output.get("data"), dict):
+            output["data"] = {
+                mime: value if mime in _BASE64_MIMES else _masked_data(value, mask)
+                for mime, value in output["data"].items()
+            }
+        outputs.append(output)
+    if "outputs" in nb_cell:
+        nb_cell["outputs"] = outputs
+    return nb_cell
+
+
+def masked_notebook(content: str | bytes, mask: Callable[[str], str]) -> str:
+    """The file text of a notebook with ``masked_cell`` applied to every cell; a file that is not a
+    notebook is masked as plain text."""
+    try:
+        nb = json.loads(content)
+    except ValueError:
+        nb = None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return mask(content.decode("utf-8", "replace") if isinstance(content, bytes) else content)
+    nb["cells"] = [masked_cell(cell, mask) if isinstance(cell, dict) else cell for cell in nb["cells"]]
+    return text(nb)
+
+
+def _joined(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _masked_data(value: Any, mask: Callable[[str], str]) -> Any:
+    if isinstance(value, str) or (
+        isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+    ):
+        return mask(_joined(value))
+    return _masked_json(value, mask)
+
+
+def _masked_json(value: Any, mask: Callable[[str], str]) -> Any:
+    """A JSON output: secret-looking keys' values masked (the config rule), every string through ``mask``."""
+    if isinstance(value, dict):
+        return {
+            key: STORED_MASK if is_secret_key(str(key)) and not isinstance(item, (dict, list))
+            else _masked_json(item, mask)
+            for key, item in value.items()
+        }  # fmt: skip
+    if isinstance(value, list):
+        return [_masked_json(item, mask) for item in value]
+    return mask(value) if isinstance(value, str) else value
 
 
 def cells_in(text: str | bytes | None) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from tracker_jupyter import store
 from tracker_jupyter.core import host
 from tracker_jupyter.core.report import Once, hook_failed
+from tracker_jupyter.core.values import mask_code, secret_values
 from tracker_jupyter.history import notebook
 from tracker_jupyter.history.recorder import SessionRecorder
 from tracker_jupyter.ipython.tap import ShellTap, tap_for
@@ -90,6 +91,8 @@ class _Attachment:
         self.tap: ShellTap | None = None
         self.started = False  # set once start() went through; a failed start writes nothing at finish
         self._reported = Once()
+        masking = resolve("mask_secrets", None, run.settings or Settings())
+        self._mask: Callable[[str], str] | None = self._masked_text if masking else None
 
     def start(self) -> None:
         tap = self.tap = tap_for(self.shell)
@@ -107,7 +110,7 @@ class _Attachment:
         started = time.strftime("%Y-%m-%d %H:%M:%S %z")
         self.history = notebook.HistoryNotebook(
             header=notebook.session_header(session, run.name, run.id, started),
-            session=session, earlier=earlier, metadata=self._notebook_metadata(),
+            session=session, earlier=earlier, metadata=self._notebook_metadata(), mask=self._mask,
         )  # fmt: skip
         meta: dict[str, Any] = {"session_history": notebook.HISTORY_PATH}
         given = host.notebook_path(self.shell, resolve("notebook_name", None, run.settings or Settings()))
@@ -127,7 +130,14 @@ class _Attachment:
     def _copy_notebook(self) -> None:
         copy = self.run.meta.get("notebook_copy")
         if self.notebook_file is not None and copy:
-            self.run.put_file(copy, self.notebook_file)
+            if self._mask is None:
+                self.run.put_file(copy, self.notebook_file)
+            else:
+                self.run.put_file(copy, notebook.masked_notebook(self.notebook_file.read_bytes(), self._mask))
+
+    def _masked_text(self, text: str) -> str:
+        """Secrets out of saved code (``mask_code``): the run's own secret values, and the literal forms."""
+        return mask_code(text, secret_values(self.run.config.as_dict(), self.run.meta.get("args") or ()))
 
     # ----- called by the tap
     def after_cell(self) -> None:

@@ -89,7 +89,7 @@ def startup_task(*, program: str | None, save_code: bool, disable_git: bool) -> 
                     diff = git_diff(root)
                     if diff:
                         code.mkdir(exist_ok=True)
-                        (code / "diff.patch").write_text(diff + "\n", encoding="utf-8")
+                        (code / "diff.patch").write_text(writer.masked_code(diff) + "\n", encoding="utf-8")
         if save_code and program:
             code.mkdir(exist_ok=True)
             relative = os.path.relpath(program, root) if root is not None else os.path.basename(program)
@@ -99,7 +99,13 @@ def startup_task(*, program: str | None, save_code: bool, disable_git: bool) -> 
             target.parent.mkdir(parents=True, exist_ok=True)
             import shutil
 
-            shutil.copy2(program, target)
+            shutil.copy2(program, target)  # then masked in place: the copy keeps the script's mode and times
+            source = target.read_bytes()
+            masked = writer.masked_code(source.decode("utf-8", "surrogateescape")).encode(
+                "utf-8", "surrogateescape"
+            )
+            if masked != source:
+                target.write_bytes(masked)
             writer.meta["code_path"] = f"code/{relative}"
             writer.mark_meta()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracker_jupyter.core.report import Once, log
-from tracker_jupyter.core.values import mask_argv, mask_secrets
+from tracker_jupyter.core.values import mask_argv, mask_code, mask_secrets, secret_values
 from tracker_jupyter.settings import DEFAULTS
 from tracker_jupyter.store.appender import HistoryAppender
 from tracker_jupyter.store.files import copy_matching, put_file, write_json_atomic
@@ -235,6 +235,12 @@ class RunWriter:
             log(message)
 
     # ----- files of the run (the Sink protocol's part for media, saved files and copies)
+    def masked_code(self, text: str) -> str:
+        """Saved code with the run's secrets masked (``mask_code``), unless masking is off."""
+        if not self._mask:
+            return text
+        return mask_code(text, secret_values(self._config(), self.meta.get("args") or ()))
+
     def files_dir(self) -> str:
         return str(self.dir / "files")
 
