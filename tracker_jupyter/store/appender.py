@@ -104,7 +104,7 @@ class HistoryAppender:
             line = _dumps(row, None, _PLAIN)
         except (TypeError, ValueError, OverflowError, RecursionError):
             return False
-        if b"null" in line or line.count(b"{") != 1:
+        if line.find(b"null") >= 0 or line.find(b"{", 1) >= 0:  # find: cheaper than `in` on bytes
             return False
         pos = self._pos
         stop = pos + len(line)
@@ -123,7 +123,7 @@ class HistoryAppender:
         except (TypeError, ValueError, OverflowError, RecursionError):
             line = self._encode_slow(row)
         else:
-            if b"null" in line:  # orjson writes NaN and infinities as null: the stdlib keeps them
+            if line.find(b"null") >= 0:  # orjson writes NaN and infinities as null: the stdlib keeps them
                 line = self._encode_slow(row)
         if self._pos + len(line) > self._limit:
             self._append_slow(line)
