@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import enum
 import json
 import time
 import warnings
@@ -157,14 +159,15 @@ def test_value_kinds_nested_numpy_and_more(store_dir: Path):
         def __repr__(self):
             return "<weird>"
 
-    with pytest.warns(UserWarning, match="'w' of type Weird"):
+    with pytest.raises(UsageError, match=r"'w' is a Weird, which log\(\) does not store.*log str\(value\)"):
         run.log({"w": Weird()})
+    run.log({"when": datetime.datetime(2026, 1, 2, 3, 4), "path": Path("a/b"), "mode": enum.Enum("M", "A").A})
     run.finish()
     first, second = rows(store_dir, run)
     assert first["train/loss"] == 0.5 and first["train/acc/top1"] == 3
     assert first["flag"] is True and first["label"] == "cat" and first["none"] is None
     assert first["vec"] == [0, 1, 2] and first["one"] == 2.5 and first["lst"] == [1, 2]
-    assert second["w"] == "<weird>"
+    assert second["when"] == "2026-01-02T03:04:00" and second["path"] == "a/b" and second["mode"] == 1
     assert run.summary["train/loss"] == 0.5
 
 

@@ -19,13 +19,19 @@ from tracker_jupyter.exceptions import AuthenticationError, CommError, ConfigErr
 
 __all__ = [
     "Api",
+    "Audio",
     "AuthenticationError",
     "CommError",
     "ConfigError",
     "Error",
+    "Histogram",
+    "Html",
     "Image",
+    "Object3D",
+    "Plotly",
     "Run",
     "Settings",
+    "Table",
     "UsageError",
     "Video",
     "config",
@@ -34,6 +40,7 @@ __all__ = [
     "load_ipython_extension",
     "log",
     "login",
+    "plot",
     "run",
     "save",
     "summary",
@@ -43,7 +50,7 @@ __all__ = [
 if TYPE_CHECKING:
     from tracker_jupyter.api import Api
     from tracker_jupyter.core.run import Config, Run, Summary
-    from tracker_jupyter.media import Image, Video
+    from tracker_jupyter.media import Audio, Histogram, Html, Image, Object3D, Plotly, Table, Video
     from tracker_jupyter.settings import Settings
 
     run: Run | None
@@ -123,9 +130,15 @@ class _NoRun:
 
 _LAZY = {
     "Api": ("api", "Api"),
+    "Audio": ("media", "Audio"),
+    "Html": ("media", "Html"),
+    "Object3D": ("media", "Object3D"),
+    "Plotly": ("media", "Plotly"),
+    "Histogram": ("media", "Histogram"),
     "Image": ("media", "Image"),
     "Run": ("core.run", "Run"),
     "Settings": ("settings", "Settings"),
+    "Table": ("media", "Table"),
     "Video": ("media", "Video"),
 }
 
@@ -136,6 +149,10 @@ def __getattr__(name: str) -> Any:
     if name in ("config", "summary"):
         run = _holder.run
         return getattr(run, name) if run is not None else _NoRun(name)
+    if name == "plot":  # the module of charts: tracker_jupyter.plot.line(...)
+        import importlib
+
+        return importlib.import_module(".media.plot", __name__)
     if name in _LAZY:
         import importlib
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
 from collections.abc import Callable, Mapping
+from pathlib import PurePath
 from typing import Any
 
-from tracker_jupyter.core.values import decide_value
 from tracker_jupyter.exceptions import UsageError
 
 SCALARS = frozenset((float, int, str, bool, type(None)))
@@ -84,9 +87,31 @@ def _normalize_value(
     if callable(tolist):
         return tolist()
     if isinstance(value, (list, tuple)):
+        return _normalize_list(key, value, run)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return _normalize_value(key, value.value, run, warn_once, depth + 1)
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    raise UsageError(
+        f"log() value for {key!r} is a {type(value).__name__}, which log() does not store: log numbers, "
+        "strings, bools, None, lists and dicts of them, numpy or torch values, or media (Image, Video, "
+        "Audio, Html, Table, Histogram, ...). To keep its text, log str(value)."
+    )
+
+
+def _normalize_list(key: str, value: list[Any] | tuple[Any, ...], run: Any) -> Any:
+    """A list as stored; media in it store themselves (``<key>_<index>``) and the list becomes a
+    ``media-list`` reference: ``{"_type": "media-list", "count": n, "items": [...]}``."""
+    if not any(callable(getattr(item, "_to_history", None)) for item in value):
         return list(value)
-    stored, how = decide_value(value)
-    if how.endswith("stored as its repr."):
-        how = f"of type {type(value).__name__} is not a number, string, list or dict; stored as its repr."
-    warn_once(f"value:{key}", f"log() value for {key!r} {how}", 5 + depth)  # the caller of log()
-    return stored
+    items = [
+        item._to_history(run, f"{key}_{index}") if callable(getattr(item, "_to_history", None)) else item
+        for index, item in enumerate(value)
+    ]
+    kinds = {item.get("_type") for item in items if isinstance(item, dict)}
+    return {"_type": "media-list", "kind": kinds.pop() if len(kinds) == 1 else "mixed", "count": len(items),
+            "items": items}  # fmt: skip
