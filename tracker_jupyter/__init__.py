@@ -35,6 +35,7 @@ __all__ = [
     "UsageError",
     "Video",
     "config",
+    "define_metric",
     "finish",
     "init",
     "load_ipython_extension",
@@ -68,6 +69,11 @@ def _current(what: str) -> Run:
 def log(data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
     """``log()`` on the current run (see ``Run.log``)."""
     _current("log()").log(data, step=step, commit=commit)
+
+
+def define_metric(name: str, *args: Any, **kwargs: Any) -> Any:
+    """``define_metric()`` on the current run (see ``Run.define_metric``)."""
+    return _current("define_metric()").define_metric(name, *args, **kwargs)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

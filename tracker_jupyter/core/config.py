@@ -234,7 +234,9 @@ class Summary(MutableMapping[str, Any]):
     """The run's final numbers: the last logged value of each key unless set explicitly.
 
     ``run.summary["best_acc"] = 0.93`` sets a value; logging the key again replaces it with the new last
-    value, as with any other key.
+    value, as with any other key. Keys are flat (``"train/loss"``, as nested dicts are logged); a prefix
+    reads as a nested mapping: ``run.summary["train"]["loss"]``, and ``summary.update({"train": {"best":
+    1}})`` sets ``"train/best"``.
     """
 
     def __init__(
@@ -249,16 +251,30 @@ class Summary(MutableMapping[str, Any]):
         self._on_change = on_change
 
     def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+        try:
+            return self._data[key]
+        except KeyError:
+            if isinstance(key, str) and self._has_prefix(key):
+                return SummarySection(self, key)
+            raise
 
     def __setitem__(self, key: str, value: Any) -> None:
         _check_summary_key(key)
-        self._data[key] = value
+        self._data.update(_flat(key, value))
         self._on_change()
 
     def __delitem__(self, key: str) -> None:
-        del self._data[key]
+        if key in self._data:
+            del self._data[key]
+        elif isinstance(key, str) and self._has_prefix(key):
+            for name in [name for name in self._data if name.startswith(key + "/")]:
+                del self._data[name]
+        else:
+            raise KeyError(key)
         self._on_change()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data or (isinstance(key, str) and self._has_prefix(key))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -270,7 +286,7 @@ class Summary(MutableMapping[str, Any]):
         if key.startswith("_"):
             raise AttributeError(key)
         try:
-            return self._data[key]
+            return self[key]
         except KeyError:
             raise AttributeError(f"summary has no key {key!r}") from None
 
@@ -281,11 +297,71 @@ class Summary(MutableMapping[str, Any]):
         items = {**dict(data), **kwargs}
         for key in items:
             _check_summary_key(key)
-        self._data.update(items)
+        for key, value in items.items():
+            self._data.update(_flat(key, value))
         self._on_change()
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._data)
+
+    def _has_prefix(self, key: str) -> bool:
+        prefix = key + "/"
+        return any(name.startswith(prefix) for name in self._data)
+
+
+class SummarySection(MutableMapping[str, Any]):
+    """The keys of a summary under one prefix (``summary["train"]`` for ``train/...``), read and written
+    through to the summary; equal to a dict of the same nested content."""
+
+    def __init__(self, summary: Summary, prefix: str) -> None:
+        self._summary = summary
+        self._prefix = prefix
+
+    def __getitem__(self, key: str) -> Any:
+        return self._summary[f"{self._prefix}/{key}"]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._summary[f"{self._prefix}/{key}"] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._summary[f"{self._prefix}/{key}"]
+
+    def __iter__(self) -> Iterator[str]:
+        prefix = self._prefix + "/"
+        seen: dict[str, None] = {}
+        for name in self._summary._data:
+            if name.startswith(prefix):
+                seen.setdefault(name[len(prefix) :].split("/", 1)[0])
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self.as_dict() == (other.as_dict() if isinstance(other, SummarySection) else dict(other))
+        return NotImplemented
+
+    def as_dict(self) -> dict[str, Any]:
+        """The nested content as plain dicts."""
+        return {
+            key: value.as_dict() if isinstance(value, SummarySection) else value
+            for key, value in self.items()
+        }
+
+    def __repr__(self) -> str:
+        return f"SummarySection({self._prefix!r}, {self.as_dict()!r})"
+
+
+def _flat(key: str, value: Any) -> dict[str, Any]:
+    """``{key: value}`` with a plain nested dict flattened into ``key/inner`` keys, as ``log()`` does (a
+    stored value's reference, which has a ``_type``, stays whole)."""
+    if type(value) is not dict or not value or "_type" in value or not all(isinstance(k, str) for k in value):
+        return {key: value}
+    flat: dict[str, Any] = {}
+    for inner, item in value.items():
+        flat.update(_flat(f"{key}/{inner}", item))
+    return flat
 
 
 def _check_summary_key(key: Any) -> None:

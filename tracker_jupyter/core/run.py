@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from tracker_jupyter.core.config import Config, Summary
+from tracker_jupyter.core.metrics import Metric, MetricDefinitions, make_metric
 from tracker_jupyter.core.report import Once
 from tracker_jupyter.core.rows import SCALARS as _SCALARS
 from tracker_jupyter.core.rows import check_keys, check_step, normalize_row
@@ -94,6 +95,9 @@ class Run:
         self._on_finish: list[Callable[[Run], None]] = []
         self._on_closed: list[Callable[[Run], None]] = []
         self._summary_data = summary._data  # log() updates it in place: the hot path's one dict.update
+        self._summarize: Callable[[dict[str, Any]], None] = self._summary_data.update
+        self._metrics: MetricDefinitions | None = None
+        self._plain = True  # False once a metric's step is synced into rows: every row then takes _log_at
         self.parts = RunParts()
         self.exit_code: int | None = None
 
@@ -248,7 +252,7 @@ class Run:
             if not isinstance(data, Mapping):
                 raise UsageError(f"log() takes a dict of metric name to value, got {type(data).__name__}.")
             data = dict(data)
-        if step is None and commit is None and not self._row:  # the common call: one row, committed now
+        if step is None and commit is None and self._plain and not self._row:  # one row, committed now
             step = self._step
             # a copy (the caller's dict may change after we return): encoded and on the kernel's side of
             # the file when append_plain returns, or refused, unchanged, when it needs normalizing
@@ -256,7 +260,7 @@ class Run:
             if not self._sink.append_plain(row):
                 data = normalize_row(data, self, self._warn_once)  # a UsageError leaves the run as it was
                 self._sink.append({**data, "_step": step, "_timestamp": row["_timestamp"]})
-            self._summary_data.update(data)
+            self._summarize(data)
             self._step = step + 1
             return
         self._log_at(data, step, commit)
@@ -269,6 +273,8 @@ class Run:
                 break
         else:
             check_keys(data)
+        if self._metrics is not None and not self._plain:
+            data = self._metrics.with_steps(data)
         if step is not None:
             if type(step) is not int or step < 0:
                 step = check_step(step)
@@ -287,7 +293,7 @@ class Run:
         elif commit is None:
             commit = True
         now = _time_ns() // 1_000_000
-        self._summary_data.update(data)
+        self._summarize(data)
         if commit and not self._row:
             data = dict(data)  # the caller's dict may change after we return
         else:
@@ -313,6 +319,58 @@ class Run:
     def _append(self, row: dict[str, Any]) -> None:
         if not self._sink.append_plain(row):
             self._sink.append(row)
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | Metric | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> Metric:
+        """Say how metric ``name`` (or a glob: ``"val/*"``) is summarized and charted.
+
+        Parameters
+        ----------
+        name
+            A logged key, or a prefix ending in ``*``.
+        step_metric
+            The key to chart it against (``"epoch"``) instead of ``_step``.
+        step_sync
+            Add the step metric's latest value to rows that log ``name`` without it (default: True when
+            ``step_metric`` is given).
+        hidden
+            Keep it out of the dashboard's charts.
+        summary
+            Comma-separated modes: ``min``, ``max``, ``mean``, ``first``, ``last``, ``best`` (the summary
+            value becomes a dict of them: ``{"max": 0.8}``), ``copy`` (the last value, the default) or
+            ``none`` (no summary value).
+        goal
+            ``"minimize"`` or ``"maximize"``: which value ``best`` keeps (default minimize).
+        overwrite
+            Replace an earlier definition of ``name`` instead of merging into it.
+
+        See ``tracker_jupyter.core.metrics`` for the matching rules; the definitions are kept in the
+        run's metadata (``metrics``) for the dashboard and readers.
+        """
+        if self._finished:
+            raise UsageError(f"run {self.id} is finished; define_metric() needs an active run.")
+        if overwrite is not None and not isinstance(overwrite, bool):
+            raise UsageError(f"define_metric(overwrite=...) must be True or False, got {overwrite!r}.")
+        metric = make_metric(name, step_metric, step_sync, hidden, summary, goal)
+        if self._metrics is None:
+            self._metrics = MetricDefinitions()
+            summarize = self._metrics.summarize
+            data = self._summary_data
+            self._summarize = lambda row: summarize(data, row)
+        metric = self._metrics.define(metric, bool(overwrite))
+        if self._metrics.syncs_steps and self._plain:
+            self._plain = False
+            self._metrics.remember(self._summary_data)
+        self.update_meta(metrics=[defined.to_json() for defined in self._metrics.all()])
+        return metric
 
     def put_file(self, relative: str, content: bytes | str | Path) -> Path | None:
         """Store a file of this run (a logged image, a TensorBoard event file) at ``relative``, a path
