@@ -46,6 +46,8 @@ __all__ = [
     "save",
     "summary",
     "unload_ipython_extension",
+    "unwatch",
+    "watch",
 ]
 
 if TYPE_CHECKING:
@@ -74,6 +76,17 @@ def log(data: dict[str, Any], step: int | None = None, commit: bool | None = Non
 def define_metric(name: str, *args: Any, **kwargs: Any) -> Any:
     """``define_metric()`` on the current run (see ``Run.define_metric``)."""
     return _current("define_metric()").define_metric(name, *args, **kwargs)
+
+
+def watch(models: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """``watch()`` on the current run (see ``Run.watch``)."""
+    return _current("watch()").watch(models, *args, **kwargs)
+
+
+def unwatch(models: Any = None) -> None:
+    """``unwatch()`` on the current run; does nothing when there is none."""
+    if _holder.run is not None:
+        _holder.run.unwatch(models)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

@@ -152,9 +152,9 @@ def init(
         for active in list(reversed(holder.active)):
             active.finish()
     if plan is None or location is None:
-        return _wire_disabled(request)
+        return _plugged(_wire_disabled(request))
     opened = _open(plan)
-    run = _wire(request, location, opened)
+    run = _plugged(_wire(request, location, opened))
     _start_parts(request, run, opened)
     holder.add(run, make_current=request.reinit != "create_new" or holder.run is None)
     install_exit_handlers()
@@ -163,6 +163,25 @@ def init(
 
 
 # ------------------------------------------------------------------------------------------------ steps
+
+
+def _plugged(run: Run) -> Run:
+    """The run with the parts its methods reach through ``run.parts`` (they live in higher layers and are
+    imported when first used)."""
+    run.parts.watch, run.parts.unwatch = _watch, _unwatch
+    return run
+
+
+def _watch(*args: Any) -> Any:
+    from tracker_jupyter.integrations import watch
+
+    return watch.watch(*args)
+
+
+def _unwatch(*args: Any) -> Any:
+    from tracker_jupyter.integrations import watch
+
+    return watch.unwatch(*args)
 
 
 def _previous_to_return(request: InitRequest) -> Run | None:

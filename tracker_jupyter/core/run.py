@@ -47,6 +47,8 @@ class RunParts:
     dashboard: Any = None  # the live display (display.widget), one per run
     sync_status: Callable[[], Mapping[str, Any]] | None = None  # the live syncer's progress
     quiet_lines: bool = False  # a display says what the init/finish lines would: print neither
+    watch: Callable[..., Any] | None = None  # integrations.watch.watch, plugged in by init()
+    unwatch: Callable[..., Any] | None = None
 
 
 class Presenter(Protocol):
@@ -319,6 +321,30 @@ class Run:
     def _append(self, row: dict[str, Any]) -> None:
         if not self._sink.append_plain(row):
             self._sink.append(row)
+
+    def watch(
+        self,
+        models: Any,
+        criterion: Any = None,
+        log: str | None = "gradients",
+        log_freq: int = 1000,
+        idx: int | None = None,
+        log_graph: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Log histograms of a torch model's gradients and/or parameters every ``log_freq`` passes, under
+        ``gradients/<name>`` and ``parameters/<name>`` (see ``tracker_jupyter.integrations.watch``).
+
+        ``log`` is ``"gradients"``, ``"parameters"``, ``"all"`` or None; ``idx`` the graph index of the
+        first model (the second and later get ``graph_<i>`` in front of their names); ``log_graph`` keeps
+        the model's structure in the metadata (``models``). Unhooked by ``unwatch`` or at finish."""
+        if self.parts.watch is None:
+            raise UsageError("watch() needs a run started with tracker_jupyter.init().")
+        return self.parts.watch(self, models, criterion, log, log_freq, idx, log_graph)  # type: ignore[no-any-return]
+
+    def unwatch(self, models: Any = None) -> None:
+        """Remove the hooks ``watch`` added to ``models`` (all of them when None)."""
+        if self.parts.unwatch is not None:
+            self.parts.unwatch(models)
 
     def define_metric(
         self,
