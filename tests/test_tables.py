@@ -196,3 +196,28 @@ def test_stored_values_read_back_as_objects(store_dir: Path) -> None:
     assert record.value(first["img"]).is_file()
     with pytest.raises(UsageError, match="no table logged as 'h'"):
         record.table("h")
+
+
+def test_a_table_synced_to_mlflow_is_read_by_mlflow_s_own_load_table(
+    mlflow_server, mlflow_client, store_dir: Path, monkeypatch, tmp_path: Path
+) -> None:
+    import uuid
+
+    monkeypatch.setenv("TRACKER_BASE_URL", mlflow_server.url)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    project = f"tables-{uuid.uuid4().hex[:8]}"
+    run = tj.init(project=project, dir=store_dir, settings={"silent": True})
+    table = tj.Table(columns=["text", "score"], data=[["a", 0.5], ["b", float("nan")]])
+    run.log({"preds": table, "loss": 1.0})
+    run.finish()
+    (row,) = _rows(store_dir, run)
+    artifact = row["preds"]["path"]
+    experiment = mlflow_client.get_experiment_by_name(project)
+    [found] = mlflow_client.search_runs([experiment.experiment_id])
+    assert json.loads(found.data.tags["mlflow.loggedArtifacts"]) == [{"path": artifact, "type": "table"}]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)  # load_table searches through the fluent API
+    frame = mlflow_client.load_table(
+        experiment.experiment_id, artifact_file=artifact, run_ids=[found.info.run_id]
+    )
+    assert list(frame.columns) == ["text", "score"] and frame["text"].tolist() == ["a", "b"]
+    assert frame["score"].iloc[0] == 0.5 and frame["score"].isna().iloc[1]  # NaN travels as null

@@ -55,6 +55,8 @@ TAG_REWINDS = "tracker.rewinds"
 TAG_RUN_NAME = "mlflow.runName"
 TAG_NOTE = "mlflow.note.content"
 TAG_USER = "mlflow.user"
+TAG_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # the run's tables, for MLflow's UI and load_table
+TABLE_SUFFIX = ".table.json"
 
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "crashed": "KILLED", "running": "RUNNING"}
 STATES = {"RUNNING": "running", "SCHEDULED": "running", "FINISHED": "finished", "FAILED": "failed",
@@ -95,6 +97,30 @@ def row_metrics(row: dict[str, Any]) -> Iterator[Metric]:
             continue
         if isinstance(value, (int, float)):  # bools too (an int subclass): MLflow stores them as 0/1
             yield Metric(key, float(value), timestamp, step)
+
+
+def mlflow_table(text: str) -> bytes:
+    """A stored table file as MLflow's ``log_table`` writes one: the same ``{"columns", "data"}``, with NaN
+    and infinities as null (JSON has no such numbers) and image cells in MLflow's image cell shape."""
+    table = json.loads(text)
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict) and value.get("_type") == "image" and value.get("path"):
+            return {"type": "image", "filepath": value["path"], "compressed_filepath": value["path"]}
+        if isinstance(value, list):
+            return [cell(item) for item in value]
+        return value
+
+    data = [[cell(value) for value in row] for row in table.get("data", [])]
+    return json.dumps({"columns": table.get("columns", []), "data": data}, separators=(",", ":")).encode()
+
+
+def logged_tables(paths: list[str]) -> str:
+    """The ``mlflow.loggedArtifacts`` tag for these table artifacts, as MLflow writes it (``load_table``
+    finds runs by matching its exact text)."""
+    return json.dumps([{"path": path, "type": "table"} for path in paths])
 
 
 def tag_json(value: Any) -> str:

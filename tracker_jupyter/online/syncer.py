@@ -19,9 +19,13 @@ from tracker_jupyter.core.report import log
 from tracker_jupyter.exceptions import AuthenticationError, CommError
 from tracker_jupyter.online.mapping import (
     STATUS,
+    TABLE_SUFFIX,
     TAG_CONFIG,
+    TAG_LOGGED_ARTIFACTS,
     TAG_SUMMARY,
     flatten_params,
+    logged_tables,
+    mlflow_table,
     place,
     row_metrics,
     run_filter,
@@ -223,6 +227,7 @@ class RunSyncer:
                 ]
         for tb in sorted(self.dir.glob("history.rewound-*.jsonl")):
             uploads.append((f"history/{tb.name}", tb))
+        tables = [relative for relative, _ in uploads if relative.endswith(TABLE_SUFFIX)]
         for relative, path in uploads:
             try:
                 stat = path.stat()
@@ -231,9 +236,25 @@ class RunSyncer:
             signature = [stat.st_size, stat.st_mtime]
             if sent.get(relative) == signature:
                 continue
-            self.client.upload_artifact(self.state["artifact_uri"], relative, path)
+            if relative.endswith(TABLE_SUFFIX):
+                self._upload_table(relative, path)
+            else:
+                self.client.upload_artifact(self.state["artifact_uri"], relative, path)
             sent[relative] = signature
             self._save_state()
+        if tables and self.state.get("tables") != tables:
+            self.client.log_batch(run_id, tags={TAG_LOGGED_ARTIFACTS: logged_tables(tables)})
+            self.state["tables"] = tables
+            self._save_state()
+
+    def _upload_table(self, relative: str, path: Path) -> None:
+        """A table in the JSON MLflow's own ``log_table`` writes, so its UI and ``load_table`` read it."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            converted = Path(tmp) / path.name
+            converted.write_bytes(mlflow_table(path.read_text(encoding="utf-8")))
+            self.client.upload_artifact(self.state["artifact_uri"], relative, converted)
 
     def _finish(self, run_id: str, meta: dict[str, Any]) -> None:
         state = store.run_state(self.dir, meta)
