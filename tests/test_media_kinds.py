@@ -74,3 +74,43 @@ def test_point_clouds_and_model_files(store_dir: Path, tmp_path: Path) -> None:
         tj.Object3D(np.zeros((4, 2)))
     with pytest.raises(UsageError, match="format must be one of"):
         tj.Object3D(str(tmp_path / "x.ply"))
+
+
+def test_image_takes_the_reference_s_arguments(store_dir: Path) -> None:
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    from PIL import Image as PILImage
+
+    chw = torch.zeros((3, 4, 6))
+    chw[0] = 1.0  # red, floats in 0..1
+    float_255 = np.full((4, 4), 128.0)  # floats in 0..255, as the reference documents
+    mask = np.zeros((4, 6), dtype=np.int64)
+    mask[:, 3:] = 1
+    boxes = {"predictions": {"box_data": [{"position": {"minX": 0.1, "maxX": 0.5, "minY": 0.2, "maxY": 0.6},
+                                           "class_id": 1, "scores": {"p": 0.9}}], "class_labels": {1: "cat"}}}  # fmt: skip
+    run, row = _logged(
+        store_dir,
+        tensor=tj.Image(chw, caption="red", masks={"truth": {"mask_data": mask, "class_labels": {0: "bg", 1: "cat"}}},
+                        boxes=boxes, classes=["bg", "cat"]),
+        gray=tj.Image(float_255, file_type="jpg"),
+        rgba=tj.Image(np.zeros((2, 2, 4), dtype=np.uint8), mode="RGB"),
+    )  # fmt: skip
+    tensor = row["tensor"]
+    assert (tensor["width"], tensor["height"]) == (6, 4) and tensor["classes"][1] == {"id": 1, "name": "cat"}
+    with PILImage.open(Path(run.run_dir) / tensor["path"]) as image:
+        assert image.getpixel((0, 0))[:3] == (255, 0, 0)
+    with PILImage.open(Path(run.run_dir) / tensor["masks"]["truth"]["path"]) as stored_mask:
+        assert stored_mask.getpixel((5, 0)) == 1 and stored_mask.getpixel((0, 0)) == 0
+    assert tensor["boxes"]["predictions"]["class_labels"] == {"1": "cat"}
+    assert tensor["boxes"]["predictions"]["box_data"][0]["position"]["maxX"] == 0.5
+    assert row["gray"]["format"] == "jpg"
+    with PILImage.open(Path(run.run_dir) / row["gray"]["path"]) as image:
+        assert abs(image.getpixel((1, 1)) - 128) <= 2  # 128.0 stays 128, not clipped to white
+    with PILImage.open(Path(run.run_dir) / row["rgba"]["path"]) as image:
+        assert image.mode == "RGB"
+    with pytest.raises(UsageError, match="file_type"):
+        tj.Image(float_255, file_type="tiff")
+    with pytest.raises(UsageError, match="mask_data must be a 2-d array"):
+        tj.Image(float_255, masks={"m": {"mask_data": np.zeros((2, 2, 2), dtype=int)}})
+    with pytest.raises(UsageError, match="needs a 'position'"):
+        tj.Image(float_255, boxes={"p": {"box_data": [{"class_id": 1}]}})

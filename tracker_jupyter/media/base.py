@@ -90,14 +90,20 @@ def existing_file(cls: str, data: Any, formats: tuple[str, ...]) -> tuple[Path, 
 
 
 def as_uint8(cls: str, array: Any) -> Any:
-    """Pixels as uint8: floats are taken as 0..1, integers as 0..255."""
+    """Pixels as uint8. Integers are 0..255. Floats are 0..255 as the reference documents, except an array
+    whose values all lie in 0..1, taken as 0..1 (the reference would store it black); NaN is 0."""
     import numpy as np
 
+    if hasattr(array, "detach"):  # a torch tensor, wherever it lives
+        array = array.detach().cpu().numpy()
     array = np.asarray(array)
     if array.dtype == np.uint8:
         return array
     if np.issubdtype(array.dtype, np.floating):
-        return (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
+        array = np.nan_to_num(array, nan=0.0, posinf=255.0, neginf=0.0)
+        if array.size and array.min() >= 0.0 and array.max() <= 1.0:
+            array = array * 255
+        return np.clip(array, 0.0, 255.0).round().astype(np.uint8)
     if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
         return np.clip(array.astype(np.int64) * (255 if array.dtype == np.bool_ else 1), 0, 255).astype(
             np.uint8
