@@ -114,3 +114,21 @@ def test_image_takes_the_reference_s_arguments(store_dir: Path) -> None:
         tj.Image(float_255, masks={"m": {"mask_data": np.zeros((2, 2, 2), dtype=int)}})
     with pytest.raises(UsageError, match="needs a 'position'"):
         tj.Image(float_255, boxes={"p": {"box_data": [{"class_id": 1}]}})
+
+
+def test_an_image_past_the_size_limit_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    np = pytest.importorskip("numpy")
+    from tracker_jupyter.media import image
+
+    monkeypatch.setattr(image, "MAX_BYTES", 1000)
+    with pytest.raises(
+        UsageError, match=r"20×20 pixels is 0 MiB; an image may have at most 0 MiB. Resize it"
+    ):
+        tj.Image(np.zeros((20, 20, 3), dtype=np.uint8))
+    tj.Image(np.zeros((10, 10, 3), dtype=np.uint8))  # 300 bytes: fine
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * 2000)
+    with pytest.raises(UsageError, match=r"the file .*big\.png"):
+        tj.Image(str(big))

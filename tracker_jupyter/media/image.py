@@ -75,6 +75,7 @@ class Image(Media):
         self._masks = _masks(masks) if masks is not None else {}
         if isinstance(data_or_path, (str, os.PathLike)):
             self._file, self._format = existing_file("Image", data_or_path, IMAGE_FORMATS)
+            _check_size(self._file.stat().st_size, f"the file {self._file}")
             from PIL import Image as PILImage
 
             with PILImage.open(self._file) as opened:
@@ -84,6 +85,7 @@ class Image(Media):
         if fmt not in ("png", "jpg", "jpeg", "bmp"):
             raise UsageError(f"Image(file_type=...) must be png, jpg, jpeg or bmp, got {file_type!r}.")
         pil = _to_pil(data_or_path)
+        _check_size(pil.width * pil.height * len(pil.getbands()), f"{pil.width}×{pil.height} pixels")
         if mode is not None:
             pil = pil.convert(mode)
         if fmt in ("jpg", "jpeg") and pil.mode not in ("RGB", "L"):
@@ -106,6 +108,17 @@ class Image(Media):
                 for name, (png, mask) in self._masks.items()
             }
         return stored
+
+
+MAX_BYTES = 100 << 20  # an image's pixels (or file) at most: 100 MiB
+
+
+def _check_size(size: int, what: str) -> None:
+    if size > MAX_BYTES:
+        raise UsageError(
+            f"Image(): {what} is {size / (1 << 20):.0f} MiB; an image may have at most {MAX_BYTES >> 20} MiB. "
+            "Resize it (PIL's Image.thumbnail) or log a crop; to keep the full file, run.save() it."
+        )
 
 
 def _to_pil(data: Any) -> Any:
