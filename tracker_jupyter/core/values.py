@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 _PLAIN = frozenset((str, int, float, bool, type(None)))
@@ -165,25 +165,29 @@ def mask_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def mask_argv(args: list[str]) -> list[str]:
-    """Command-line arguments with the values of secret-looking flags masked: ``--password X`` and
-    ``--api-key=X`` keep the flag, not the value."""
-    masked: list[str] = []
+def _secret_arguments(args: Sequence[str]) -> Iterator[tuple[int, str | None]]:
+    """``(index, flag)`` of each argument that holds a secret: ``flag`` for ``--api-key=X``, None for the
+    value after a ``--password`` flag."""
     hide_next = False
-    for arg in args:
+    for index, arg in enumerate(args):
         if hide_next:
-            masked.append(STORED_MASK)
             hide_next = False
+            yield index, None
             continue
         flag, equals, _ = arg.partition("=")
         if flag.startswith("-") and is_secret_key(flag.lstrip("-")):
             if equals:
-                masked.append(f"{flag}={STORED_MASK}")
+                yield index, flag
             else:
-                masked.append(arg)
                 hide_next = True
-            continue
-        masked.append(arg)
+
+
+def mask_argv(args: list[str]) -> list[str]:
+    """Command-line arguments with the values of secret-looking flags masked: ``--password X`` and
+    ``--api-key=X`` keep the flag, not the value."""
+    masked = list(args)
+    for index, flag in _secret_arguments(args):
+        masked[index] = STORED_MASK if flag is None else f"{flag}={STORED_MASK}"
     return masked
 
 
@@ -201,18 +205,8 @@ def secret_values(config: Mapping[str, Any], args: Sequence[str] = ()) -> list[s
                 walk(value)
 
     walk(config)
-    hide_next = False
-    for arg in args:
-        if hide_next:
-            found.add(arg)
-            hide_next = False
-            continue
-        flag, equals, value = arg.partition("=")
-        if flag.startswith("-") and is_secret_key(flag.lstrip("-")):
-            if equals:
-                found.add(value)
-            else:
-                hide_next = True
+    for index, flag in _secret_arguments(args):
+        found.add(args[index] if flag is None else args[index].partition("=")[2])
     return sorted((value for value in found if len(value) >= _SHORTEST_KNOWN), key=len, reverse=True)
 
 
