@@ -574,3 +574,35 @@ def test_tracker_login_cli_stores_credentials_privately(tmp_path: Path):
         input="x\n", env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 2 and "pass --username" in done.stderr
+
+
+def test_login_without_a_server_is_a_notice_and_false(tmp_path: Path, monkeypatch, capsys) -> None:
+    for name in ("TRACKER_BASE_URL", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setattr(credentials, "_said_offline", False)
+    assert tj.login() is False
+    assert tj.login(key="0123456789abcdef") is False  # the reference's call shape: no TypeError
+    out = capsys.readouterr().out
+    assert out.count("no tracking server is configured") == 1  # said once
+    assert not credentials.credentials_file().exists()
+    with pytest.raises(tj.UsageError, match="force=True"):
+        tj.login(force=True)
+
+
+def test_login_in_the_reference_s_shape_against_a_real_server(
+    mlflow_auth_server: MlflowServer, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("TRACKER_BASE_URL", mlflow_auth_server.url)
+    user, secret = mlflow_auth_server.admin
+    with pytest.raises(AuthenticationError):
+        tj.login()  # nothing stored, and the server needs credentials: says so
+    assert tj.login(host=mlflow_auth_server.url, username=user, password=secret)
+    assert tj.login()  # the stored credentials are taken and verified
+    with pytest.raises(AuthenticationError):
+        tj.login(key="not-a-token", relogin=True)  # verified before anything is stored
+    assert (
+        json.loads(credentials.credentials_file().read_text())[mlflow_auth_server.url.rstrip("/")]["username"]
+        == user
+    )

@@ -101,7 +101,8 @@ def save(glob_str: str | None = None, base_path: str | None = None, policy: str 
 
 
 def login(*args: Any, **kwargs: Any) -> bool:
-    """Store credentials for a tracking server (see ``tracker_jupyter.sync.login``)."""
+    """Log in to a tracking server; with none configured, say so and return False (see
+    ``tracker_jupyter.online.credentials.login``)."""
     from tracker_jupyter.online.credentials import login as _login
 
     return _login(*args, **kwargs)

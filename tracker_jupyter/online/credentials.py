@@ -90,50 +90,110 @@ def credentials_for(
 
 
 def login(
+    key: str | None = None,
+    relogin: bool | None = None,
+    host: str | None = None,
+    force: bool | None = None,
+    timeout: float | None = None,
+    verify: bool = True,
+    referrer: str | None = None,
+    prompt: bool = True,
+    anonymous: str | None = None,
+    *,
     base_url: str | None = None,
     username: str | None = None,
     password: str | None = None,
     api_key: str | None = None,
-    verify: bool = True,
 ) -> bool:
-    """Store credentials for a tracking server (mode 0600 file under the user's config directory).
+    """Log in to a tracking server, in the reference's shape: credentials are stored for the server (mode
+    0600 file under the user's config directory) and used by every later run.
 
     Parameters
     ----------
-    base_url
-        The MLflow Tracking Server; default ``TRACKER_BASE_URL`` / ``MLFLOW_TRACKING_URI``.
+    key
+        An API key, sent as a bearer token (servers behind an authenticating proxy); ``api_key=`` too.
+        Our own form ``login(url, username, password)`` still works: a first argument that is an http(s)
+        URL is the server.
+    relogin
+        Take new credentials even when some are stored for the server.
+    host
+        The server (also ``base_url=``); default ``TRACKER_BASE_URL`` / ``MLFLOW_TRACKING_URI``. With none,
+        ``login()`` says so once and returns False: runs are stored offline (``force=True`` makes that an
+        error instead).
     username, password
         HTTP basic auth (MLflow's basic-auth app). Without ``password`` it is asked for (``getpass``, which a
-        notebook shows as a masked input), so it never has to be typed into a cell, its history or a
-        saved notebook.
-    api_key
-        A bearer token (servers behind an authenticating proxy).
+        notebook shows as a masked input) unless ``prompt=False``, so it never has to be typed into a cell.
+    timeout
+        Seconds to wait for the server when verifying (default 5).
     verify
-        Check the credentials with the server before storing them.
+        Check the credentials with the server (an ``AuthenticationError`` saying what failed); without new
+        credentials, check that the server takes the stored ones, or none.
+    referrer
+        Accepted for the reference's signature; it has no meaning here.
+    anonymous
+        ``"must"``: use the server without credentials.
 
     Returns
     -------
     bool
-        True when the credentials were stored.
+        True when the server is set and has (or needs no) credentials after this call.
     """
-    from tracker_jupyter.online.rest.client import Credentials, MlflowRest
+    from tracker_jupyter.online.rest.client import Credentials
 
-    base_url = base_url or resolve("base_url", None, Settings())
-    if not base_url:
-        raise UsageError("login() needs a server: pass base_url= or set TRACKER_BASE_URL.")
-    base_url, _ = server_url(base_url)
-    if not api_key and username and not password:
+    if isinstance(key, str) and key.startswith(("http://", "https://")):  # login(url, username, password)
+        base_url, key = base_url or key, None
+        if isinstance(relogin, str):
+            username, relogin = username or relogin, None
+        if isinstance(host, str) and not host.startswith(("http://", "https://")):
+            password, host = password or host, None
+    server = host or base_url or resolve("base_url", None, Settings())
+    if not server:
+        if force:
+            raise UsageError("login(force=True) needs a tracking server: pass host= or set TRACKER_BASE_URL.")
+        _say_offline()
+        return False
+    server, _ = server_url(server)
+    token = api_key or key
+    if not token and username and not password and prompt:
         import getpass
 
-        password = getpass.getpass(f"password for {username} at {base_url}: ")
-    if api_key:
-        entry, creds = {"token": api_key}, Credentials(token=api_key)
+        password = getpass.getpass(f"password for {username} at {server}: ")
+    if token:
+        entry, creds = {"token": token}, Credentials(token=token)
     elif username and password:
         entry, creds = {"username": username, "password": password}, Credentials(username, password)
+    elif anonymous == "must" or (not relogin and verify and not username):
+        # nothing new: check that the server takes what is already configured (or no credentials)
+        creds = credentials_for(server, Settings(), anonymous=anonymous)
+        _check(server, creds, timeout)
+        return True
     else:
-        raise UsageError("login() needs api_key=, or username= (and password=, else it is asked for).")
+        raise UsageError(
+            "login() needs api_key=, or username= (and password=, else it is asked for); key= is api_key=."
+        )
     if verify:
-        with MlflowRest(base_url, creds, timeout=INIT_TIMEOUT) as client:
-            client.get_experiment_by_name("Default")  # any authenticated call: /health needs no login
-    _store_credentials(base_url, entry)
+        _check(server, creds, timeout)
+    _store_credentials(server, entry)
     return True
+
+
+def _check(server: str, creds: Credentials, timeout: float | None) -> None:
+    """Any authenticated call (``/health`` needs no login); an AuthenticationError or CommError says what
+    failed."""
+    from tracker_jupyter.online.rest.client import MlflowRest
+
+    with MlflowRest(server, creds, timeout=INIT_TIMEOUT if timeout is None else float(timeout)) as client:
+        client.get_experiment_by_name("Default")
+
+
+_said_offline = False
+
+
+def _say_offline() -> None:
+    global _said_offline
+    if not _said_offline:
+        _said_offline = True
+        print(
+            "tracker: no tracking server is configured, so runs are stored locally (offline) and there is "
+            "nothing to log in to; set TRACKER_BASE_URL or call login(host=...) to use one."
+        )
