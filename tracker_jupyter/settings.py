@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,11 +36,13 @@ def _setting(
     return dataclasses.field(default=None, repr=not secret, metadata=spec)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(init=False)
 class Settings:
     """Options beyond ``init()``'s arguments. Every field is optional; ``None`` means unset.
 
-    Each field reads its environment variable when unset (``settings.describe(name)`` says which).
+    Each field reads its environment variable when unset (``settings.describe(name)`` says which). The
+    reference's setting names are taken too (``Settings(start_method="thread")``): those with a meaning
+    here set ours (``REFERENCE_NAMES``), the others are accepted with one notice that they have no effect.
     """
 
     mode: str | None = _setting("TRACKER_MODE", help="online | offline | disabled (dryrun = offline)")
@@ -108,6 +111,16 @@ class Settings:
         "TRACKER_SYNC_TIMEOUT", kind="float", default=30.0, bound="non-negative",
         help="seconds finish() waits for the server",
     )  # fmt: skip
+    init_timeout: float | None = _setting(
+        "TRACKER_INIT_TIMEOUT", kind="float", default=5.0, bound="positive",
+        help="seconds each call init() and login() make to the server may take",
+    )  # fmt: skip
+    https_proxy: str | None = _setting(
+        "TRACKER_HTTPS_PROXY", help="proxy for an https server (else HTTPS_PROXY, as requests reads it)"
+    )
+    http_proxy: str | None = _setting(
+        "TRACKER_HTTP_PROXY", help="proxy for an http server (else HTTP_PROXY, as requests reads it)"
+    )
     mask_secrets: bool | None = _setting(
         "TRACKER_MASK_SECRETS", kind="bool", default=True,
         help="store and upload secret-looking config values and command-line flags as ***",
@@ -116,6 +129,13 @@ class Settings:
     notebook_name: str | None = _setting(
         "TRACKER_NOTEBOOK_NAME", help="the notebook path, when it cannot be detected"
     )
+
+    def __init__(self, **values: Any) -> None:
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, None)
+        for name, value in _ours(values).items():
+            setattr(self, name, value)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -131,21 +151,108 @@ class Settings:
         if isinstance(value, Settings):
             return value
         if isinstance(value, Mapping):
-            names = {f.name for f in dataclasses.fields(cls)}
-            unknown = [k for k in value if k not in names]
-            if unknown:
-                key = str(unknown[0])
-                close = difflib.get_close_matches(key, sorted(names), n=1)
-                hint = (
-                    f" Did you mean {close[0]!r}?"
-                    if close
-                    else f" Known settings: {', '.join(sorted(names))}."
-                )
-                raise UsageError(f"settings has no field {key!r}.{hint}")
-            return cls(**value)
+            return cls(**{str(key): item for key, item in value.items()})
         raise UsageError(
             f"settings must be a tracker_jupyter.Settings or a dict, got {type(value).__name__}."
         )
+
+
+# The reference's settings with a meaning here, by its name: ours
+REFERENCE_NAMES = {
+    "quiet": "silent",
+    "finish_timeout": "sync_timeout",
+    "login_timeout": "init_timeout",
+    "host": "base_url",
+}
+# The reference's other public settings: accepted, with one notice that they have no effect here. Its
+# private and experimental ones (a leading "_" or "x_") are accepted the same way.
+REFERENCE_WITHOUT_EFFECT = frozenset(
+    [
+        "allow_media_symlink",
+        "allow_offline_artifacts",
+        "allow_val_change",
+        "app_url_override",
+        "azure_account_url_to_access_key",
+        "capture_loggers",
+        "code_dir",
+        "config_paths",
+        "console",
+        "console_chunk_max_bytes",
+        "console_chunk_max_seconds",
+        "console_multipart",
+        "credentials_file",
+        "disable_git_fork_point",
+        "disable_job_creation",
+        "docker",
+        "email",
+        "fork_from",
+        "git_commit",
+        "git_remote",
+        "git_remote_url",
+        "git_root",
+        "heartbeat_seconds",
+        "identity_token_file",
+        "ignore_globs",
+        "insecure_disable_ssl",
+        "job_name",
+        "job_source",
+        "label_disable",
+        "launch",
+        "launch_config_path",
+        "max_end_of_run_history_metrics",
+        "max_end_of_run_summary_metrics",
+        "organization",
+        "program_abspath",
+        "program_relpath",
+        "reinit",
+        "relogin",
+        "resume_from",
+        "resumed",
+        "sagemaker_disable",
+        "settings_system",
+        "show_colors",
+        "show_emoji",
+        "show_errors",
+        "show_info",
+        "show_warnings",
+        "start_method",
+        "stop_fn",
+        "stop_on_fatal_error",
+        "strict",
+        "summary_timeout",
+        "summary_warnings",
+        "sweep_id",
+        "sweep_param_path",
+        "symlink",
+        "sync_tensorboard",
+        "table_raise_on_max_row_limit_exceeded",
+        "use_dot_wandb",
+    ]
+)
+_noticed: set[str] = set()
+
+
+def _ours(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` under our field names: the reference's names mapped, those without effect noticed once
+    and dropped, anything else a UsageError with the nearest of our names."""
+    names = {field.name for field in dataclasses.fields(Settings)}
+    ours: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in names:
+            ours[key] = value
+        elif key in REFERENCE_NAMES:
+            ours.setdefault(REFERENCE_NAMES[key], value)
+        elif key in REFERENCE_WITHOUT_EFFECT or key.startswith(("_", "x_")):
+            if key not in _noticed:
+                _noticed.add(key)
+                print(f"tracker: the setting {key!r} has no effect here; it is ignored.", file=sys.stderr)
+        else:
+            close = difflib.get_close_matches(key, sorted(names), n=1)
+            hint = (
+                f" Did you mean {close[0]!r}?" if close else f" Known settings: {', '.join(sorted(names))}."
+            )
+            raise UsageError(f"settings has no field {key!r}.{hint}")
+    return ours
 
 
 FIELDS = {field.name: field.metadata for field in dataclasses.fields(Settings)}

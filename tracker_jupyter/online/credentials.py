@@ -20,6 +20,17 @@ if TYPE_CHECKING:
 INIT_TIMEOUT = 5.0  # seconds for each call init() makes: a dead server must not hang the notebook
 
 
+def init_timeout(settings: Settings) -> float:
+    """Seconds each call init() and login() make may take (setting ``init_timeout``, default 5)."""
+    return float(resolve("init_timeout", None, settings))
+
+
+def proxies(settings: Settings) -> dict[str, str]:
+    """The proxies the settings name (``https_proxy``, ``http_proxy``); requests reads the environment's."""
+    found = {scheme: resolve(f"{scheme}_proxy", None, settings) for scheme in ("https", "http")}
+    return {scheme: url for scheme, url in found.items() if url}
+
+
 def _config_dir() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "tracker_jupyter"
@@ -182,7 +193,9 @@ def _check(server: str, creds: Credentials, timeout: float | None) -> None:
     failed."""
     from tracker_jupyter.online.rest.client import MlflowRest
 
-    with MlflowRest(server, creds, timeout=INIT_TIMEOUT if timeout is None else float(timeout)) as client:
+    settings = Settings()
+    seconds = init_timeout(settings) if timeout is None else float(timeout)
+    with MlflowRest(server, creds, timeout=seconds, proxies=proxies(settings)) as client:
         client.get_experiment_by_name("Default")
 
 

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.core.report import Once, log
 from tracker_jupyter.exceptions import AuthenticationError, CommError
-from tracker_jupyter.online.credentials import INIT_TIMEOUT, credentials_for, server_url
+from tracker_jupyter.online.credentials import (
+    INIT_TIMEOUT,
+    credentials_for,
+    init_timeout,
+    proxies,
+    server_url,
+)
 from tracker_jupyter.online.syncer import RunSyncer
 from tracker_jupyter.settings import Settings, resolve
 
@@ -124,7 +130,13 @@ class LiveSync:
         self.syncer.client.close()
 
 
-def live_client(base_url: str, credentials: Credentials) -> MlflowRest:
+def live_client(
+    base_url: str,
+    credentials: Credentials,
+    *,
+    connect: float = INIT_TIMEOUT,
+    proxies: dict[str, str] | None = None,
+) -> MlflowRest:
     """A client for work beside the user's code (the background syncer, the runs dashboard): short connect
     timeout, reads up to 30 s, and few retries per call, since the syncer retries whole passes itself, with
     its own backoff, and notes the error at once for the widget."""
@@ -133,8 +145,9 @@ def live_client(base_url: str, credentials: Credentials) -> MlflowRest:
     return MlflowRest(
         base_url,
         credentials,
-        timeout=Timeout(connect=INIT_TIMEOUT, read=30.0),
-        retry=RetryPolicy(max_attempts=2, backoff_initial=0.5, deadline=INIT_TIMEOUT),
+        timeout=Timeout(connect=connect, read=30.0),
+        retry=RetryPolicy(max_attempts=2, backoff_initial=0.5, deadline=connect),
+        proxies=proxies,
     )
 
 
@@ -147,15 +160,14 @@ def start(
     base_url, from_url = server_url(base_url)
     # anonymous='never' without credentials is refused (AuthenticationError), online or forced alike
     credentials = credentials_for(base_url, settings, anonymous, from_url)
-    client = live_client(base_url, credentials)
+    seconds, via = init_timeout(settings), proxies(settings)
+    client = live_client(base_url, credentials, connect=seconds, proxies=via)
     live_timeout = client.timeout
-    client.timeout = Timeout(
-        INIT_TIMEOUT, INIT_TIMEOUT
-    )  # while init() waits: a stalled server must not hang it
+    client.timeout = Timeout(seconds, seconds)  # while init() waits: a stalled server must not hang it
     assert run.run_dir is not None, "an online run has a run directory"
     syncer = RunSyncer(run.run_dir, client)
     try:
-        probe = MlflowRest(base_url, credentials, timeout=INIT_TIMEOUT, retry=NO_RETRY)
+        probe = MlflowRest(base_url, credentials, timeout=seconds, retry=NO_RETRY, proxies=via)
         with probe:
             probe.health()
         syncer.ensure_run(dict(run.meta))

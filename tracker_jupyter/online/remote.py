@@ -66,7 +66,7 @@ def server_runs(
 
     Raises ``CommError`` / ``AuthenticationError`` when the server cannot be read.
     """
-    from tracker_jupyter.online.credentials import credentials_for, server_url
+    from tracker_jupyter.online.credentials import credentials_for, proxies, server_url
     from tracker_jupyter.online.live import live_client
 
     settings = settings or Settings()
@@ -74,7 +74,7 @@ def server_runs(
     if not base_url:
         return []
     url, from_url = server_url(base_url)
-    client = live_client(url, credentials_for(url, settings, None, from_url))
+    client = live_client(url, credentials_for(url, settings, None, from_url), proxies=proxies(settings))
     client.workspace, name = place(client, project, entity)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:

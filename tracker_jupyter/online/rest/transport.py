@@ -75,6 +75,7 @@ class Transport:
         retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         batch_limits: BatchLimits = BATCH_LIMITS,
+        proxies: Mapping[str, str] | None = None,
     ) -> None:
         self._base_url, url_credentials = split_base_url(base_url)
         credentials = Credentials.coerce(auth)
@@ -82,6 +83,8 @@ class Transport:
         self._auth = self.credentials.requests_auth()
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
+        if proxies:  # else requests takes HTTPS_PROXY / HTTP_PROXY from the environment, as it always does
+            self._session.proxies.update(proxies)
         self.timeout = timeout if isinstance(timeout, Timeout) else Timeout(float(timeout), float(timeout))
         self.retry = retry
         self.batch_limits = batch_limits
