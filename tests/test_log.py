@@ -286,3 +286,20 @@ def test_log_memory_stays_bounded_in_a_tight_loop(store_dir: Path):
     assert peak <= 1001
     assert tj.Api(store_dir).run(run.id).summary["a"] == 29_999
     assert sum(1 for _ in tj.Api(store_dir).run(run.id).scan_history()) == 30_000
+
+
+def test_saving_a_file_already_in_run_dir_is_accepted_and_recorded(store_dir: Path):
+    """The reference's idiom: wandb.save(os.path.join(wandb.run.dir, "checkpoint.pt"))."""
+    import os
+
+    run = tj.init(project="p", dir=store_dir)
+    assert os.path.isabs(run.dir)
+    checkpoint = os.path.join(run.dir, "checkpoint.pt")
+    Path(checkpoint).write_bytes(b"weights")
+    assert tj.save(checkpoint, policy="end") == [checkpoint]
+    assert Path(checkpoint).read_bytes() == b"weights"
+    run.finish()
+    meta = json.loads((Path(run.run_dir) / "run.json").read_text())
+    assert meta["saved_files"] == {"files/checkpoint.pt": "end"}
+    with pytest.raises(UsageError, match="policy"):
+        tj.init(project="p", dir=store_dir).save(checkpoint, policy="later")

@@ -606,3 +606,28 @@ def test_login_in_the_reference_s_shape_against_a_real_server(
         json.loads(credentials.credentials_file().read_text())[mlflow_auth_server.url.rstrip("/")]["username"]
         == user
     )
+
+
+def test_saved_files_go_up_while_the_run_is_live_per_policy(
+    mlflow_server: MlflowServer, mlflow_client, store_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import time as _time
+    import uuid
+
+    monkeypatch.setenv("TRACKER_BASE_URL", mlflow_server.url)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    run = tj.init(project=f"save-{uuid.uuid4().hex[:8]}", dir=store_dir, settings={"silent": True})
+    for name, policy in (("live.txt", "live"), ("now.txt", "now"), ("end.txt", "end")):
+        (Path(run.dir) / name).write_text(name)
+        run.save(str(Path(run.dir) / name), policy=policy)
+    mlflow_run_id = run.meta["mlflow_run_id"]
+
+    def uploaded() -> set[str]:
+        return {item.path for item in mlflow_client.list_artifacts(mlflow_run_id, "files")}
+
+    deadline = _time.monotonic() + 30
+    while {"files/live.txt", "files/now.txt"} - uploaded() and _time.monotonic() < deadline:
+        _time.sleep(0.5)
+    assert {"files/live.txt", "files/now.txt"} <= uploaded() and "files/end.txt" not in uploaded()
+    run.finish()
+    assert {"files/live.txt", "files/now.txt", "files/end.txt"} <= uploaded()

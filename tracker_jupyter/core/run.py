@@ -415,7 +415,10 @@ class Run:
         """Persist the run's name, notes and tags; with ``glob_str``, also copy matching files into the run.
 
         Files are copied into ``run.dir`` keeping their path relative to ``base_path`` (default: the
-        directory part of ``glob_str`` before any wildcard). Returns the paths written.
+        directory part of ``glob_str`` before any wildcard); a file already inside ``run.dir`` is taken as
+        it is. ``policy`` says when an online run uploads it: ``"live"`` (now, and again whenever it
+        changes), ``"now"`` (once, now) or ``"end"`` (at finish). Every file is uploaded at finish in any
+        case. Returns the paths in the run.
         """
         if policy not in ("live", "now", "end"):
             raise UsageError(f"save(policy=...) must be 'live', 'now' or 'end', got {policy!r}.")
@@ -423,7 +426,7 @@ class Run:
         if glob_str is None:
             self._sink.flush()
             return []
-        return self._sink.save_files(glob_str, base_path)
+        return self._sink.save_files(glob_str, base_path, policy)
 
     # ----- lifecycle
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:

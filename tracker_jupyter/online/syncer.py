@@ -136,6 +136,8 @@ class RunSyncer:
             self._sync_params_and_tags(run_id, meta, final=final)
             if final:
                 self._sync_files(run_id)
+            else:
+                self._sync_saved(meta)
                 self._finish(run_id, meta)
             self.last_error = None
             return sent
@@ -229,23 +231,35 @@ class RunSyncer:
             uploads.append((f"history/{tb.name}", tb))
         tables = [relative for relative, _ in uploads if relative.endswith(TABLE_SUFFIX)]
         for relative, path in uploads:
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            signature = [stat.st_size, stat.st_mtime]
-            if sent.get(relative) == signature:
-                continue
-            if relative.endswith(TABLE_SUFFIX):
-                self._upload_table(relative, path)
-            else:
-                self.client.upload_artifact(self.state["artifact_uri"], relative, path)
-            sent[relative] = signature
-            self._save_state()
+            self._upload_changed(relative, path, sent)
         if tables and self.state.get("tables") != tables:
             self.client.log_batch(run_id, tags={TAG_LOGGED_ARTIFACTS: logged_tables(tables)})
             self.state["tables"] = tables
             self._save_state()
+
+    def _sync_saved(self, meta: dict[str, Any]) -> None:
+        """While the run is live: files ``run.save()`` recorded with ``policy`` ``live`` (again whenever
+        they change) or ``now`` (once); ``end`` files, like everything else, go at finish."""
+        sent: dict[str, list[float]] = self.state.setdefault("files", {})
+        for relative, policy in (meta.get("saved_files") or {}).items():
+            if policy == "end" or (policy == "now" and relative in sent):
+                continue
+            self._upload_changed(relative, self.dir / relative, sent)
+
+    def _upload_changed(self, relative: str, path: Path, sent: dict[str, list[float]]) -> None:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return
+        signature = [stat.st_size, stat.st_mtime]
+        if sent.get(relative) == signature:
+            return
+        if relative.endswith(TABLE_SUFFIX):
+            self._upload_table(relative, path)
+        else:
+            self.client.upload_artifact(self.state["artifact_uri"], relative, path)
+        sent[relative] = signature
+        self._save_state()
 
     def _upload_table(self, relative: str, path: Path) -> None:
         """A table in the JSON MLflow's own ``log_table`` writes, so its UI and ``load_table`` read it."""

@@ -136,8 +136,15 @@ def copy_matching(glob_str: str, base_path: str | None, dest: str) -> list[str]:
     matches = glob.glob(glob_str, recursive=True)
     if not matches:  # stacklevel: here, the writer, Run.save, then the caller of run.save()
         warnings.warn(f"run.save({glob_str!r}) matched no files.", UserWarning, stacklevel=4)
+    root = os.path.realpath(dest)
     for src in matches:
         if not os.path.isfile(src):
+            continue
+        real = os.path.realpath(src)
+        if real.startswith(
+            root + os.sep
+        ):  # already in the run's files (wandb.save(run.dir + "/x.pt")): keep it
+            written.append(os.path.join(dest, os.path.relpath(real, root)))
             continue
         rel = os.path.relpath(src, base_path)
         if rel.startswith(".."):

@@ -36,5 +36,5 @@ class NullSink:
     def put_file(self, relative: str, content: bytes | str | Path) -> Path | None:
         return None  # the row says what would have been stored
 
-    def save_files(self, glob_str: str, base_path: str | None) -> list[str]:
+    def save_files(self, glob_str: str, base_path: str | None, policy: str = "live") -> list[str]:
         return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import threading
 import time
 import warnings
@@ -242,7 +243,7 @@ class RunWriter:
         return mask_code(text, secret_values(self._config(), self.meta.get("args") or ()))
 
     def files_dir(self) -> str:
-        return str(self.dir / "files")
+        return os.path.abspath(self.dir / "files")  # absolute, as the reference's run.dir
 
     def put_file(self, relative: str, content: bytes | str | Path) -> Path | None:
         """Store a file at ``relative`` inside the run directory, atomically (see ``store.put_file``)."""
@@ -250,8 +251,16 @@ class RunWriter:
             raise ValueError(f"{relative!r} is not a path inside the run directory {self.dir}")
         return put_file(self.dir / relative, content)
 
-    def save_files(self, glob_str: str, base_path: str | None) -> list[str]:
-        return copy_matching(glob_str, base_path, self.files_dir())
+    def save_files(self, glob_str: str, base_path: str | None, policy: str = "live") -> list[str]:
+        """Copy the matching files into ``files/`` (a file already there is taken as it is) and record each
+        with its upload ``policy`` in the metadata (``saved_files``: path in the run -> policy)."""
+        written = copy_matching(glob_str, base_path, self.files_dir())
+        saved = dict(self.meta.get("saved_files") or {})
+        for path in written:
+            saved[Path(path).relative_to(self.dir).as_posix()] = policy
+        self.meta["saved_files"] = saved
+        self.mark_meta()
+        return written
 
     def append_rows_now(self, rows: list[dict[str, Any]]) -> None:
         """Append rows before logging starts (a fork copies its source's history this way)."""
