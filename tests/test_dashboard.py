@@ -154,7 +154,7 @@ def test_widget_shows_the_newest_image_or_video(tmp_path: Path, sent: list[dict[
     widget.redraw(force=True)
     assert widget.media.layout.display == "flex"
     label, viewer = widget.media.children
-    stored = tracker_jupyter.Api(tmp_path).run(run.id).history()[0]["sample"]
+    stored = next(iter(tracker_jupyter.Api(tmp_path).run(run.id).scan_history()))["sample"]
     assert type(viewer).__name__ == "Image" and viewer.format == "png"
     assert viewer.value == (Path(run.run_dir) / stored["path"]).read_bytes()
     assert "latest image" in label.value and "sample" in label.value and "step 0" in label.value

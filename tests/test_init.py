@@ -433,6 +433,6 @@ def test_values_nan_inf_roundtrip_in_config_and_history(store_dir: Path):
     run.log({"loss": float("nan"), "up": float("inf"), "down": float("-inf")})
     run.finish()
     record = tj.Api(store_dir).run(run.id)
-    [row] = record.history()
+    [row] = list(record.scan_history())
     assert math.isnan(row["loss"]) and row["up"] == math.inf and row["down"] == -math.inf
     assert record.config["eps"] == math.inf

@@ -17,7 +17,7 @@ from .conftest import run_script
 
 
 def history(store_dir: Path, run: tj.Run) -> list[dict]:
-    return tj.Api(store_dir).run(run.id).history()
+    return list(tj.Api(store_dir).run(run.id).scan_history())
 
 
 def tb_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -171,7 +171,7 @@ def test_tensorboard_writer_imported_after_init_in_a_script(tmp_path: Path):
     result = run_script(code, tmp_path)
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.strip().splitlines()[-1]
-    rows = tj.Api(tmp_path / "store").run(run_id).history()
+    rows = list(tj.Api(tmp_path / "store").run(run_id).scan_history())
     assert [(r["global_step"], r["x"]) for r in rows] == [(0, 0.0), (1, 2.0), (2, 4.0), (3, 6.0)]
 
 
@@ -226,7 +226,7 @@ def test_tf_summary_writers_are_mirrored(tmp_path: Path):
     [warned] = [line for line in lines if line.startswith("warnings:")]
     assert warned.count("inside a tf.function") == 1 and run_id in warned
 
-    rows = tj.Api(tmp_path / "store").run(run_id).history()
+    rows = list(tj.Api(tmp_path / "store").run(run_id).scan_history())
 
     def series(key: str) -> list[tuple[int, float]]:
         return [(r["global_step"], r[key]) for r in rows if key in r]
@@ -264,7 +264,7 @@ def test_keras_tensorboard_callback_is_mirrored(tmp_path: Path):
     )
     result = run_script(code, tmp_path, env=TF_QUIET, timeout=120)
     assert result.returncode == 0, result.stderr
-    rows = tj.Api(tmp_path / "store").run(result.stdout.split()[-1]).history()
+    rows = list(tj.Api(tmp_path / "store").run(result.stdout.split()[-1]).scan_history())
     assert [r["global_step"] for r in rows if "epoch_loss" in r] == [0, 1, 2]
     assert [r["global_step"] for r in rows if "validation/epoch_loss" in r] == [0, 1, 2]
 
@@ -415,7 +415,7 @@ def test_magic_logs_keras_fit_epochs(tmp_path: Path):
     )
     result = run_script(code, tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
-    rows = tj.Api(tmp_path / "store").run(result.stdout.split()[-1]).history()
+    rows = list(tj.Api(tmp_path / "store").run(result.stdout.split()[-1]).scan_history())
     assert [r["epoch"] for r in rows] == [0, 1, 2]
     assert all({"loss", "mae", "val_loss", "val_mae"} <= set(r) for r in rows)
 
@@ -439,7 +439,7 @@ def test_magic_keras_log_batches(tmp_path: Path):
     )
     result = run_script(code, tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
-    rows = tj.Api(tmp_path / "store").run(result.stdout.split()[-1]).history()
+    rows = list(tj.Api(tmp_path / "store").run(result.stdout.split()[-1]).scan_history())
     assert [(r["epoch"], r.get("batch")) for r in rows] == [
         (0, 1),
         (0, 3),

@@ -18,7 +18,7 @@ from .conftest import run_script
 
 
 def rows(store_dir: Path, run: tj.Run) -> list[dict]:
-    return tj.Api(store_dir).run(run.id).history()
+    return list(tj.Api(store_dir).run(run.id).scan_history())
 
 
 def test_each_log_is_a_step_with_ms_timestamp(store_dir: Path):

@@ -17,7 +17,7 @@ def logged(store_dir: Path, value, key: str = "m") -> tuple[dict, Path]:
     run.log({"loss": 1.0})
     run.log({key: value, "loss": 0.5})
     run.finish()
-    row = tj.Api(store_dir).run(run.id).history()[1]
+    row = list(tj.Api(store_dir).run(run.id).scan_history())[1]
     run_dir = store_dir / "p" / run.id
     return row[key], run_dir / row[key]["path"]
 

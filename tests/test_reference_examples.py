@@ -103,7 +103,7 @@ def test_multiple_runs_from_one_script(name: str, tmp_path: Path):
     assert len(runs) == 10 and all(r.state == "finished" for r in runs)
     finals = sorted(r.summary["metric"] for r in runs)
     assert finals == [x + 99 for x in range(10)]
-    assert all(len(r.history()) == 100 for r in runs)
+    assert all(len(list(r.scan_history())) == 100 for r in runs)
     if name != "for_loop_with_run":
         assert {r.project for r in runs} == {"runs-from-for-loop" if "reinit" in name else "my-projo"}
 
@@ -123,7 +123,7 @@ def test_name_from_id(tmp_path: Path):
 def test_offline_example(tmp_path: Path):
     _, api = _run_example("offline", tmp_path)
     [run] = api.runs("offline-demo")
-    assert [r["accuracy"] for r in run.history()] == list(range(100))
+    assert [r["accuracy"] for r in list(run.scan_history())] == list(range(100))
 
 
 def test_config_context_example(tmp_path: Path):

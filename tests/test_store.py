@@ -100,7 +100,7 @@ def test_a_torn_tail_is_ignored_not_fatal(store_dir: Path):
         fh.write('{"_step": 3, "x": ')  # a write cut short by a crash
     record = tj.Api(store_dir).run(run.id)
     assert [r["x"] for r in record.scan_history()] == [0, 1, 2]
-    assert store.last_row(history) == record.history()[-1]
+    assert store.last_row(history) == list(record.scan_history())[-1]
     # and a run with a torn tail can be continued: the torn line does not count as a step, and the rows
     # logged after the resume are not glued onto it
     resumed = tj.init(project="p", dir=store_dir, id=run.id, resume="must")
@@ -199,7 +199,7 @@ def test_several_processes_write_runs_under_one_dir(tmp_path: Path, store_dir: P
     runs = tj.Api(store_dir).runs("shared")
     assert len(runs) == 12 and len({r.id for r in runs}) == 12
     for record in runs:
-        history = record.history()
+        history = list(record.scan_history())
         assert [r["i"] for r in history] == list(range(2000))
         assert len({r["who"] for r in history}) == 1
         assert record.state == "finished"
@@ -283,7 +283,8 @@ def test_api_runs_and_run_lookup(store_dir: Path):
     b = tj.init(project="two", dir=store_dir)
     b.finish()
     api = tj.Api(store_dir)
-    assert [r.id for r in api.runs()] == [b.id, a.id]  # newest first
+    assert [r.id for r in api.runs(order="-created_at")] == [b.id, a.id]  # newest first
+    assert [r.id for r in api.runs()] == [a.id, b.id]  # the reference's default: oldest first
     assert [r.id for r in api.runs("one")] == [a.id]
     assert api.runs("none") == []
     record = api.run(a.id)
@@ -305,7 +306,7 @@ def test_history_sampling_keeps_first_and_last(store_dir: Path):
     for i in range(1000):
         run.log({"x": i})
     run.finish()
-    sampled = tj.Api(store_dir).run(run.id).history(samples=10)
+    sampled = tj.Api(store_dir).run(run.id).history(samples=10, pandas=False)
     assert len(sampled) == 10 and sampled[0]["x"] == 0 and sampled[-1]["x"] == 999
     window = list(tj.Api(store_dir).run(run.id).scan_history(min_step=10, max_step=13))
     assert [r["_step"] for r in window] == [10, 11, 12]

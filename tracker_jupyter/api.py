@@ -1,8 +1,16 @@
-"""Reading runs back from the local store: ``tracker_jupyter.Api``."""
+"""Reading runs back: ``tracker_jupyter.Api``, in the reference's shapes, over the local store.
+
+``Api().runs("entity/project", filters={"config.lr": 0.01}, order="-summary_metrics.acc")`` and
+``Api().run("project/id").history(samples=500)`` are the reference's calls; the store root is the
+``dir=`` keyword (or ``TRACKER_DIR``), and ``Api(store_root)`` still works as a first argument that is a
+path rather than the reference's ``overrides`` dict.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +21,87 @@ from tracker_jupyter.store.records import RunRecord, find_run, list_runs, projec
 
 __all__ = ["Api", "ApiRun", "RunRecord"]
 
+OVERRIDES = ("entity", "project", "base_url")
+_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$regex")
+
+
+class StoredSummary(dict):  # type: ignore[type-arg]
+    """A stored run's summary: a dict, with the reference's ``_json_dict`` (the same values, plain)."""
+
+    @property
+    def _json_dict(self) -> dict[str, Any]:
+        return dict(self)
+
 
 class ApiRun(RunRecord):
-    """A stored run as ``Api`` gives it: a ``RunRecord`` that also turns stored values into objects."""
+    """A stored run as ``Api`` gives it: a ``RunRecord`` with the reference's reading methods."""
+
+    def history(  # type: ignore[override]
+        self,
+        samples: int = 500,
+        keys: list[str] | None = None,
+        x_axis: str = "_step",
+        pandas: bool = True,
+        stream: str = "default",
+    ) -> Any:
+        """Sampled history: at most ``samples`` rows, evenly spaced, the first and last always kept;
+        with ``keys``, only rows that have all of them, reduced to those and ``x_axis``. A pandas DataFrame
+        (``pandas=False``: a list of dicts). ``scan_history()`` gives every row."""
+        if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
+            raise UsageError(f"history(keys=...) must be a list of metric names, got {keys!r}.")
+        if stream not in ("default", "system", "events"):
+            raise UsageError(f"history(stream=...) must be 'default' or 'system', got {stream!r}.")
+        if stream != "default":
+            raise UsageError(
+                "history(stream='system'): this run has no system metrics stream; they are not recorded yet."
+            )
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise UsageError(f"history(samples=...) must be a positive int, got {samples!r}.")
+        wanted = None if keys is None else list(dict.fromkeys([*keys, x_axis]))
+        rows = list(self.scan_history(keys=wanted))
+        if len(rows) > samples:
+            stride = (len(rows) - 1) / max(samples - 1, 1)
+            rows = [rows[round(i * stride)] for i in range(samples)]
+        if wanted is not None:
+            rows = [{k: row[k] for k in ("_step", *wanted) if k in row} for row in rows]
+        if not pandas:
+            return rows
+        import pandas as pd
+
+        return pd.DataFrame(rows)
+
+    @property
+    def display_name(self) -> str | None:
+        return self.name
+
+    @property
+    def url(self) -> str:
+        """The run on the tracking server when it was synced there, else its directory as a file URL."""
+        return str(self.meta.get("url") or self.dir.resolve().as_uri())
+
+    @property
+    def summary(self) -> StoredSummary:  # type: ignore[override]
+        return StoredSummary(super().summary)
+
+    @property
+    def summary_metrics(self) -> dict[str, Any]:
+        return dict(self.summary)
+
+    def files(self) -> list[Path]:
+        """The run's files: everything under ``files/`` and ``code/``."""
+        found = []
+        for folder in ("files", "code"):
+            base = self.dir / folder
+            if base.is_dir():
+                found += sorted(path for path in base.rglob("*") if path.is_file())
+        return found
+
+    def file(self, name: str) -> Path:
+        """One file of the run, by its path relative to ``files/`` (or to the run directory)."""
+        for candidate in (self.dir / "files" / name, self.dir / name):
+            if candidate.is_file() and self.dir.resolve() in candidate.resolve().parents:
+                return candidate
+        raise UsageError(f"run {self.project}/{self.id} has no file {name!r}.")
 
     def value(self, stored: Any) -> Any:
         """A value from the history or summary as its object: a table reference as a ``Table``, a histogram
@@ -50,26 +136,226 @@ class ApiRun(RunRecord):
         assert isinstance(table, Table)
         return table
 
+    def _document(self) -> dict[str, Any]:
+        """The run's fields as ``filters`` and ``order`` name them (the reference's names)."""
+        start = self.start_time
+        created = None
+        if isinstance(start, (int, float)):
+            import datetime
+
+            created = datetime.datetime.fromtimestamp(start, datetime.timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+        end = self.end_time
+        duration = end - start if isinstance(start, (int, float)) and isinstance(end, (int, float)) else None
+        return {
+            "name": self.id, "id": self.id, "displayName": self.name, "display_name": self.name,
+            "state": self.state, "tags": list(self.tags), "group": self.group, "jobType": self.job_type,
+            "job_type": self.job_type, "entity": self.entity, "project": self.project, "createdAt": created,
+            "created_at": created, "duration": duration, "config": self.config, "summary_metrics": dict(self.summary),
+        }  # fmt: skip
+
 
 class Api:
-    """Read runs from a local store.
+    """Read runs from a local store, in the reference's shapes.
 
     Parameters
     ----------
+    overrides
+        The reference's defaults: ``{"entity": ..., "project": ...}`` (what ``runs()`` and ``run()`` use
+        when the path leaves them out) and ``"base_url"``. A path here is taken as ``dir``.
+    timeout
+        Seconds for calls to a tracking server (the reference's argument; the local store needs none).
+    api_key
+        Accepted for the reference's signature: credentials come from ``login()`` and the settings.
     dir
         The store root (what was passed to ``init(dir=...)``); default ``TRACKER_DIR`` or ``./tracker``.
     """
 
-    def __init__(self, dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+        api_key: str | None = None,
+        *,
+        dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if isinstance(overrides, (str, os.PathLike)):  # Api(store_root): our first form
+            dir, overrides = dir or overrides, None
+        overrides = dict(overrides or {})
+        unknown = [key for key in overrides if key not in OVERRIDES]
+        if unknown:
+            raise UsageError(f"Api(overrides=...) takes {', '.join(OVERRIDES)}; not {unknown[0]!r}.")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        ):
+            raise UsageError(f"Api(timeout=...) must be a positive number of seconds, got {timeout!r}.")
+        self.overrides = overrides
+        self.timeout = timeout
         self.root = Path(resolve("root_dir", os.fspath(dir) if dir is not None else None, Settings()))
 
-    def projects(self) -> list[str]:
+    @property
+    def default_entity(self) -> str | None:
+        return self.overrides.get("entity")
+
+    def projects(self, entity: str | None = None) -> list[str]:
         return projects(self.root)
 
-    def runs(self, project: str | None = None) -> list[ApiRun]:
-        """Runs of one project (or of all), newest first."""
-        return [ApiRun(record.dir) for record in list_runs(self.root, project)]
+    def runs(
+        self,
+        path: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        order: str = "+created_at",
+        per_page: int = 50,
+        include_sweeps: bool = False,
+        lazy: bool = True,
+        *,
+        project: str | None = None,
+    ) -> list[ApiRun]:
+        """Runs of a project (``"project"`` or ``"entity/project"``; default: the overrides' project, else
+        every project), matching ``filters`` (MongoDB-style: ``{"config.lr": 0.01}``, ``{"state":
+        "finished"}``, ``$and``/``$or``/``$nor``, ``$gt``/``$gte``/``$lt``/``$lte``/``$eq``/``$ne``,
+        ``$in``/``$nin``, ``$exists``, ``$regex``), sorted by ``order`` (``created_at``, ``config.<key>``,
+        ``summary_metrics.<key>``; ``+`` ascending, the default, ``-`` descending)."""
+        entity, name = _project_path(path or project or self.overrides.get("project"), self.default_entity)
+        records = [ApiRun(record.dir) for record in list_runs(self.root, name)]
+        if entity is not None:
+            records = [r for r in records if r.entity in (None, entity)]
+        if filters:
+            records = [r for r in records if _matches(r._document(), filters)]
+        return _ordered(records, order)
 
     def run(self, path: str) -> ApiRun:
-        """One run by ``id``, ``project/id``, ``entity/project/id`` or the path of its directory."""
+        """One run by ``id``, ``project/id``, ``entity/project/id``, ``entity/project/runs/id`` or the path
+        of its directory."""
+        if isinstance(path, str):
+            parts = path.strip("/").split("/")
+            if len(parts) == 4 and parts[2] == "runs":
+                path = "/".join([parts[0], parts[1], parts[3]])
+            elif (
+                len(parts) == 1 and self.overrides.get("project") and not (Path(path) / "run.json").is_file()
+            ):
+                path = f"{self.overrides['project']}/{path}"
         return ApiRun(find_run(self.root, path).dir)
+
+
+def _project_path(path: str | None, entity: str | None) -> tuple[str | None, str | None]:
+    if path is None:
+        return entity, None
+    parts = [part for part in str(path).strip("/").split("/") if part]
+    if not 1 <= len(parts) <= 2:
+        raise UsageError(f"Api.runs() takes 'project' or 'entity/project', got {path!r}.")
+    return (parts[0] if len(parts) == 2 else entity), parts[-1]
+
+
+def _field(document: Mapping[str, Any], name: str) -> tuple[bool, Any]:
+    """``(found, value)`` of a dotted field name: ``config.optimizer.lr`` reads nested dicts, and a key
+    with dots or slashes in it (``summary_metrics.val/acc``) is found whole."""
+    value: Any = document
+    parts = name.split(".")
+    index = 0
+    while index < len(parts):
+        if not isinstance(value, Mapping):
+            return False, None
+        for end in range(len(parts), index, -1):  # the longest key that exists
+            key = ".".join(parts[index:end])
+            if key in value:
+                value, index = value[key], end
+                break
+        else:
+            return False, None
+    if isinstance(value, Mapping) and "value" in value and len(value) == 1:
+        value = value["value"]  # the reference's config.<key>.value
+    return True, value
+
+
+def _matches(document: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
+    for key, condition in query.items():
+        if key in ("$and", "$or", "$nor"):
+            if not isinstance(condition, list):
+                raise UsageError(f"filters: {key} takes a list of filters, got {condition!r}.")
+            results = [_matches(document, part) for part in condition]
+            if (
+                (key == "$and" and not all(results))
+                or (key == "$or" and not any(results))
+                or (key == "$nor" and any(results))
+            ):
+                return False
+        elif key.startswith("$"):
+            raise UsageError(f"filters: unknown operator {key!r} at the top level.")
+        elif not _condition(document, key, condition):
+            return False
+    return True
+
+
+def _condition(document: Mapping[str, Any], name: str, condition: Any) -> bool:
+    found, value = _field(document, name)
+    if not (isinstance(condition, Mapping) and condition and all(str(k).startswith("$") for k in condition)):
+        return found and _equal(value, condition)
+    for operator, operand in condition.items():
+        if operator not in _OPERATORS:
+            raise UsageError(f"filters: {operator!r} on {name!r} is not one of {', '.join(_OPERATORS)}.")
+        if operator == "$exists":
+            if bool(operand) != found:
+                return False
+            continue
+        if not found:
+            return operator in ("$ne", "$nin") and all(op in ("$ne", "$nin") for op in condition)
+        if not _compare(operator, value, operand):
+            return False
+    return True
+
+
+def _equal(value: Any, operand: Any) -> bool:
+    if isinstance(value, list) and not isinstance(operand, list):
+        return operand in value  # a list field matches any of its elements, as in MongoDB
+    return bool(value == operand)
+
+
+def _compare(operator: str, value: Any, operand: Any) -> bool:
+    if operator == "$eq":
+        return _equal(value, operand)
+    if operator == "$ne":
+        return not _equal(value, operand)
+    if operator in ("$in", "$nin"):
+        if not isinstance(operand, (list, tuple, set)):
+            raise UsageError(f"filters: {operator} takes a list, got {operand!r}.")
+        hit = any(_equal(value, item) for item in operand)
+        return hit if operator == "$in" else not hit
+    if operator == "$regex":
+        return isinstance(value, str) and re.search(str(operand), value) is not None
+    try:
+        return bool(
+            {
+                "$gt": value > operand,
+                "$gte": value >= operand,
+                "$lt": value < operand,
+                "$lte": value <= operand,
+            }[operator]
+        )
+    except TypeError:
+        return False  # a string against a number: no match, as in MongoDB
+
+
+def _ordered(records: list[ApiRun], order: str) -> list[ApiRun]:
+    if not isinstance(order, str) or not order.strip("+-"):
+        raise UsageError(f"Api.runs(order=...) names a field, as '-created_at', got {order!r}.")
+    descending = order.startswith("-")
+    name = order.lstrip("+-")
+    name = {"created_at": "created_at", "createdAt": "created_at", "heartbeat_at": "created_at"}.get(
+        name, name
+    )
+
+    def key(record: ApiRun) -> tuple[int, Any]:
+        if name == "created_at":
+            return 0, record.start_time or 0
+        found, value = _field(record._document(), name)
+        return (0, value) if found and isinstance(value, (int, float, str)) else (1, 0)
+
+    present = [r for r in records if key(r)[0] == 0]
+    missing = [r for r in records if key(r)[0] == 1]
+    try:
+        present.sort(key=lambda r: key(r)[1], reverse=descending)
+    except TypeError:  # numbers and strings mixed: by their text
+        present.sort(key=lambda r: str(key(r)[1]), reverse=descending)
+    return present + missing  # runs without the field last, either way

@@ -17,7 +17,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     from tracker_jupyter.api import Api
 
     api = Api(dir=args.dir)
-    runs = api.runs(project=args.project)
+    runs = api.runs(project=args.project, order="-created_at")
     for damaged in (r for r in runs if r.damage is not None):
         print(f"tracker: {damaged.damage}", file=sys.stderr)
     if args.json:
