@@ -48,10 +48,18 @@ def _learning_rate(model: Any, step: int) -> float | None:
 
 def build() -> dict[str, type]:
     """The callback classes, subclassing the installed Keras' (imported here, on first use)."""
-    if _built:
-        return _built
-    import keras
+    if not _built:
+        import keras
 
+        _built.update(
+            MetricsLogger=_metrics_logger(keras),
+            ModelCheckpoint=_model_checkpoint(keras),
+            Callback=_callback(keras),
+        )
+    return _built
+
+
+def _metrics_logger(keras: Any) -> type:
     class MetricsLogger(keras.callbacks.Callback):  # type: ignore[misc]
         """Log the epoch's metrics (``epoch/...``), or every ``log_freq`` batches' (``batch/...``)."""
 
@@ -96,6 +104,10 @@ def build() -> dict[str, type]:
                 self.run.log(row)
                 self.global_batch += self.log_freq
 
+    return MetricsLogger
+
+
+def _model_checkpoint(keras: Any) -> type:
     class ModelCheckpoint(keras.callbacks.ModelCheckpoint):  # type: ignore[misc]
         """Keras' ``ModelCheckpoint``; every file it writes is also saved with the run."""
 
@@ -126,6 +138,10 @@ def build() -> dict[str, type]:
             if self.save_freq != "epoch":
                 self._keep_new_files()
 
+    return ModelCheckpoint
+
+
+def _callback(keras: Any) -> type:
     class Callback(keras.callbacks.Callback):  # type: ignore[misc]
         """The reference's older all-in-one callback: epoch logs, the best ``monitor`` value, the best model."""
 
@@ -157,5 +173,4 @@ def build() -> dict[str, type]:
                     if self.save_model:
                         self.model.save(os.path.join(self.run.dir, "model-best.keras"))
 
-    _built.update(MetricsLogger=MetricsLogger, ModelCheckpoint=ModelCheckpoint, Callback=Callback)
-    return _built
+    return Callback
