@@ -12,9 +12,9 @@ import tracker_jupyter as tj
 def test_all_is_the_public_surface():
     assert sorted(tj.__all__) == [
         "Api", "Audio", "AuthenticationError", "CommError", "ConfigError", "Error", "Histogram", "Html",
-        "Image", "Object3D", "Plotly", "Run", "Settings", "Table", "UsageError", "Video", "config",
+        "Image", "Object3D", "Plotly", "Run", "Settings", "Table", "UsageError", "Video", "agent", "config",
         "define_metric", "finish", "init", "load_ipython_extension", "log", "login", "plot", "run", "save",
-        "summary", "unload_ipython_extension", "unwatch", "watch",
+        "summary", "sweep", "unload_ipython_extension", "unwatch", "watch",
     ]  # fmt: skip
     for name in tj.__all__:
         if name not in ("run",):

@@ -34,6 +34,7 @@ __all__ = [
     "Table",
     "UsageError",
     "Video",
+    "agent",
     "config",
     "define_metric",
     "finish",
@@ -45,6 +46,7 @@ __all__ = [
     "run",
     "save",
     "summary",
+    "sweep",
     "unload_ipython_extension",
     "unwatch",
     "watch",
@@ -87,6 +89,21 @@ def unwatch(models: Any = None) -> None:
     """``unwatch()`` on the current run; does nothing when there is none."""
     if _holder.run is not None:
         _holder.run.unwatch(models)
+
+
+def sweep(sweep: Any, entity: str | None = None, project: str | None = None, **kwargs: Any) -> str:
+    """Create a sweep that runs offline (see ``tracker_jupyter.sweeps``); returns its id."""
+    from tracker_jupyter import sweeps
+
+    return sweeps.sweep(sweep, entity, project, **kwargs)
+
+
+def agent(sweep_id: str, function: Any = None, entity: str | None = None, project: str | None = None,
+          count: int | None = None, **kwargs: Any) -> int:  # fmt: skip
+    """Run trials of a sweep: each calls ``function``, whose ``init()`` gets the trial's config."""
+    from tracker_jupyter import sweeps
+
+    return sweeps.agent(sweep_id, function, entity, project, count, **kwargs)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

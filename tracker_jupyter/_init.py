@@ -157,6 +157,10 @@ def init(
     run = _plugged(_wire(request, location, opened))
     _start_parts(request, run, opened)
     holder.add(run, make_current=request.reinit != "create_new" or holder.run is None)
+    trial = holder.sweep_trial
+    if trial is not None and "run" not in trial:  # the run of a sweep agent's trial
+        trial["run"] = run
+        run.update_meta(sweep={"id": trial["sweep"], "trial": trial["trial"]})
     install_exit_handlers()
     _init_line(run, opened, request.silent)
     return run

@@ -18,6 +18,7 @@ from typing import Any
 from tracker_jupyter import store
 from tracker_jupyter.core import host
 from tracker_jupyter.core.config import Config, config_items
+from tracker_jupyter.core.holder import holder
 from tracker_jupyter.core.run import check_tags
 from tracker_jupyter.exceptions import UsageError
 from tracker_jupyter.settings import Settings, resolve, resolve_from
@@ -248,6 +249,12 @@ def resolve_request(
     tags_value = tags if tags is not None else resolve("run_tags", None, settings)
     checked_tags = check_tags(tags_value) if tags_value is not None else None
     config_items_ = initial_config(config, config_include_keys, config_exclude_keys)
+    trial = holder.sweep_trial if holder.sweep_trial is not None and "run" not in holder.sweep_trial else None
+    if trial is not None:  # a sweep agent's trial: its parameters win, as in the reference
+        config_items_ = {**config_items_, **trial["config"]}
+        group = group if group is not None else trial["sweep"]
+        project = project if project is not None else trial["project"]
+        dir = dir if dir is not None else trial["dir"]
     if mode is None:
         mode = _default_mode(settings, force)
     if reinit_mode == "default":

@@ -15,6 +15,8 @@ class _Holder:
         self.active: list[Run] = []  # every unfinished run of this process, oldest first
         self.atexit_installed = False
         self.uncaught_exception = False
+        # the trial a sweep agent is running: the next init() takes its config, group and project
+        self.sweep_trial: dict[str, Any] | None = None
 
     def add(self, run: Run, *, make_current: bool) -> None:
         self.active.append(run)
