@@ -136,9 +136,9 @@ class RunSyncer:
             self._sync_params_and_tags(run_id, meta, final=final)
             if final:
                 self._sync_files(run_id)
+                self._finish(run_id, meta)
             else:
                 self._sync_saved(meta)
-                self._finish(run_id, meta)
             self.last_error = None
             return sent
 
