@@ -125,11 +125,7 @@ class HistoryAppender:
         else:
             if line.find(b"null") >= 0:  # orjson writes NaN and infinities as null: the stdlib keeps them
                 line = self._encode_slow(row)
-        if self._pos + len(line) > self._limit:
-            self._append_slow(line)
-            return
-        self._map[self._pos : self._pos + len(line)] = line  # type: ignore[index]
-        self._pos += len(line)
+        self._append_slow(line)  # not the hot path: append_plain keeps its copy of the fast write
 
     def _append_slow(self, line: bytes) -> None:
         if self.pending or not self._put(line):
