@@ -303,3 +303,13 @@ def test_saving_a_file_already_in_run_dir_is_accepted_and_recorded(store_dir: Pa
     assert meta["saved_files"] == {"files/checkpoint.pt": "end"}
     with pytest.raises(UsageError, match="policy"):
         tj.init(project="p", dir=store_dir).save(checkpoint, policy="later")
+
+
+def test_save_records_files_of_a_run_in_a_relative_store(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tj.init(project="p", dir="relative-store")
+    (tmp_path / "weights.pt").write_bytes(b"w")
+    assert [Path(p).name for p in run.save("weights.pt", policy="end")] == ["weights.pt"]
+    run.finish()
+    meta = json.loads((Path(run.run_dir) / "run.json").read_text())
+    assert meta["saved_files"] == {"files/weights.pt": "end"}

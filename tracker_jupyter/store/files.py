@@ -141,9 +141,8 @@ def copy_matching(glob_str: str, base_path: str | None, dest: str) -> list[str]:
         if not os.path.isfile(src):
             continue
         real = os.path.realpath(src)
-        if real.startswith(
-            root + os.sep
-        ):  # already in the run's files (wandb.save(run.dir + "/x.pt")): keep it
+        # already in the run's files (wandb.save(os.path.join(run.dir, "x.pt"))): taken as it is
+        if real.startswith(root + os.sep):
             written.append(os.path.join(dest, os.path.relpath(real, root)))
             continue
         rel = os.path.relpath(src, base_path)

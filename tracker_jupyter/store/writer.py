@@ -27,8 +27,8 @@ class RunWriter:
 
     ``append_plain`` (or ``append``) is the only thing the logging thread calls per row: it encodes the row
     and hands its line to the kernel (``HistoryAppender``) before returning, and, only while a display
-    follows the run, keeps the row for it. The writer thread rewrites the metadata, config and summary (atomically, at most every
-    ``flush_interval`` seconds) and hands the followed rows to their listeners.
+    follows the run, keeps the row for it. The writer thread rewrites the metadata, config and summary
+    (atomically, at most every ``flush_interval`` seconds) and hands the followed rows to their listeners.
     """
 
     def __init__(
@@ -257,7 +257,7 @@ class RunWriter:
         written = copy_matching(glob_str, base_path, self.files_dir())
         saved = dict(self.meta.get("saved_files") or {})
         for path in written:
-            saved[Path(path).relative_to(self.dir).as_posix()] = policy
+            saved[Path(os.path.relpath(path, self.dir)).as_posix()] = policy  # files_dir is absolute
         self.meta["saved_files"] = saved
         self.mark_meta()
         return written
