@@ -133,3 +133,13 @@ def test_the_summary_reads_and_writes_prefixes_as_nested_mappings(store_dir: Pat
     run.finish()
     stored = json.loads((Path(run.run_dir) / "summary.json").read_text())
     assert stored["train/best"] == 0.9 and not math.isnan(stored["train/loss"])
+
+
+def test_an_overwritten_definition_counts_from_its_own_start(store_dir: Path) -> None:
+    run = tj.init(project="p", dir=store_dir)
+    run.define_metric("loss", summary="min")
+    run.log({"loss": 1.0})
+    run.define_metric("loss", summary="min", overwrite=True)
+    run.log({"loss": 2.0})
+    assert run.summary["loss"] == {"min": 2.0}  # the value before the new definition is not counted
+    run.finish()

@@ -103,6 +103,9 @@ class MetricDefinitions:
             if "." in metric.name and "\\." not in metric.name:
                 self.exact[metric.name.replace(".", "/")] = metric
         self._resolved.clear()
+        if earlier is not None and overwrite:  # a replaced definition counts from now on, as documented
+            for key in [key for key in self._stats if self.of(key) is metric]:
+                del self._stats[key]
         return metric
 
     def _find_definition(self, name: str) -> Metric | None:
@@ -143,10 +146,7 @@ class MetricDefinitions:
 
     def with_steps(self, row: dict[str, Any]) -> dict[str, Any]:
         """``row`` plus the latest value of the step metric of each synced metric in it that lacks it."""
-        for key in row:
-            value = row[key]
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self._last[key] = value
+        self.remember(row)
         added: dict[str, Any] = {}
         for key in row:
             metric = self.of(key)
