@@ -44,12 +44,10 @@ class Media:
 
     def _to_history(self, run: Run, key: str) -> dict[str, Any]:
         content, fmt, extra = self._payload()
-        digest = sha256_of(content)
+        relative, digest, target = put_media(run, f"{self.kind}s", key, content, fmt)
         row: dict[str, Any] = {"_type": self.kind, "path": None, "format": fmt, **extra, "sha256": digest}
         if self.caption is not None:
             row["caption"] = self.caption
-        relative = f"{MEDIA_DIR}/{self.kind}s/{safe_name(key)}_{run.step}_{digest[:8]}.{fmt}"
-        target = run.put_file(relative, content)
         if target is not None:  # a disabled run keeps no files: the row says what would have been stored
             row["path"] = relative
             row["size"] = target.stat().st_size
@@ -59,6 +57,16 @@ class Media:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} caption={self.caption!r}>"
+
+
+def put_media(
+    run: Run, folder: str, key: str, content: bytes | Path, fmt: str
+) -> tuple[str, str, Path | None]:
+    """Store ``content`` as ``files/media/<folder>/<key>_<step>_<hash>.<fmt>`` in the run: its path in the
+    run, its sha256, and the file written (None for a disabled run, which keeps no files)."""
+    digest = sha256_of(content)
+    relative = f"{MEDIA_DIR}/{folder}/{safe_name(key)}_{run.step}_{digest[:8]}.{fmt}"
+    return relative, digest, run.put_file(relative, content)
 
 
 def safe_name(key: str) -> str:

@@ -10,15 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.core.values import to_json
 from tracker_jupyter.exceptions import UsageError
-from tracker_jupyter.media.base import (
-    IMAGE_FORMATS,
-    MEDIA_DIR,
-    Media,
-    as_uint8,
-    existing_file,
-    safe_name,
-    sha256_of,
-)
+from tracker_jupyter.media.base import IMAGE_FORMATS, Media, as_uint8, existing_file, put_media
 
 if TYPE_CHECKING:
     from tracker_jupyter.core.run import Run
@@ -225,6 +217,5 @@ def _masks(masks: Any) -> dict[str, tuple[bytes, dict[str, Any]]]:
 
 
 def _put_mask(run: Run, key: str, png: bytes) -> str | None:
-    digest = sha256_of(png)
-    relative = f"{MEDIA_DIR}/images/masks/{safe_name(key)}_{run.step}_{digest[:8]}.png"
-    return relative if run.put_file(relative, png) is not None else None
+    relative, _, target = put_media(run, "images/masks", key, png, "png")
+    return relative if target is not None else None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.core.values import dumps
 from tracker_jupyter.exceptions import UsageError
-from tracker_jupyter.media.base import MEDIA_DIR, safe_name, sha256_of
+from tracker_jupyter.media.base import put_media
 
 if TYPE_CHECKING:
     from tracker_jupyter.core.run import Run
@@ -229,7 +229,7 @@ class Table:
         rows = [[_cell(run, key, first + i, j, value) for j, value in enumerate(row)]
                 for i, row in enumerate(self.data[first:])]  # fmt: skip
         content = (dumps({"columns": self.columns, "data": rows}) + "\n").encode()
-        digest = sha256_of(content)
+        relative, digest, target = put_media(run, "tables", key, content, "table.json")
         ref: dict[str, Any] = {"_type": "table-file", "path": None, "sha256": digest, "size": len(content)}
         ref.update(ncols=len(self.columns), nrows=len(rows), log_mode=self.log_mode)
         if self.log_mode == "INCREMENTAL":
@@ -238,8 +238,7 @@ class Table:
             )
             ref.update(_type="incremental-table-file", increment_num=len(increments))
             ref["previous_increments_paths"] = [path for path in increments if path]
-        relative = f"{MEDIA_DIR}/tables/{safe_name(key)}_{run.step}_{digest[:8]}.table.json"
-        if run.put_file(relative, content) is not None:
+        if target is not None:
             ref["path"] = relative
         self._logged[id(run)] = (self._revision, len(self.data), ref)
         return dict(ref)
