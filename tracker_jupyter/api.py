@@ -36,7 +36,7 @@ class StoredSummary(dict):  # type: ignore[type-arg]
 class ApiRun(RunRecord):
     """A stored run as ``Api`` gives it: a ``RunRecord`` with the reference's reading methods."""
 
-    def history(  # type: ignore[override]
+    def history(
         self,
         samples: int = 500,
         keys: list[str] | None = None,
@@ -346,16 +346,17 @@ def _ordered(records: list[ApiRun], order: str) -> list[ApiRun]:
         name, name
     )
 
-    def key(record: ApiRun) -> tuple[int, Any]:
+    def key(record: ApiRun) -> tuple[bool, Any]:
         if name == "created_at":
-            return 0, record.start_time or 0
-        found, value = _field(record._document(), name)
-        return (0, value) if found and isinstance(value, (int, float, str)) else (1, 0)
+            return True, record.start_time or 0
+        found, value = _field(record._document(), name)  # reads the run's config and summary: once a run
+        return found and isinstance(value, (int, float, str)), value
 
-    present = [r for r in records if key(r)[0] == 0]
-    missing = [r for r in records if key(r)[0] == 1]
+    keyed = [(key(record), record) for record in records]
+    present = [(value, record) for (found, value), record in keyed if found]
+    missing = [record for (found, _), record in keyed if not found]
     try:
-        present.sort(key=lambda r: key(r)[1], reverse=descending)
+        present.sort(key=lambda pair: pair[0], reverse=descending)
     except TypeError:  # numbers and strings mixed: by their text
-        present.sort(key=lambda r: str(key(r)[1]), reverse=descending)
-    return present + missing  # runs without the field last, either way
+        present.sort(key=lambda pair: str(pair[0]), reverse=descending)
+    return [record for _, record in present] + missing  # runs without the field last, either way

@@ -142,21 +142,6 @@ class RunRecord:
                 stacklevel=3,  # the code iterating over the rows
             )
 
-    def history(self, keys: list[str] | None = None, samples: int | None = None, pandas: bool = False) -> Any:
-        """The history as a list of row dicts (a pandas DataFrame with ``pandas=True``).
-
-        ``samples`` keeps at most that many rows, evenly spaced, the first and last always included.
-        """
-        rows = list(self.scan_history(keys=keys))
-        if samples is not None and len(rows) > samples > 0:
-            stride = (len(rows) - 1) / max(samples - 1, 1)
-            rows = [rows[round(i * stride)] for i in range(samples)]
-        if pandas:
-            import pandas as pd
-
-            return pd.DataFrame(rows)
-        return rows
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "project": self.project, "entity": self.entity,
