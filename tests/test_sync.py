@@ -580,7 +580,7 @@ def test_login_without_a_server_is_a_notice_and_false(tmp_path: Path, monkeypatc
     for name in ("TRACKER_BASE_URL", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    monkeypatch.setattr(credentials, "_said_offline", False)
+    monkeypatch.setattr(credentials, "_said", credentials.Once())
     assert tj.login() is False
     assert tj.login(key="0123456789abcdef") is False  # the reference's call shape: no TypeError
     out = capsys.readouterr().out

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tracker_jupyter import store
+from tracker_jupyter.core.report import Once
 from tracker_jupyter.exceptions import AuthenticationError, UsageError
 from tracker_jupyter.settings import Settings, resolve
 
@@ -199,13 +200,11 @@ def _check(server: str, creds: Credentials, timeout: float | None) -> None:
         client.get_experiment_by_name("Default")
 
 
-_said_offline = False
+_said = Once()
 
 
 def _say_offline() -> None:
-    global _said_offline
-    if not _said_offline:
-        _said_offline = True
+    if _said("offline"):
         print(
             "tracker: no tracking server is configured, so runs are stored locally (offline) and there is "
             "nothing to log in to; set TRACKER_BASE_URL or call login(host=...) to use one."
