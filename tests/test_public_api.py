@@ -11,10 +11,11 @@ import tracker_jupyter as tj
 
 def test_all_is_the_public_surface():
     assert sorted(tj.__all__) == [
-        "Api", "Audio", "AuthenticationError", "CommError", "ConfigError", "Error", "Histogram", "Html",
-        "Image", "Object3D", "Plotly", "Run", "Settings", "Table", "UsageError", "Video", "agent", "config",
-        "define_metric", "finish", "init", "load_ipython_extension", "log", "login", "plot", "run", "save",
-        "summary", "sweep", "unload_ipython_extension", "unwatch", "watch",
+        "Api", "Artifact", "Audio", "AuthenticationError", "CommError", "ConfigError", "Error", "Histogram",
+        "Html", "Image", "Object3D", "Plotly", "Run", "Settings", "Table", "UsageError", "Video", "agent",
+        "config", "define_metric", "finish", "init", "link_model", "load_ipython_extension", "log",
+        "log_artifact", "log_model", "login", "plot", "run", "save", "summary", "sweep",
+        "unload_ipython_extension", "unwatch", "use_artifact", "use_model", "watch",
     ]  # fmt: skip
     for name in tj.__all__:
         if name not in ("run",):

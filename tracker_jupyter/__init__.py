@@ -19,6 +19,7 @@ from tracker_jupyter.exceptions import AuthenticationError, CommError, ConfigErr
 
 __all__ = [
     "Api",
+    "Artifact",
     "Audio",
     "AuthenticationError",
     "CommError",
@@ -39,8 +40,11 @@ __all__ = [
     "define_metric",
     "finish",
     "init",
+    "link_model",
     "load_ipython_extension",
     "log",
+    "log_artifact",
+    "log_model",
     "login",
     "plot",
     "run",
@@ -49,11 +53,14 @@ __all__ = [
     "sweep",
     "unload_ipython_extension",
     "unwatch",
+    "use_artifact",
+    "use_model",
     "watch",
 ]
 
 if TYPE_CHECKING:
     from tracker_jupyter.api import Api
+    from tracker_jupyter.artifacts import Artifact
     from tracker_jupyter.core.run import Config, Run, Summary
     from tracker_jupyter.media import Audio, Histogram, Html, Image, Object3D, Plotly, Table, Video
     from tracker_jupyter.settings import Settings
@@ -104,6 +111,34 @@ def agent(sweep_id: str, function: Any = None, entity: str | None = None, projec
     from tracker_jupyter import sweeps
 
     return sweeps.agent(sweep_id, function, entity, project, count, **kwargs)
+
+
+def log_artifact(artifact_or_path: Any, name: str | None = None, type: str | None = None,
+                 aliases: list[str] | None = None, tags: list[str] | None = None) -> Any:  # fmt: skip
+    """``log_artifact()`` on the current run (see ``Run.log_artifact``)."""
+    return _current("log_artifact()").log_artifact(artifact_or_path, name, type, aliases, tags)
+
+
+def use_artifact(artifact_or_name: Any, type: str | None = None, aliases: list[str] | None = None,
+                 use_as: str | None = None) -> Any:  # fmt: skip
+    """``use_artifact()`` on the current run (see ``Run.use_artifact``)."""
+    return _current("use_artifact()").use_artifact(artifact_or_name, type, aliases, use_as)
+
+
+def log_model(path: Any, name: str | None = None, aliases: list[str] | None = None) -> Any:
+    """``log_model()`` on the current run (see ``Run.log_model``)."""
+    return _current("log_model()").log_model(path, name, aliases)
+
+
+def use_model(name: str) -> str:
+    """``use_model()`` on the current run (see ``Run.use_model``)."""
+    return _current("use_model()").use_model(name)
+
+
+def link_model(path: Any, registered_model_name: str, name: str | None = None,
+               aliases: list[str] | None = None) -> Any:  # fmt: skip
+    """``link_model()`` on the current run (see ``Run.link_model``)."""
+    return _current("link_model()").link_model(path, registered_model_name, name, aliases)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
@@ -167,6 +202,7 @@ class _NoRun:
 
 _LAZY = {
     "Api": ("api", "Api"),
+    "Artifact": ("artifacts", "Artifact"),
     "Audio": ("media", "Audio"),
     "Html": ("media", "Html"),
     "Object3D": ("media", "Object3D"),

@@ -173,7 +173,20 @@ def _plugged(run: Run) -> Run:
     """The run with the parts its methods reach through ``run.parts`` (they live in higher layers and are
     imported when first used)."""
     run.parts.watch, run.parts.unwatch = _watch, _unwatch
+    run.parts.artifacts = _artifacts
     return run
+
+
+class _LazyArtifacts:
+    """``artifacts.runs``, imported when a run first uses an artifact."""
+
+    def __getattr__(self, name: str) -> Any:
+        from tracker_jupyter.artifacts import runs
+
+        return getattr(runs, name)
+
+
+_artifacts = _LazyArtifacts()
 
 
 def _watch(*args: Any) -> Any:

@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tracker_jupyter.artifacts.artifact import Artifact
+from tracker_jupyter.artifacts.runs import find, parse_path
+from tracker_jupyter.artifacts.stores import store_at
 from tracker_jupyter.exceptions import UsageError
 from tracker_jupyter.media import Histogram, Table
 from tracker_jupyter.settings import Settings, resolve
@@ -136,6 +139,23 @@ class ApiRun(RunRecord):
         assert isinstance(table, Table)
         return table
 
+    def logged_artifacts(self, per_page: int = 100) -> list[Artifact]:
+        """The artifact versions this run logged, in the order it logged them."""
+        return self._artifacts("logged_artifacts")
+
+    def used_artifacts(self, per_page: int = 100) -> list[Artifact]:
+        """The artifact versions this run used, in the order it used them."""
+        return self._artifacts("used_artifacts")
+
+    def _artifacts(self, field: str) -> list[Artifact]:
+        store = store_at(self.dir.parent.parent)
+        found = []
+        for item in self.meta.get(field) or []:
+            record = store.version(str(item["project"]), str(item["name"]), int(item["version"]))
+            if record is not None:
+                found.append(_readable(Artifact._from_record(record, store, entity=self.entity)))
+        return found
+
     def _document(self) -> dict[str, Any]:
         """The run's fields as ``filters`` and ``order`` name them (the reference's names)."""
         start = self.start_time
@@ -237,6 +257,69 @@ class Api:
             ):
                 path = f"{self.overrides['project']}/{path}"
         return ApiRun(find_run(self.root, path).dir)
+
+    # ----- artifacts
+    def artifact(self, name: str, type: str | None = None) -> Artifact:
+        """The artifact version ``"[entity/]project/name:alias"`` (``:latest`` when no alias or version
+        is given; the overrides' project when the path has none)."""
+        found = find(None, name, default_project=self._default_project(name), store=self._store())
+        if type is not None and found.type != type:
+            raise UsageError(f"Api.artifact({name!r}, type={type!r}): the artifact has type {found.type!r}.")
+        return _readable(found)
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        try:
+            self.artifact(name, type)
+        except UsageError:
+            return False
+        return True
+
+    def artifacts(self, type_name: str, name: str, per_page: int = 50, tags: Any = None) -> list[Artifact]:
+        """Every version of the artifact ``"[project/]name"`` of type ``type_name``, oldest first."""
+        _, project, collection, _ = parse_path(name, self._default_project(name))
+        store = self._store()
+        kind = store.collection_type(project, collection)
+        if kind is None:
+            raise UsageError(
+                f"Api.artifacts(): no artifact {project}/{collection} in the store at {self.root}."
+            )
+        if kind != type_name:
+            raise UsageError(f"Api.artifacts({type_name!r}, {name!r}): the artifact has type {kind!r}.")
+        versions = [store.version(project, collection, n) for n in store.version_numbers(project, collection)]
+        return [_readable(Artifact._from_record(v, store)) for v in versions if v is not None]
+
+    artifact_versions = artifacts
+
+    def artifact_collections(
+        self, project_name: str | None = None, type_name: str | None = None
+    ) -> list[str]:
+        """The artifact names of a project (of one type when ``type_name`` is given)."""
+        project = project_name or self.overrides.get("project")
+        return [name for _, name, kind in self._store().collections(project)
+                if type_name is None or kind == type_name]  # fmt: skip
+
+    def artifact_types(self, project: str | None = None) -> list[str]:
+        return sorted(
+            {kind for _, _, kind in self._store().collections(project or self.overrides.get("project"))}
+        )
+
+    def _store(self) -> Any:
+        return store_at(self.root)
+
+    def _default_project(self, path: str) -> str:
+        project = self.overrides.get("project")
+        if project is None and "/" not in path.partition(":")[0]:
+            raise UsageError(
+                f"Api: artifact {path!r} names no project; write 'project/{path}' or pass "
+                "Api(overrides={'project': ...})."
+            )
+        return str(project or "uncategorized")
+
+
+def _readable(artifact: Artifact) -> Artifact:
+    """An artifact read through ``Api``: its runs come back as ``ApiRun``."""
+    artifact._open_run = ApiRun
+    return artifact
 
 
 def _project_path(path: str | None, entity: str | None) -> tuple[str | None, str | None]:

@@ -49,6 +49,8 @@ class RunParts:
     quiet_lines: bool = False  # a display says what the init/finish lines would: print neither
     watch: Callable[..., Any] | None = None  # integrations.watch.watch, plugged in by init()
     unwatch: Callable[..., Any] | None = None
+    artifacts: Any = None  # the artifacts.runs module: log_artifact, use_artifact, ... (plugged by init())
+    server: Callable[[], Any] | None = None  # a new client for the run's tracking server (online runs)
 
 
 class Presenter(Protocol):
@@ -427,6 +429,63 @@ class Run:
             self._sink.flush()
             return []
         return self._sink.save_files(glob_str, base_path, policy)
+
+    # ----- artifacts
+    def _artifacts(self) -> Any:
+        if self.parts.artifacts is None:
+            raise UsageError("artifacts need a run made by tracker_jupyter.init().")
+        return self.parts.artifacts
+
+    def log_artifact(
+        self,
+        artifact_or_path: Any,
+        name: str | None = None,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> Any:
+        """Log an ``Artifact`` (or the file or directory at a path) as a new version of its name.
+
+        Content identical to an existing version's makes no new version: that version is returned, with
+        ``aliases`` moved to it. ``latest`` always names the newest version. A path is logged as
+        ``name`` (default ``run-<id>-<file name>``) of ``type`` (default ``"unspecified"``). Returns the
+        logged ``Artifact`` (``artifact.version`` is ``"v<N>"``).
+        """
+        return self._artifacts().log_artifact(self, artifact_or_path, name, type, aliases, tags)
+
+    def use_artifact(
+        self,
+        artifact_or_name: Any,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        use_as: str | None = None,
+    ) -> Any:
+        """Record that this run uses an artifact version and return it: ``"name"`` (the latest),
+        ``"name:v3"``, ``"name:alias"``, ``"project/name:alias"``, or an ``Artifact`` (a draft is logged
+        first). ``type`` must match when given; ``aliases`` are added to the version. An online run looks
+        for a version its store lacks on the tracking server and caches it."""
+        return self._artifacts().use_artifact(self, artifact_or_name, type, aliases, use_as)
+
+    def log_model(self, path: Any, name: str | None = None, aliases: list[str] | None = None) -> Any:
+        """Log the model file or directory at ``path`` as an artifact of type ``model`` (default name
+        ``run-<id>-<file name>``); online it also becomes a version of the MLflow registered model."""
+        return self._artifacts().log_model(self, path, name, aliases)
+
+    def use_model(self, name: str) -> str:
+        """Use the model artifact ``name`` (``"name:alias"``), download it and return its path: the file
+        when the model is one file, else the directory."""
+        return self._artifacts().use_model(self, name)  # type: ignore[no-any-return]
+
+    def link_artifact(self, artifact: Any, target_path: str, aliases: list[str] | None = None) -> Any:
+        """Make ``artifact`` also a version of the collection ``target_path`` (``"project/name"``), with
+        ``aliases``; the files are shared, not copied."""
+        return self._artifacts().link_artifact(self, artifact, target_path, aliases)
+
+    def link_model(
+        self, path: Any, registered_model_name: str, name: str | None = None, aliases: list[str] | None = None
+    ) -> Any:
+        """Log the model at ``path`` and link it to ``model-registry/<registered_model_name>``."""
+        return self._artifacts().link_model(self, path, registered_model_name, name, aliases)
 
     # ----- lifecycle
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:

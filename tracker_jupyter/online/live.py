@@ -182,6 +182,7 @@ def start(
     timeout = float(resolve("sync_timeout", None, settings))
     live = LiveSync(run, syncer, timeout=timeout, silent=silent)
     run.parts.sync_status = live.status
+    run.parts.server = lambda: live_client(base_url, credentials, connect=seconds, proxies=via)
     run.on_closed(live.finish)
 
 

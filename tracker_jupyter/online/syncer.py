@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from tracker_jupyter import store
 from tracker_jupyter.core.report import log
 from tracker_jupyter.exceptions import AuthenticationError, CommError
+from tracker_jupyter.online.artifacts import ArtifactSync
 from tracker_jupyter.online.mapping import (
     STATUS,
     TABLE_SUFFIX,
@@ -32,6 +33,7 @@ from tracker_jupyter.online.mapping import (
     run_tags,
     tag_json,
 )
+from tracker_jupyter.store.artifacts import ArtifactStore
 
 if TYPE_CHECKING:
     from tracker_jupyter.online.rest.client import MlflowRest
@@ -134,6 +136,8 @@ class RunSyncer:
             run_id = self.ensure_run(meta)
             sent = self._sync_history(run_id, meta, progress)
             self._sync_params_and_tags(run_id, meta, final=final)
+            if meta.get("logged_artifacts") or meta.get("used_artifacts"):
+                self._artifacts().sync(run_id, str(self.state["artifact_uri"]), meta)
             if final:
                 self._sync_files(run_id)
                 self._finish(run_id, meta)
@@ -236,6 +240,9 @@ class RunSyncer:
             self.client.log_batch(run_id, tags={TAG_LOGGED_ARTIFACTS: logged_tables(tables)})
             self.state["tables"] = tables
             self._save_state()
+
+    def _artifacts(self) -> ArtifactSync:
+        return ArtifactSync(self.client, self.state, ArtifactStore(self.dir.parent.parent), self._save_state)
 
     def _sync_saved(self, meta: dict[str, Any]) -> None:
         """While the run is live: files ``run.save()`` recorded with ``policy`` ``live`` (again whenever

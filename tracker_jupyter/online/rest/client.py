@@ -34,6 +34,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import IO, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import requests
+
 from tracker_jupyter.exceptions import CommError, UsageError
 from tracker_jupyter.online.rest.batch import (
     BatchState,
@@ -48,6 +50,7 @@ from tracker_jupyter.online.rest.batch import (
 )
 from tracker_jupyter.online.rest.errors import (
     Refusal,
+    comm_error_from_exception,
     parse_refusal,
 )
 from tracker_jupyter.online.rest.transport import Transport, split_base_url
@@ -461,6 +464,83 @@ class MlflowRest(Transport):
                 self._put(url, handle, headers, what)
         else:
             self._put(url, data, headers, what)
+
+    def download_artifact(self, artifact_uri: str, relative_path: str, target: os.PathLike[str] | str) -> int:
+        """Download one file of a run's artifacts to ``target`` (streamed; whole or not at all). Returns its
+        size; a missing file is a ``UsageError``."""
+        url = self._artifact_url(artifact_uri, relative_path)
+        what = f"download artifact {relative_path!r}"
+        sent = self.send("GET", url, what=what, stream=True)
+        response = sent.response
+        if response.status_code == 404:
+            response.close()
+            raise UsageError(f"the server has no artifact file {relative_path!r} under {artifact_uri}.")
+        if not response.ok:
+            raise self._error(sent, what=what, method="GET", url=url)
+        tmp = f"{os.fspath(target)}.{os.getpid()}.part"
+        size = 0
+        try:
+            with response, open(tmp, "wb") as fh:
+                for chunk in response.iter_content(1 << 20):
+                    fh.write(chunk)
+                    size += len(chunk)
+            os.replace(tmp, target)
+        except requests.RequestException as exc:
+            raise comm_error_from_exception(
+                exc, what=what, method="GET", url=url, attempts=sent.attempts, timeout=self.timeout
+            ) from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return size
+
+    # ---- model registry ---------------------------------------------------------------------------
+
+    def create_registered_model(self, name: str, description: str | None = None) -> None:
+        """Create the registered model ``name``; one that exists already is fine."""
+        body: JsonObject = {"name": name}
+        if description:
+            body["description"] = description
+        self._call("POST", "registered-models/create", body=body, what=f"create registered model {name!r}",
+                   tolerate=("RESOURCE_ALREADY_EXISTS",))  # fmt: skip
+
+    def search_model_versions(self, filter_string: str, max_results: int = 1000) -> list[JsonObject]:
+        result = self._request_json(
+            "GET", "model-versions/search", params={"filter": filter_string, "max_results": max_results},
+            what="search model versions",
+        )  # fmt: skip
+        return list(result.get("model_versions", []))
+
+    def create_model_version(
+        self, name: str, source: str, run_id: str, tags: Mapping[str, str] | None = None,
+        description: str | None = None,
+    ) -> JsonObject:  # fmt: skip
+        """A new version of the registered model ``name`` made of the run's files at ``source``."""
+        body: JsonObject = {"name": name, "source": source, "run_id": run_id, "tags": key_values(tags)}
+        if description:
+            body["description"] = description
+        result = self._request_json("POST", "model-versions/create", body=body,
+                                    what=f"create a version of model {name!r}", retry=NO_RETRY)  # fmt: skip
+        version: JsonObject = result["model_version"]
+        return version
+
+    def set_model_alias(self, name: str, alias: str, version: str) -> None:
+        self._request_json("POST", "registered-models/alias", body={"name": name, "alias": alias, "version": version},
+                           what=f"set alias {alias!r} of model {name!r}")  # fmt: skip
+
+    def delete_model_alias(self, name: str, alias: str) -> None:
+        self._call("DELETE", "registered-models/alias", params={"name": name, "alias": alias},
+                   what=f"delete alias {alias!r} of model {name!r}", tolerate=("RESOURCE_DOES_NOT_EXIST",))  # fmt: skip
+
+    def get_registered_model(self, name: str) -> JsonObject | None:
+        result = self._call("GET", "registered-models/get", params={"name": name},
+                            what=f"read registered model {name!r}", tolerate=("RESOURCE_DOES_NOT_EXIST",))  # fmt: skip
+        return None if isinstance(result, Refusal) else result["registered_model"]
+
+    def log_inputs(self, run_id: str, datasets: Sequence[JsonObject]) -> None:
+        """Record datasets a run used (MLflow's ``runs/log-inputs``; its UI lists them with the run)."""
+        self._request_json("POST", "runs/log-inputs", body={"run_id": run_id, "datasets": list(datasets)},
+                           what="record the run's inputs")  # fmt: skip
 
     def _put(self, url: str, data: bytes | IO[bytes], headers: dict[str, str], what: str) -> None:
         sent = self.send("PUT", url, what=what, data=data, headers=headers)
