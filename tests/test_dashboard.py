@@ -137,7 +137,10 @@ def test_widget_layout_and_live_bundle(tmp_path: Path, sent: list[dict[str, Any]
     assert "running" in bundle["text/html"] and run.name in bundle["text/plain"]
     assert [type(c).__name__ for c in widget.box.children] == ["HTML", "HTML", "HBox", "VBox", "Accordion"]
     assert widget.media.layout.display == "none"  # no media logged yet
-    assert widget.details.titles == ("Latest values", "Config") and widget.details.selected_index is None
+    assert (
+        widget.details.titles == ("Latest values", "Config", "Artifacts")
+        and widget.details.selected_index is None
+    )
     assert "no metrics logged yet" in widget.charts.value
     assert "lr" in widget.config.value and "tracker sync" in widget.header.value
 
@@ -185,6 +188,28 @@ def test_snapshot_keeps_a_small_newest_image(tmp_path: Path) -> None:
     html = dashboard.snapshot_bundle(run)["text/html"]
     [image] = re.findall(r'<img class="tj-media"[^>]*src="data:image/png;base64,([^"]+)"', html)
     assert base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lineage_shows_in_the_widget_snapshot_and_runs_table(
+    tmp_path: Path, sent: list[dict[str, Any]]
+) -> None:
+    (tmp_path / "weights.bin").write_bytes(b"w")
+    producer = _run(tmp_path)
+    producer.log_model(tmp_path / "weights.bin", name="net")
+    producer.finish()
+    consumer = _run(tmp_path)
+    widget = dashboard.WidgetDashboard(consumer, publisher=Recorder(), fps=4, start_timer=False)
+    consumer.use_artifact("net:latest")
+    consumer.log({"x": 1})
+    widget.redraw(force=True)
+    assert "net:v0" in widget.artifacts.value and "used · model" in widget.artifacts.value
+    consumer.finish()
+    snapshot = dashboard.snapshot_bundle(consumer)["text/html"]
+    assert "Artifacts (1)" in snapshot and "net:v0" in snapshot
+    records = Api(dir=tmp_path).runs(consumer.project)
+    table = runs_dashboard.runs_table(records)
+    assert "artifacts" in table.columns
+    assert {r["id"]: r["artifacts"] for r in table.rows} == {producer.id: "↑ net:v0", consumer.id: "↓ net:v0"}
 
 
 def test_widget_fps_is_honoured_up_to_the_cap(tmp_path: Path, sent: list[dict[str, Any]]) -> None:

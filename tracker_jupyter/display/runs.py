@@ -15,7 +15,7 @@ from typing import Any
 
 from tracker_jupyter.display import charts
 from tracker_jupyter.display.charts import MinMaxSeries, escape, format_duration
-from tracker_jupyter.display.view import NUMERIC, STATE_COLORS
+from tracker_jupyter.display.view import NUMERIC, STATE_COLORS, artifacts_line
 from tracker_jupyter.display.widget import _report, _widgets_available
 
 __all__ = ["RunsTable", "project_runs", "runs_table", "show_runs"]
@@ -43,6 +43,7 @@ def _record_row(record: Any) -> dict[str, Any]:
         "group": record.group,
         "job_type": record.job_type,
         "source": record.source,
+        "artifacts": artifacts_line(getattr(record, "meta", None) or {}),
     }
     for key, value in charts.flatten(record.config or {}, depth=2):
         row[f"config.{key}"] = value
@@ -274,7 +275,11 @@ def runs_table(
     records = list(records)
     all_rows = [_record_row(r) for r in records]
     rows = sort_rows(filter_rows(all_rows, filter), sort, descending=descending)
-    fixed = [*_FIXED_COLUMNS, "source"] if any(r["source"] != "local" for r in all_rows) else _FIXED_COLUMNS
+    fixed = (
+        [*_FIXED_COLUMNS, "source"] if any(r["source"] != "local" for r in all_rows) else [*_FIXED_COLUMNS]
+    )
+    if any(r["artifacts"] for r in all_rows):
+        fixed.append("artifacts")
     columns = [*fixed, *_pick_columns(all_rows, "config.", max_config),
                *_pick_columns(all_rows, "summary.", max_summary)]  # fmt: skip
     if select is None:

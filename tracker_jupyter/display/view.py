@@ -351,6 +351,26 @@ def config_items(run: Run) -> list[tuple[str, Any]]:
     return charts.flatten(dict(list(run.config.items())))
 
 
+def artifact_items(meta: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The artifact versions a run logged and used, as rows ``(name:vN, "logged · type")``."""
+    items: list[tuple[str, Any]] = []
+    for field, verb in (("logged_artifacts", "logged"), ("used_artifacts", "used")):
+        for item in meta.get(field) or []:
+            where = "" if item.get("project") == meta.get("project") else f"{item.get('project')}/"
+            items.append(
+                (f"{where}{item.get('name')}:v{item.get('version')}", f"{verb} · {item.get('type')}")
+            )
+    return items
+
+
+def artifacts_line(meta: Mapping[str, Any]) -> str:
+    """The same, in a line for a table cell: ``↑ model:v1 · ↓ corpus:v0``."""
+    up = [f"{i.get('name')}:v{i.get('version')}" for i in meta.get("logged_artifacts") or []]
+    down = [f"{i.get('name')}:v{i.get('version')}" for i in meta.get("used_artifacts") or []]
+    return " · ".join(part for part in (("↑ " + ", ".join(up)) if up else "",
+                                         ("↓ " + ", ".join(down)) if down else "") if part)  # fmt: skip
+
+
 def latest_media(run: Run) -> tuple[dict[str, Any], Path | None] | None:
     """The run's newest logged video or image, and its file when the run has one on disk."""
     from tracker_jupyter import media
@@ -421,8 +441,15 @@ def render_snapshot(run: Run, feed: RunFeed, info: Mapping[str, Any] | None = No
         f"{render_header(info)}{first}{more}{_render_media_snapshot(run)}"
         f"<details open><summary>Summary ({len(summary)})</summary>{charts.kv_table(summary)}</details>"
         f"<details><summary>Config ({len(config)})</summary>{charts.kv_table(config, empty='no config')}"
-        "</details></div>"
+        f"</details>{_render_artifacts(run)}</div>"
     )
+
+
+def _render_artifacts(run: Run) -> str:
+    items = artifact_items(run.meta)
+    if not items:
+        return ""
+    return f"<details open><summary>Artifacts ({len(items)})</summary>{charts.kv_table(items)}</details>"
 
 
 def snapshot_bundle(run: Run) -> dict[str, str]:

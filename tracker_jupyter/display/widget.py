@@ -34,6 +34,7 @@ from tracker_jupyter.display import charts
 from tracker_jupyter.display.view import (
     PAGE_SIZE,
     RunFeed,
+    artifact_items,
     config_items,
     history_extent,
     history_path,
@@ -242,7 +243,11 @@ class WidgetDashboard(_Dashboard):
         self.axis_toggle.style.button_width = "80px"
         self.latest = w.HTML()
         self.config = w.HTML()
-        self.details = w.Accordion(children=[self.latest, self.config], titles=("Latest values", "Config"))
+        self.artifacts = w.HTML()
+        self.details = w.Accordion(
+            children=[self.latest, self.config, self.artifacts],
+            titles=("Latest values", "Config", "Artifacts"),
+        )
         self.details.selected_index = None
         # the newest video or image logged (gym recordings, run.log({"x": Image(...)})), hidden until one is
         self.media_label = w.HTML()
@@ -301,6 +306,8 @@ class WidgetDashboard(_Dashboard):
                 self._draw_media()
             if force or now - self._config_at >= CONFIG_REFRESH_S:
                 self._set(self.config, charts.kv_table(config_items(self.run), empty="no config"))
+                found = artifact_items(self.run.meta)
+                self._set(self.artifacts, charts.kv_table(found, empty="no artifacts logged or used"))
                 self._config_at = now
             self.redraws += 1
             return True
