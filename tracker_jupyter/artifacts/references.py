@@ -11,7 +11,7 @@ from typing import Any
 from tracker_jupyter.artifacts.checks import checked_entry_name, inside
 from tracker_jupyter.artifacts.manifest import ArtifactManifestEntry, is_sha256
 from tracker_jupyter.exceptions import UsageError
-from tracker_jupyter.store.artifacts import ArtifactStore, hash_file
+from tracker_jupyter.store.artifacts import ArtifactStore, hash_file, remove_stale_downloads
 
 
 def reference_entries(
@@ -129,6 +129,8 @@ def write_entries(
 ) -> list[str]:  # fmt: skip
     """Write each entry's content under ``root`` (stored files from the objects, references fetched);
     the paths written."""
+    entries = list(entries)
+    remove_stale_downloads({inside(root, entry.path).parent for entry in entries})
     written = []
     for entry in entries:
         target = inside(root, entry.path)
