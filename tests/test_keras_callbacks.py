@@ -55,7 +55,7 @@ def test_metrics_logger_epoch_and_batch_and_the_reference_s_names(store_dir: Pat
         MetricsLogger(log_freq=0)
 
 
-def test_model_checkpoint_saves_each_file_with_the_run(store_dir: Path, tmp_path: Path) -> None:
+def test_model_checkpoint_logs_each_checkpoint_as_a_model_version(store_dir: Path, tmp_path: Path) -> None:
     from tracker_jupyter.integration.keras import WandbModelCheckpoint
 
     x, y = _data()
@@ -64,11 +64,19 @@ def test_model_checkpoint_saves_each_file_with_the_run(store_dir: Path, tmp_path
     (tmp_path / "ckpt").mkdir()
     _model().fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[checkpoint])
     run.finish()
-    saved = sorted(Path(run.dir).glob("model-*.keras"))
-    assert [p.name for p in saved] == ["model-01.keras", "model-02.keras"]
-    assert keras.models.load_model(saved[-1]).count_params() == _model().count_params()
-    meta = tj.Api(store_dir).run(run.id).meta
-    assert meta["saved_files"] == {"files/model-01.keras": "now", "files/model-02.keras": "now"}
+    api = tj.Api(dir=store_dir)
+    versions = api.artifacts("model", f"k/run_{run.id}_model")
+    assert [(v.version, v.aliases) for v in versions] == [("v0", ["epoch_1"]), ("v1", ["epoch_2"])]
+    assert [sorted(v.manifest.entries) for v in versions] == [["model-01.keras"], ["model-02.keras"]]
+    later = tj.init(project="k", dir=store_dir)
+    path = later.use_model(f"run_{run.id}_model:epoch_2")
+    assert path.endswith("model-02.keras")
+    assert keras.models.load_model(path).count_params() == _model().count_params()
+    later.finish()
+    assert [a.name for a in api.run(run.id).logged_artifacts()] == [
+        f"run_{run.id}_model:v0",
+        f"run_{run.id}_model:v1",
+    ]
 
 
 def test_the_older_callback_keeps_the_best_epoch_and_model(store_dir: Path) -> None:

@@ -7,8 +7,10 @@ before the user's code does. Each logs to the run that is current when it is cre
 - ``MetricsLogger(log_freq="epoch", initial_global_step=0)``: each epoch's logs as ``epoch/<name>``
   against ``epoch/epoch`` (with ``epoch/learning_rate``), or with ``log_freq="batch"`` / an int every that
   many batches as ``batch/<name>`` against ``batch/batch_step``, as the reference defines them.
-- ``ModelCheckpoint(filepath, monitor="val_loss", ...)``: Keras' checkpointing, and each file it writes is
-  saved with the run (``run.save(..., policy="now")``): kept in its ``files/`` and uploaded online.
+- ``ModelCheckpoint(filepath, monitor="val_loss", ...)``: Keras' checkpointing, and each checkpoint it
+  writes logged as a version of the model artifact ``run_<id>_model`` with the alias ``epoch_<N>`` (or
+  ``epoch_<N>_batch_<M>`` when saving every few batches), as the reference does: ``use_model()`` and, on an
+  MLflow server, the model registry see every checkpoint.
 - ``Callback(monitor="val_loss", mode="auto", save_model=True)``: each epoch's logs with ``epoch``; the
   best ``monitor`` value and its epoch in the summary (``best_val_loss``, ``best_epoch``), and the best
   model saved as ``model-best.keras`` in ``run.dir``.
@@ -20,6 +22,7 @@ import math
 import os
 from typing import Any
 
+from tracker_jupyter.artifacts import Artifact
 from tracker_jupyter.core.holder import holder
 from tracker_jupyter.exceptions import UsageError
 
@@ -109,7 +112,7 @@ def _metrics_logger(keras: Any) -> type:
 
 def _model_checkpoint(keras: Any) -> type:
     class ModelCheckpoint(keras.callbacks.ModelCheckpoint):  # type: ignore[misc]
-        """Keras' ``ModelCheckpoint``; every file it writes is also saved with the run."""
+        """Keras' ``ModelCheckpoint``; every checkpoint it writes is also logged as a model artifact."""
 
         def __init__(
             self, filepath: str | os.PathLike[str], monitor: str = "val_loss", *args: Any, **kwargs: Any
@@ -117,8 +120,9 @@ def _model_checkpoint(keras: Any) -> type:
             super().__init__(os.fspath(filepath), monitor, *args, **kwargs)
             self.run = _current_run("ModelCheckpoint")
             self._seen: dict[str, float] = {}
+            self._epoch = 0
 
-        def _keep_new_files(self) -> None:
+        def _log_new_checkpoints(self, alias: str) -> None:
             folder = os.path.dirname(os.path.abspath(self.filepath)) or "."
             for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
                 path = os.path.join(folder, name)
@@ -127,16 +131,22 @@ def _model_checkpoint(keras: Any) -> type:
                 changed = os.path.getmtime(path)
                 if self._seen.get(path) != changed and not self.run.finished:
                     self._seen[path] = changed
-                    self.run.save(path, base_path=folder, policy="now")
+                    artifact = Artifact(f"run_{self.run.id}_model", type="model")
+                    artifact.add_file(path)
+                    self.run.log_artifact(artifact, aliases=[alias])
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            super().on_epoch_begin(epoch, logs)
+            self._epoch = epoch
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             super().on_epoch_end(epoch, logs)
-            self._keep_new_files()
+            self._log_new_checkpoints(f"epoch_{epoch + 1}")
 
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             super().on_train_batch_end(batch, logs)
             if self.save_freq != "epoch":
-                self._keep_new_files()
+                self._log_new_checkpoints(f"epoch_{self._epoch + 1}_batch_{batch + 1}")
 
     return ModelCheckpoint
 
