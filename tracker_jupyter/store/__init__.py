@@ -12,6 +12,7 @@ Layout under the store root (``init(dir=...)``, default ``./tracker``)::
         lock            held (``flock``) by the process that has the run open
         files/          files saved with ``run.save()``
         code/           the program, git diff, notebook copies (``save_code``)
+    <root>/<project>/.artifacts/, <root>/.artifacts/   artifact versions and their files (``artifacts``)
 
 Why it is crash-safe: rows only ever get appended, a reader ignores a torn last line, and every other file
 is written to a temporary name and renamed over the old one. The writer thread appends at least every
