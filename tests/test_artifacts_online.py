@@ -103,7 +103,9 @@ def test_use_artifact_fetches_a_version_only_the_server_has(
     assert (latest.version, golden.version) == ("v1", "v0")
     for artifact, contents in ((latest, second), (golden, first)):
         root = Path(artifact.download(root=str(tmp_path / "dl" / artifact.version)))
-        assert {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()} == contents
+        assert {
+            p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
+        } == contents
     assert latest.logged_by() is None  # the producer's run is not in this store
     with pytest.raises(tj.UsageError, match="not found"):
         consumer.use_artifact("corpus:v7")
@@ -112,7 +114,10 @@ def test_use_artifact_fetches_a_version_only_the_server_has(
     cached = tj.Api(dir=tmp_path / "store-b").artifact(f"{project}/corpus:v1")
     assert cached.digest == latest.digest
     used = mlflow_run_of(mlflow_client, project, consumer.id)
-    assert json.loads(used.data.tags["tracker.used_artifacts"]) == [f"{project}/corpus:v1", f"{project}/corpus:v0"]
+    assert json.loads(used.data.tags["tracker.used_artifacts"]) == [
+        f"{project}/corpus:v1",
+        f"{project}/corpus:v0",
+    ]
     inputs = {d.dataset.name for d in used.inputs.dataset_inputs}
     assert inputs == {"corpus:v1", "corpus:v0"}
 
@@ -132,5 +137,7 @@ def test_offline_artifacts_are_uploaded_once_by_tracker_sync(
     assert len(versions) == 1  # (MLflow's search leaves aliases out: read them by alias)
     assert mlflow_client.get_model_version_by_alias(model_name, "prod").version == versions[0].version
     found = mlflow_run_of(mlflow_client, project, run.id)
-    back = mlflow_client.download_artifacts(found.info.run_id, f"artifacts/{model_name}/v0/w.bin", str(tmp_path / "b"))
+    back = mlflow_client.download_artifacts(
+        found.info.run_id, f"artifacts/{model_name}/v0/w.bin", str(tmp_path / "b")
+    )
     assert Path(back).read_bytes() == (tmp_path / "w.bin").read_bytes()

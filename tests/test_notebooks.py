@@ -137,7 +137,9 @@ def test_quickstart_notebook_runs_as_shipped(tmp_path: Path) -> None:
     assert f"run {record.name} ({record.id}): finished" in printed
     assert "logged quickstart-model:v0 with aliases ['best']" in printed
     [model] = record.logged_artifacts()
-    assert model.type == "model" and json.loads(Path(model.file(str(tmp_path / "m"))).read_text())["lr"] == 0.01
+    assert (
+        model.type == "model" and json.loads(Path(model.file(str(tmp_path / "m"))).read_text())["lr"] == 0.01
+    )
     assert f"stored in {record.dir}" in printed
     assert any(
         o.output_type == "display_data" and "final accuracy" in o.data.get("text/html", "")

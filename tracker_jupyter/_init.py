@@ -15,6 +15,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tracker_jupyter import store
@@ -247,6 +248,7 @@ def _options(request: InitRequest) -> RunOptions:
     return RunOptions(
         settings=request.settings, silent=request.silent, force=request.force, anonymous=request.anonymous,
         save_code=request.save_code,
+        store_root=Path(resolve("root_dir", request.dir, request.settings)).expanduser(),
     )  # fmt: skip
 
 

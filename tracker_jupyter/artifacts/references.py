@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def fetch_reference(entry: ArtifactManifestEntry, target: Path) -> None:
     uri = entry.ref_url()
     scheme = urlparse(uri).scheme
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tracker-{os.getpid()}.tmp")
+    tmp = target.with_name(f".{target.name}.tracker-{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         if scheme == "file":
             source = Path(unquote(urlparse(uri).path))

@@ -74,7 +74,9 @@ def commit(run: Run | None, artifact: Artifact, aliases: list[str], *, project: 
     if artifact.incremental and artifact.is_draft():
         base = store.resolve(project, artifact.collection_name)
         if base is not None:
-            entries = {p: e for p, e in base["entries"].items() if p not in artifact._removed}
+            removed = artifact._removed
+            entries = {p: e for p, e in base["entries"].items()
+                       if p not in removed and not any(p.startswith(r.rstrip("/") + "/") for r in removed)}  # fmt: skip
     for path, entry in artifact._entries.items():
         entries[path] = _stored_entry(store, entry)
     record, _ = store.commit(
@@ -124,6 +126,7 @@ def _remember(run: Run, field: str, record: dict[str, Any]) -> None:
             "type": record["type"], "digest": record["digest"]}  # fmt: skip
     if item not in listed:
         run.update_meta(**{field: [*listed, item]})
+        run.sink.flush()  # readers of the store (Api, another process, the syncer) see the lineage now
 
 
 def _as_artifact(run: Run, value: Any, name: str | None, type: str | None, method: str) -> Artifact:

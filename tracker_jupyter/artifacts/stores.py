@@ -26,6 +26,8 @@ def store_of(run: Run | None) -> ArtifactStore:
     """The artifact store of ``run``'s store root (the configured root when there is no stored run)."""
     if run is not None and run.run_dir is not None:
         return store_at(run.run_dir.parent.parent)
+    if run is not None and run.options.store_root is not None:
+        return store_at(run.options.store_root)
     settings = run.settings if run is not None and run.settings is not None else Settings()
     return store_at(resolve("root_dir", None, settings))
 

@@ -38,6 +38,7 @@ class RunOptions:
     force: bool = False  # a failing tracking server is an error, not a fallback
     anonymous: str | None = None  # never | allow | must
     save_code: bool = False  # record the session history and copy the program or notebook
+    store_root: Path | None = None  # the store root init() resolved (a disabled run reads artifacts there)
 
 
 @dataclass

@@ -3,10 +3,11 @@
 Layout under the store root::
 
     <root>/.artifacts/objects/<d[:2]>/<d>   each file once, named by the sha256 ``d`` of its content
-    <root>/.artifacts/digests.json           (path, size, mtime, inode) -> digest, so a file seen before
-                                             is not read again
+    <root>/.artifacts/digests.json           path -> (size, mtime, inode, ctime, when hashed, digest), so
+                                             a file seen unchanged is not read again
     <root>/<project>/.artifacts/<name>/
-        collection.json   the artifact's type (one type per name and project)
+        collection.json   the artifact's type (one type per name and project) and the next version
+                          number (a deleted version's number is never given to other content)
         v<N>.json         version N: its manifest (path -> digest, size, reference), digest, metadata,
                           the run that logged it
         aliases.json      user aliases -> version (``latest`` is always the newest version, never stored)
@@ -44,6 +45,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 VERSION_PATTERN = re.compile(r"^v(\d+)$")
 MAX_NAME = 128
 MAX_DIGEST_CACHE = 100_000
+RACY_NS = 2_000_000_000  # a file changed less than this before it was hashed is hashed again next time
 
 Entry = dict[str, Any]  # {"path", "digest", "size", "ref"?, "extra"?}
 
@@ -110,6 +112,7 @@ class ArtifactStore:
         self._digests_path = self.root / ARTIFACTS / "digests.json"
         self._digests: dict[str, list[Any]] | None = None
         self._digests_changed = False
+        self._swept = False
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------ objects
@@ -130,17 +133,23 @@ class ArtifactStore:
         return self._digests
 
     def known_digest(self, path: Path, stat: os.stat_result) -> str | None:
-        """The digest of ``path`` when it was hashed before and has not changed since (size, mtime, inode)."""
+        """The digest of ``path`` when it was hashed before and has not changed since: same size, mtime,
+        ctime (``utime`` changes it) and inode, and it was hashed well after its last change (a rewrite
+        within one timestamp tick of the hash would otherwise look unchanged: git's "racy clean")."""
         with self._lock:
             seen = self._cache().get(os.path.realpath(path))
-        if seen and seen[:3] == [stat.st_size, stat.st_mtime_ns, stat.st_ino]:
-            return str(seen[3])
-        return None
+        if not seen or len(seen) != 6:
+            return None
+        if seen[:4] != [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]:
+            return None
+        if seen[4] - max(stat.st_mtime_ns, stat.st_ctime_ns) < RACY_NS:
+            return None
+        return str(seen[5])
 
     def _remember(self, path: Path, stat: os.stat_result, digest: str) -> None:
+        entry = [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns, time.time_ns(), digest]
         with self._lock:
-            cache = self._cache()
-            cache[os.path.realpath(path)] = [stat.st_size, stat.st_mtime_ns, stat.st_ino, digest]
+            self._cache()[os.path.realpath(path)] = entry
             self._digests_changed = True
 
     def save_digests(self) -> None:
@@ -159,15 +168,6 @@ class ArtifactStore:
             except OSError:
                 pass
 
-    def digest_of(self, path: Path) -> tuple[str, int]:
-        """The sha256 and size of the file at ``path`` (read only when not seen unchanged before)."""
-        stat = os.stat(path)
-        known = self.known_digest(path, stat)
-        if known is None:
-            known = hash_file(path)
-            self._remember(path, stat, known)
-        return known, stat.st_size
-
     def put_object(self, source: Path) -> tuple[str, int]:
         """Store the content of ``source`` as an object; its digest and size. Reads it once, writes it
         only when no object has that content yet."""
@@ -176,7 +176,10 @@ class ArtifactStore:
         if known is not None and self.has_object(known, stat.st_size):
             return known, stat.st_size
         self.objects.mkdir(parents=True, exist_ok=True)
-        tmp = self.objects / f".incoming.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
+        if not self._swept:
+            self._swept = True
+            remove_stale_downloads([self.objects])  # what a killed process was copying in
+        tmp = self.objects / f".incoming.tracker-{os.getpid()}-{threading.get_ident()}.tmp"
         h = hashlib.sha256()
         size = 0
         try:
@@ -185,6 +188,8 @@ class ArtifactStore:
                     h.update(chunk)
                     dst.write(chunk)
                     size += len(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())  # whole on disk before its name says so, even across a power cut
             digest = h.hexdigest()
             target = self.object_path(digest)
             if self.has_object(digest, size):
@@ -302,14 +307,13 @@ class ArtifactStore:
         for entry in entries.values():
             if entry.get("ref") is None and not self.has_object(entry["digest"], entry.get("size")):
                 raise UsageError(f"artifact {name!r}: the content of {entry['path']!r} is not stored.")
-        self._sync_objects(entries)
         digest = manifest_digest(entries)
         with self._locked(folder):
-            kind = self.collection_type(project, name)
-            if kind is None:
-                write_json_atomic(
-                    folder / "collection.json", {"type": type, "created_at": time.time()}, fsync=True
-                )
+            info = read_json(folder / "collection.json", None)
+            kind = info.get("type") if isinstance(info, dict) else None
+            if not isinstance(info, dict) or kind is None:
+                info = {"type": type, "created_at": time.time()}
+                write_json_atomic(folder / "collection.json", info, fsync=True)
             elif kind != type:
                 raise UsageError(
                     f"artifact {project}/{name} has type {kind!r}; it cannot get a version of type {type!r}. "
@@ -323,7 +327,8 @@ class ArtifactStore:
                     existing = record
                     break
             if existing is None:
-                number = numbers[-1] + 1 if numbers else 0
+                # never a number a deleted version had: downloads and lineage name versions by number
+                number = max(numbers[-1] + 1 if numbers else 0, int(info.get("next_version") or 0))
                 record = {
                     "name": name,
                     "project": project,
@@ -340,6 +345,8 @@ class ArtifactStore:
                     **dict(extra or {}),
                 }
                 write_json_atomic(folder / f"v{number}.json", record, fsync=True)
+                info["next_version"] = number + 1  # after the version: a kill before it leaves no gap
+                write_json_atomic(folder / "collection.json", info, fsync=True)
             else:
                 record = existing
             wanted = [check_alias(a) for a in aliases if a != "latest"]
@@ -371,18 +378,6 @@ class ArtifactStore:
             elif isinstance(existing, dict) and existing.get("digest") != record.get("digest"):
                 return dict(record, aliases=[])
         return self.version(project, name, number) or dict(record, aliases=[])
-
-    def _sync_objects(self, entries: Mapping[str, Entry]) -> None:
-        """Make the version's objects durable before the version record that refers to them: one pass
-        after they are all written lets the disk write them back together (an fsync per object as it is
-        copied costs twice the time)."""
-        for entry in entries.values():
-            if entry.get("ref") is None:
-                fd = os.open(self.object_path(entry["digest"]), os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
 
     def update(
         self,
@@ -483,17 +478,20 @@ def remove_stale_downloads(folders: Iterable[Path]) -> None:
             continue
         for name in names:
             match = _DOWNLOAD_TMP.match(name)
-            if match and not _alive(int(match.group(1))):  # a live download's own file stays
+            if match and not _alive(
+                int(match.group(1)), int(match.group(2))
+            ):  # a live download's own file stays
                 with contextlib.suppress(OSError):
                     os.unlink(folder / name)
 
 
-_DOWNLOAD_TMP = re.compile(r"^\..+\.tracker-(\d+)(?:-\d+)?\.tmp$")
+_DOWNLOAD_TMP = re.compile(r"^\..+\.tracker-(\d+)-(\d+)\.tmp$")
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, thread: int) -> bool:
+    """Whether the thread that named a temporary file may still be writing it."""
     if pid == os.getpid():
-        return False  # this process is not writing it now: a download of ours that was interrupted
+        return thread in {t.ident for t in threading.enumerate()}
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
