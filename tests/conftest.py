@@ -36,6 +36,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for name in list(os.environ):
         if name.startswith(("TRACKER_", "MLFLOW_TRACKING_")):
             monkeypatch.delenv(name)
+    # Each run samples system metrics from a helper process; tests of other things do without it
+    # (tests/test_system.py turns it on, and scripts run by run_script get the default, on).
+    monkeypatch.setenv("TRACKER_SYSTEM_METRICS", "false")
     monkeypatch.chdir(tmp_path)
     yield
     for run in list(holder.active):

@@ -67,8 +67,16 @@ def test_history_is_a_sampled_dataframe(store_dir: Path, three: list[str]) -> No
     assert isinstance(rows, list) and [r["_step"] for r in rows] == [0, 14, 29]
     with pytest.raises(UsageError, match="keys"):
         run.history(keys="loss")
-    with pytest.raises(UsageError, match="system metrics"):
-        run.history(stream="system")
+    sampled = tj.init(project="p", dir=store_dir, settings={"system_metrics": True})
+    sampled.finish()
+    run = tj.Api(dir=store_dir).run(sampled.path)
+    system = run.history(stream="system", pandas=False)  # a run shorter than one interval: one sample
+    assert (
+        len(system) == 1 and system[0]["_step"] == 0 and system[0]["system/cpu_utilization_percentage"] >= 0
+    )
+    assert run.history(stream="events", pandas=False) == system  # the reference's name for it
+    with pytest.raises(UsageError, match="'default' or 'system'"):
+        run.history(stream="gpu")
 
 
 def test_run_fields_of_the_reference(store_dir: Path, three: list[str]) -> None:
@@ -80,7 +88,10 @@ def test_run_fields_of_the_reference(store_dir: Path, three: list[str]) -> None:
     live.save(str(Path(live.dir, "model.pt")))
     live.finish()
     stored = tj.Api(store_dir).run(live.id)
-    assert [p.name for p in stored.files()] == ["model.pt"] and stored.file("model.pt").read_bytes() == b"w"
+    assert [p.name for p in stored.files()] == ["model.pt", "output.log"]  # what it printed, as the reference
+    assert stored.file("model.pt").read_bytes() == b"w"
+    assert stored.console_tail(1) == [f"tracker: run {live.name} ({live.id}) → {live.run_dir} · offline "
+                                      f"(upload later: tracker sync {live.run_dir})"]  # fmt: skip
     (store_dir / "outside.txt").write_text("not the run's")
     with pytest.raises(UsageError, match="no file"):
         stored.file("../../../outside.txt")  # outside the run directory: refused

@@ -138,7 +138,7 @@ def test_widget_layout_and_live_bundle(tmp_path: Path, sent: list[dict[str, Any]
     assert [type(c).__name__ for c in widget.box.children] == ["HTML", "HTML", "HBox", "VBox", "Accordion"]
     assert widget.media.layout.display == "none"  # no media logged yet
     assert (
-        widget.details.titles == ("Latest values", "Config", "Artifacts")
+        widget.details.titles == ("Latest values", "Config", "Artifacts", "System", "Output")
         and widget.details.selected_index is None
     )
     assert "no metrics logged yet" in widget.charts.value

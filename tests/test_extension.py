@@ -156,11 +156,11 @@ def test_tracker_disable_code_wins_over_save_code(
 
 
 def test_stream_capture_is_only_in_place_while_a_cell_runs(shell: InteractiveShell, store: Path) -> None:
-    stdout_write = sys.stdout.__dict__.get("write")
     _init(shell, store, save_code=True)
+    stdout_write = sys.stdout.write  # (sys.stdout is the run's console capture now)
     ok(shell, "import sys\nwrite_during_cell = sys.stdout.write")
-    assert shell.user_ns["write_during_cell"] is not stdout_write  # ours, during the cell
-    assert sys.stdout.__dict__.get("write") is stdout_write  # put back after it
+    assert shell.user_ns["write_during_cell"] != stdout_write  # ours, during the cell
+    assert sys.stdout.write == stdout_write  # put back after it (the same method of the same stream)
 
 
 def test_reinit_finishes_the_previous_run_before_setting_up_the_next(

@@ -317,6 +317,24 @@ def test_kernel_restart_finishes_the_run_and_a_killed_kernel_leaves_one_to_resum
         km.shutdown_kernel(now=True)
 
 
+def test_a_kernel_s_output_and_system_metrics_are_kept_once(kernel: Kernel) -> None:
+    nb = kernel.run(
+        [
+            "run = %tracker_init --project console",
+            "from tqdm import tqdm\nprint('from a cell')\nfor i in tqdm(range(20), mininterval=0):\n    run.log({'i': i})",
+            "print('second cell')\n%tracker_finish",
+        ]
+    )
+    assert stdout(nb.cells[1]) == "from a cell\n"  # the cell shows what it printed, as always
+    [run_dir] = run_dirs(kernel.store, "console")
+    lines = (run_dir / "files" / "output.log").read_text().splitlines()
+    assert lines.count("from a cell") == 1 and lines.count("second cell") == 1  # once, never twice
+    bars = [line for line in lines if "20/20" in line or "it/s]" in line]
+    assert len(bars) == 1 and bars[0].startswith("100%")
+    samples = [json.loads(line) for line in (run_dir / "system.jsonl").read_text().splitlines()]
+    assert samples and samples[0]["system/process_memory_rss_megabytes"] > 0
+
+
 def test_kernel_python_is_this_python(kernel: Kernel) -> None:
     nb = kernel.run(["import sys\nprint(sys.executable)"])
     assert stdout(nb.cells[0]).strip() == sys.executable

@@ -15,11 +15,13 @@ def test_the_reference_s_setting_names_are_taken(capsys, monkeypatch) -> None:
         start_method="thread", quiet=True, finish_timeout=7, x_disable_stats=True, mode="offline"
     )
     assert settings.silent is True and settings.sync_timeout == 7.0 and settings.mode == "offline"
+    assert settings.system_metrics is False  # the reference's switch says the opposite of ours
     again = tj.Settings.coerce({"start_method": "fork", "_disable_meta": True, "init_timeout": 2})
     assert again.init_timeout == 2.0
     err = capsys.readouterr().err
     assert err.count("'start_method' has no effect here") == 1  # one notice per name
-    assert "'x_disable_stats' has no effect" in err and "'_disable_meta' has no effect" in err
+    assert "'_disable_meta' has no effect" in err and "x_disable_stats" not in err
+    assert tj.Settings(_stats_sampling_interval=2, console="wrap").system_metrics_interval == 2.0
     with pytest.raises(tj.UsageError, match="Did you mean 'silent'"):
         tj.Settings(silnet=True)  # a misspelling of ours is still an error with the suggestion
 

@@ -124,7 +124,8 @@ def test_failed_run_and_files_and_code(
     found = mlflow_run(mlflow_client, project, run.id)
     assert found.info.status == "FAILED"
     assert "files" in {a.path for a in mlflow_client.list_artifacts(found.info.run_id)}
-    assert [a.path for a in mlflow_client.list_artifacts(found.info.run_id, "files")] == ["files/weights.bin"]
+    listed = [a.path for a in mlflow_client.list_artifacts(found.info.run_id, "files")]
+    assert listed == ["files/output.log", "files/weights.bin"]  # with what the run printed
 
 
 def test_code_media_and_tensorboard_files_are_uploaded(
@@ -209,7 +210,7 @@ def test_entity_is_the_workspace_on_a_server_with_workspaces(
     assert set(by_id) == {run.id, offline.id}
     mlflow_id = by_id[run.id]["info"]["run_id"]
     files = get("artifacts/list", workspace, run_id=mlflow_id, path="files").json()["files"]
-    assert [f["path"] for f in files] == ["files/weights.bin"]  # artifacts land in the workspace too
+    assert [f["path"] for f in files] == ["files/output.log", "files/weights.bin"]  # in the workspace too
     listed = runs_dashboard.project_runs(project, str(tmp_path / "empty"), entity=workspace)
     assert {r.id for r in listed} == {run.id, offline.id}
     assert {r.summary.get("x") for r in listed} == {1, 2}
@@ -631,3 +632,29 @@ def test_saved_files_go_up_while_the_run_is_live_per_policy(
     assert {"files/live.txt", "files/now.txt"} <= uploaded() and "files/end.txt" not in uploaded()
     run.finish()
     assert {"files/live.txt", "files/now.txt", "files/end.txt"} <= uploaded()
+
+
+def test_system_metrics_reach_the_server_under_mlflow_s_own_names(
+    online: MlflowServer, mlflow_client: Any, store_dir: Path
+) -> None:
+    project = unique("system")
+    run = tj.init(
+        project=project, dir=store_dir, settings={"system_metrics": True, "system_metrics_interval": 0.3}
+    )
+    for i in range(5):
+        run.log({"x": i})
+        time.sleep(0.3)
+    print("printed while online")
+    run.finish()
+    found = mlflow_run(mlflow_client, project, run.id)
+    names = set(found.data.metrics)
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes",
+            "system/system_memory_usage_percentage", "system/disk_usage_percentage",
+            "system/network_receive_megabytes"} <= names  # fmt: skip
+    points = mlflow_client.get_metric_history(found.info.run_id, "system/cpu_utilization_percentage")
+    stored = [json.loads(line) for line in (run.run_dir / "system.jsonl").read_text().splitlines()]
+    assert sorted(p.step for p in points) == [s["_step"] for s in stored] and len(stored) >= 3
+    assert {p.timestamp for p in points} == {s["_timestamp"] for s in stored}
+    assert history(mlflow_client, found.info.run_id, "x") == [(i, float(i)) for i in range(5)]
+    logs = mlflow_client.download_artifacts(found.info.run_id, "files/output.log", str(store_dir / "back"))
+    assert "printed while online" in Path(logs).read_text().splitlines()

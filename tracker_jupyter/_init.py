@@ -326,6 +326,7 @@ def _start_parts(request: InitRequest, run: Run, opened: Opened) -> None:
         if request.mode == "online":
             _start_online(run, request)
         _start_integrations(run, request)
+        _start_system(run, request)
         if request.interactive:
             from tracker_jupyter.ipython.attach import attach_run
 
@@ -357,6 +358,15 @@ def _start_online(run: Run, request: InitRequest) -> None:
         run, settings=request.settings, base_url=base_url, force=request.force, anonymous=request.anonymous,
         silent=request.silent,
     )  # fmt: skip
+
+
+def _start_system(run: Run, request: InitRequest) -> None:
+    """System metrics and console capture, as the settings say (both on by default)."""
+    if request.console == "off" and not resolve("system_metrics", None, request.settings):
+        return
+    from tracker_jupyter import system
+
+    system.start(run, request.settings, request.console)
 
 
 def _start_integrations(run: Run, request: InitRequest) -> None:

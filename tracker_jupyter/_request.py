@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from tracker_jupyter import store
 from tracker_jupyter.core import host
 from tracker_jupyter.core.config import Config, config_items
 from tracker_jupyter.core.holder import holder
+from tracker_jupyter.core.report import Once
 from tracker_jupyter.core.run import check_tags
 from tracker_jupyter.exceptions import UsageError
 from tracker_jupyter.settings import Settings, resolve, resolve_from
@@ -65,6 +67,7 @@ class InitRequest:
     shell: Any
     interactive: bool  # IPython, terminal or kernel: re-running init() finishes the previous run
     notebook: bool  # a Jupyter kernel of any frontend
+    console: str = "auto"  # auto | wrap | off: what the run prints, kept in files/output.log
     sources: dict[str, str] = field(default_factory=dict)  # value -> where it came from, for messages
 
 
@@ -230,6 +233,7 @@ def resolve_request(
         check_choice(sources["anonymous"], anonymous, ANONYMOUS)
     force = bool(resolve("force", force, settings))
     silent = bool(resolve("silent", None, settings))
+    console = _resolve_console(settings)
     run_id = resolve("run_id", id, settings)
     if run_id is not None:
         store.check_name("id", run_id, max_len=MAX_ID_LENGTH)
@@ -271,8 +275,27 @@ def resolve_request(
         monitor_gym=monitor_gym,
         save_code=bool(resolve("save_code", save_code, settings)) and not resolve("disable_code", None, settings),
         dir=os.fspath(dir) if dir is not None else None, shell=shell, interactive=interactive,
-        notebook=notebook, sources=sources,
+        notebook=notebook, sources=sources, console=console,
     )  # fmt: skip
+
+
+CONSOLE = ("auto", "wrap", "off")
+CONSOLE_AS_WRAP = ("redirect", "wrap_raw", "wrap_emu")  # the reference's other ways: all mean wrap here
+
+
+def _resolve_console(settings: Settings) -> str:
+    value, source = resolve_from("console", None, settings)
+    check_choice(source, value, (*CONSOLE, *CONSOLE_AS_WRAP))
+    if value in CONSOLE_AS_WRAP:
+        if _said_console(value):
+            print(
+                f"tracker: console={value!r} is taken as 'wrap' (sys.stdout and sys.stderr).", file=sys.stderr
+            )
+        return "wrap"
+    return str(value)
+
+
+_said_console = Once()
 
 
 def _resolve_resume(

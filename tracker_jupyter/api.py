@@ -49,19 +49,19 @@ class ApiRun(RunRecord):
     ) -> Any:
         """Sampled history: at most ``samples`` rows, evenly spaced, the first and last always kept;
         with ``keys``, only rows that have all of them, reduced to those and ``x_axis``. A pandas DataFrame
-        (``pandas=False``: a list of dicts). ``scan_history()`` gives every row."""
+        (``pandas=False``: a list of dicts). ``scan_history()`` gives every row. ``stream="system"`` (or
+        the reference's ``"events"``) reads the system metrics samples instead."""
         if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
             raise UsageError(f"history(keys=...) must be a list of metric names, got {keys!r}.")
         if stream not in ("default", "system", "events"):
             raise UsageError(f"history(stream=...) must be 'default' or 'system', got {stream!r}.")
-        if stream != "default":
-            raise UsageError(
-                "history(stream='system'): this run has no system metrics stream; they are not recorded yet."
-            )
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise UsageError(f"history(samples=...) must be a positive int, got {samples!r}.")
         wanted = None if keys is None else list(dict.fromkeys([*keys, x_axis]))
-        rows = list(self.scan_history(keys=wanted))
+        if stream == "default":
+            rows = list(self.scan_history(keys=wanted))
+        else:
+            rows = [r for r in self.system_samples() if wanted is None or all(k in r for k in wanted)]
         if len(rows) > samples:
             stride = (len(rows) - 1) / max(samples - 1, 1)
             rows = [rows[round(i * stride)] for i in range(samples)]

@@ -125,6 +125,22 @@ class Settings:
         "TRACKER_MASK_SECRETS", kind="bool", default=True,
         help="store and upload secret-looking config values and command-line flags as ***",
     )  # fmt: skip
+    system_metrics: bool | None = _setting(
+        "TRACKER_SYSTEM_METRICS", kind="bool", default=True,
+        help="sample CPU, memory, disk, network and GPU use in the background",
+    )  # fmt: skip
+    system_metrics_interval: float | None = _setting(
+        "TRACKER_SYSTEM_METRICS_INTERVAL", kind="float", default=10.0, bound="positive",
+        help="seconds between system metric samples",
+    )  # fmt: skip
+    console: str | None = _setting(
+        "TRACKER_CONSOLE", default="auto",
+        help="auto | wrap | off: keep what the run prints in files/output.log",
+    )  # fmt: skip
+    console_max_bytes: int | None = _setting(
+        "TRACKER_CONSOLE_MAX_BYTES", kind="int", default=50 << 20, bound="positive",
+        help="bytes of output.log kept; then one note says the rest is not",
+    )  # fmt: skip
     program: str | None = _setting("TRACKER_PROGRAM", help="the program path recorded with the run")
     notebook_name: str | None = _setting(
         "TRACKER_NOTEBOOK_NAME", help="the notebook path, when it cannot be detected"
@@ -163,7 +179,11 @@ REFERENCE_NAMES = {
     "finish_timeout": "sync_timeout",
     "login_timeout": "init_timeout",
     "host": "base_url",
+    "_stats_sampling_interval": "system_metrics_interval",
+    "x_stats_sampling_interval": "system_metrics_interval",
 }
+# The reference's switches that say the opposite of ours
+REFERENCE_NEGATED = {"_disable_stats": "system_metrics", "x_disable_stats": "system_metrics"}
 # The reference's other public settings: accepted, with one notice that they have no effect here. Its
 # private and experimental ones (a leading "_" or "x_") are accepted the same way.
 REFERENCE_WITHOUT_EFFECT = frozenset(
@@ -176,7 +196,6 @@ REFERENCE_WITHOUT_EFFECT = frozenset(
         "capture_loggers",
         "code_dir",
         "config_paths",
-        "console",
         "console_chunk_max_bytes",
         "console_chunk_max_seconds",
         "console_multipart",
@@ -242,6 +261,9 @@ def _ours(values: Mapping[str, Any]) -> dict[str, Any]:
             ours[key] = value
         elif key in REFERENCE_NAMES:
             ours.setdefault(REFERENCE_NAMES[key], value)
+        elif key in REFERENCE_NEGATED:
+            name = REFERENCE_NEGATED[key]
+            ours.setdefault(name, not _checked(name, value))
         elif key in REFERENCE_WITHOUT_EFFECT or key.startswith(("_", "x_")):
             if key not in _noticed:
                 _noticed.add(key)

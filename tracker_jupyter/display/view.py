@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tracker_jupyter.core.run import Run
 
 PAGE_SIZE = 12  # charts shown at once; more metrics are paged
+OUTPUT_LINES = 20  # lines of the run's output.log shown
 MAX_SERIES = 240  # metrics charted per run; the rest appear in the latest values only
 SNAPSHOT_CHARTS = 24  # charts kept in a saved notebook (each is a few kB of SVG)
 MEDIA_SNAPSHOT_BYTES = 1 << 20  # the newest image is kept in the saved notebook up to this size
@@ -351,6 +352,33 @@ def config_items(run: Run) -> list[tuple[str, Any]]:
     return charts.flatten(dict(list(run.config.items())))
 
 
+def system_items(run: Run) -> list[tuple[str, Any]]:
+    """The newest system metrics sample, by MLflow's names (``cpu_utilization_percentage``...)."""
+    if run.run_dir is None:
+        return []
+    from tracker_jupyter.store import SYSTEM, last_system_sample
+
+    sample = last_system_sample(run.run_dir / SYSTEM) or {}
+    return [(key.removeprefix("system/"), round(value, 1) if isinstance(value, float) else value)
+            for key, value in sample.items() if key.startswith("system/")]  # fmt: skip
+
+
+def output_tail(run: Run, lines: int = OUTPUT_LINES) -> list[str]:
+    """The last lines the run printed (``files/output.log``)."""
+    if run.run_dir is None:
+        return []
+    from tracker_jupyter.store import OUTPUT_LOG, tail_lines
+
+    return tail_lines(run.run_dir / OUTPUT_LOG, lines)
+
+
+def render_output(lines: Sequence[str]) -> str:
+    if not lines:
+        return '<div style="color:#888;font:12px sans-serif">nothing printed yet</div>'
+    text = escape("\n".join(lines))
+    return f'<pre class="tj-output" style="font:11px monospace;max-height:240px;overflow:auto;margin:0">{text}</pre>'
+
+
 def artifact_items(meta: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """The artifact versions a run logged and used, as rows ``(name:vN, "logged · type")``."""
     items: list[tuple[str, Any]] = []
@@ -441,8 +469,21 @@ def render_snapshot(run: Run, feed: RunFeed, info: Mapping[str, Any] | None = No
         f"{render_header(info)}{first}{more}{_render_media_snapshot(run)}"
         f"<details open><summary>Summary ({len(summary)})</summary>{charts.kv_table(summary)}</details>"
         f"<details><summary>Config ({len(config)})</summary>{charts.kv_table(config, empty='no config')}"
-        f"</details>{_render_artifacts(run)}</div>"
+        f"</details>{_render_artifacts(run)}{_render_system_and_output(run)}</div>"
     )
+
+
+def _render_system_and_output(run: Run) -> str:
+    parts = []
+    system = system_items(run)
+    if system:
+        parts.append(f"<details><summary>System ({len(system)})</summary>{charts.kv_table(system)}</details>")
+    lines = output_tail(run)
+    if lines:
+        parts.append(
+            f"<details><summary>Output (last {len(lines)} lines)</summary>{render_output(lines)}</details>"
+        )
+    return "".join(parts)
 
 
 def _render_artifacts(run: Run) -> str:

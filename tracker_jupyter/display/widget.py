@@ -39,15 +39,18 @@ from tracker_jupyter.display.view import (
     history_extent,
     history_path,
     latest_media,
+    output_tail,
     render_charts,
     render_header,
     render_media_label,
+    render_output,
     render_text,
     rows_before,
     run_info,
     snapshot_bundle,
     summary_items,
     sync_status,
+    system_items,
 )
 
 if TYPE_CHECKING:
@@ -244,9 +247,11 @@ class WidgetDashboard(_Dashboard):
         self.latest = w.HTML()
         self.config = w.HTML()
         self.artifacts = w.HTML()
+        self.system = w.HTML()
+        self.output = w.HTML()
         self.details = w.Accordion(
-            children=[self.latest, self.config, self.artifacts],
-            titles=("Latest values", "Config", "Artifacts"),
+            children=[self.latest, self.config, self.artifacts, self.system, self.output],
+            titles=("Latest values", "Config", "Artifacts", "System", "Output"),
         )
         self.details.selected_index = None
         # the newest video or image logged (gym recordings, run.log({"x": Image(...)})), hidden until one is
@@ -308,6 +313,8 @@ class WidgetDashboard(_Dashboard):
                 self._set(self.config, charts.kv_table(config_items(self.run), empty="no config"))
                 found = artifact_items(self.run.meta)
                 self._set(self.artifacts, charts.kv_table(found, empty="no artifacts logged or used"))
+                self._set(self.system, charts.kv_table(system_items(self.run), empty="no sample yet"))
+                self._set(self.output, render_output(output_tail(self.run)))
                 self._config_at = now
             self.redraws += 1
             return True

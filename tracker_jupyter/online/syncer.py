@@ -135,6 +135,7 @@ class RunSyncer:
             meta = self._meta()
             run_id = self.ensure_run(meta)
             sent = self._sync_history(run_id, meta, progress)
+            self._sync_system(run_id)
             self._sync_params_and_tags(run_id, meta, final=final)
             if meta.get("logged_artifacts") or meta.get("used_artifacts"):
                 self._artifacts().sync(run_id, str(self.state["artifact_uri"]), meta)
@@ -183,6 +184,20 @@ class RunSyncer:
             total += len(rows)
             if progress is not None:
                 progress(len(rows))
+
+    def _sync_system(self, run_id: str) -> None:
+        """System metrics samples, as MLflow's ``system/...`` metrics (its System Metrics tab), each at its
+        sample number and time, from their own cursor."""
+        path = self.dir / store.SYSTEM
+        offset = int(self.state.get("system_offset", 0))
+        if not path.is_file() or offset >= path.stat().st_size:
+            return
+        rows, end = _read_rows(path, offset, ROWS_PER_BATCH)
+        while rows:
+            self.client.log_batch(run_id, metrics=[m for row in rows for m in row_metrics(row)])
+            self.state["system_offset"] = offset = end
+            self._save_state()
+            rows, end = _read_rows(path, offset, ROWS_PER_BATCH)
 
     def _sync_params_and_tags(self, run_id: str, meta: dict[str, Any], *, final: bool) -> None:
         config = store.read_json(self.dir / store.CONFIG, {}) or {}

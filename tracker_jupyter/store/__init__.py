@@ -9,8 +9,9 @@ Layout under the store root (``init(dir=...)``, default ``./tracker``)::
         history.jsonl   append-only; each line a committed row (a JSON object with ``_step`` and
                         ``_timestamp``) or a block of rows (a JSON array of them) written at once
         history.rewound-N.jsonl   rows set aside by ``resume_from`` (kept, never read as history)
+        system.jsonl    system metrics samples, a stream beside the history (``console``)
         lock            held (``flock``) by the process that has the run open
-        files/          files saved with ``run.save()``
+        files/          files saved with ``run.save()``, and ``output.log``: what the run printed
         code/           the program, git diff, notebook copies (``save_code``)
     <root>/<project>/.artifacts/, <root>/.artifacts/   artifact versions and their files (``artifacts``)
 
@@ -23,6 +24,8 @@ the kernel drops when the process dies, so an unfinished run with a free lock re
 
 from __future__ import annotations
 
+from tracker_jupyter.store.console import OUTPUT_LOG, SYSTEM, tail_lines
+from tracker_jupyter.store.console import last_sample as last_system_sample
 from tracker_jupyter.store.files import (
     atomic_write,
     copy_matching,
@@ -71,7 +74,9 @@ __all__ = [
     "HISTORY",
     "LOCK",
     "META",
+    "OUTPUT_LOG",
     "SUMMARY",
+    "SYSTEM",
     "NullSink",
     "RecordFields",
     "RunLock",
@@ -91,6 +96,7 @@ __all__ = [
     "iter_history",
     "iter_lines",
     "last_row",
+    "last_system_sample",
     "list_runs",
     "mend_torn_tail",
     "projects",
@@ -102,5 +108,6 @@ __all__ = [
     "run_path",
     "run_state",
     "summarize",
+    "tail_lines",
     "write_json_atomic",
 ]

@@ -38,3 +38,9 @@ class NullSink:
 
     def save_files(self, glob_str: str, base_path: str | None, policy: str = "live") -> list[str]:
         return []
+
+    def console_log(self, max_bytes: int) -> None:
+        return None
+
+    def system_stream(self) -> None:
+        return None

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from tracker_jupyter.core.report import Once
 from tracker_jupyter.exceptions import UsageError
+from tracker_jupyter.store.console import OUTPUT_LOG, SYSTEM, tail_lines
 from tracker_jupyter.store.files import Damaged, read_object
 from tracker_jupyter.store.history import iter_history, summarize
 from tracker_jupyter.store.rundir import CONFIG, HISTORY, META, SUMMARY, check_name, run_state
@@ -121,6 +122,15 @@ class RunRecord:
     def lineage(self) -> dict[str, Any]:
         """Where the run came from: ``fork`` (parent run and step), ``rewinds`` and ``resumes``."""
         return {k: self.meta[k] for k in ("fork", "rewinds", "resumes") if k in self.meta}
+
+    def system_samples(self) -> Iterator[dict[str, Any]]:
+        """The run's system metrics samples, oldest first (``_step``, ``_timestamp``, ``_runtime`` and
+        ``system/<name>`` values)."""
+        yield from iter_history(self.dir / SYSTEM)
+
+    def console_tail(self, lines: int = 20) -> list[str]:
+        """The last ``lines`` lines the run printed (``files/output.log``)."""
+        return tail_lines(self.dir / OUTPUT_LOG, lines)
 
     def scan_history(
         self, keys: list[str] | None = None, min_step: int | None = None, max_step: int | None = None

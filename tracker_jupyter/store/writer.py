@@ -17,6 +17,7 @@ from tracker_jupyter.core.report import Once, log
 from tracker_jupyter.core.values import mask_argv, mask_code, mask_secrets, secret_values
 from tracker_jupyter.settings import DEFAULTS
 from tracker_jupyter.store.appender import HistoryAppender
+from tracker_jupyter.store.console import OUTPUT_LOG, SYSTEM, ConsoleLog, SystemStream
 from tracker_jupyter.store.files import copy_matching, put_file, write_json_atomic
 from tracker_jupyter.store.history import encode_rows
 from tracker_jupyter.store.rundir import CONFIG, HISTORY, META, SUMMARY, RunLock
@@ -67,6 +68,8 @@ class RunWriter:
         self._dirty_summary = True
         self._summarized_at = -1  # the history's end when summary.json was last written
         self.error: BaseException | None = None
+        self._console: ConsoleLog | None = None
+        self._system: SystemStream | None = None
         self._io_lock = threading.Lock()
         try:
             self._write(
@@ -135,6 +138,9 @@ class RunWriter:
         self._thread.join()
         if self._startup_thread is not None:
             self._startup_thread.join()  # its git and code information belongs in the final metadata
+        for stream in (self._console, self._system):
+            if stream is not None:
+                stream.close()
         appender = self._appender
         try:
             appender.close(fsync=fsync)
@@ -244,6 +250,19 @@ class RunWriter:
 
     def files_dir(self) -> str:
         return os.path.abspath(self.dir / "files")  # absolute, as the reference's run.dir
+
+    # ----- the streams beside the history: console output and system metrics
+    def console_log(self, max_bytes: int) -> ConsoleLog:
+        """The run's ``files/output.log`` (opened on first use; closed with the run)."""
+        if self._console is None:
+            self._console = ConsoleLog(self.dir / OUTPUT_LOG, max_bytes=max_bytes, mask=self.masked_code)
+        return self._console
+
+    def system_stream(self) -> SystemStream:
+        """The run's ``system.jsonl`` (opened on first use; closed with the run)."""
+        if self._system is None:
+            self._system = SystemStream(self.dir / SYSTEM)
+        return self._system
 
     def put_file(self, relative: str, content: bytes | str | Path) -> Path | None:
         """Store a file at ``relative`` inside the run directory, atomically (see ``store.put_file``)."""
