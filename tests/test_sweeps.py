@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +103,8 @@ def test_a_failing_trial_is_recorded_and_the_agent_goes_on(store_dir: Path, caps
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"method": "bayes", "parameters": {"x": {"values": [1]}}}, "bayes is not available offline"),
+        ({"method": "bayes", "parameters": {"x": {"values": [1]}}}, "bayes needs metric"),
+        ({"method": "anneal", "parameters": {"x": {"values": [1]}}}, "one of grid, random, bayes"),
         ({"method": "grid", "parameters": {"x": {"min": 0.0, "max": 1.0}}}, "grid needs a list of values"),
         ({"method": "random", "parameters": {}}, "non-empty dict"),
         (
@@ -128,3 +130,63 @@ def test_agent_arguments(store_dir: Path) -> None:
         tj.agent(sweep_id, dir=store_dir)
     with pytest.raises(UsageError, match="count"):
         tj.agent(f"someone/a/{sweep_id}", function=lambda: None, count=0, dir=store_dir)
+
+
+BAYES = {
+    "method": "bayes",
+    "metric": {"name": "loss", "goal": "minimize"},
+    "run_cap": 30,
+    "parameters": {
+        "x": {"distribution": "uniform", "min": -10.0, "max": 10.0},
+        "lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-1},
+        "width": {"distribution": "q_uniform", "min": 8, "max": 64, "q": 8},
+        "opt": {"values": ["adam", "sgd"]},
+        "fixed": {"value": 3},
+    },
+}
+
+
+def test_bayes_learns_from_the_trials_before(store_dir: Path) -> None:
+    """optuna's TPE sampler, told every finished trial: after its random start it searches near the best."""
+    pytest.importorskip("optuna")
+    sweep_id = tj.sweep(BAYES, project="bo", dir=store_dir)
+
+    def train() -> None:
+        run = tj.init(settings={"silent": True})
+        c = run.config
+        loss = (c["x"] - 2) ** 2 + (0 if c["opt"] == "adam" else 5) + abs(math.log10(c["lr"]) + 3)
+        run.log({"loss": loss})
+
+    assert tj.agent(sweep_id, function=train, dir=store_dir) == 30  # run_cap
+    trials = json.loads((store_dir / "bo" / ".sweeps" / sweep_id / "trials.json").read_text())
+    for trial in trials:
+        c = trial["config"]
+        assert (
+            -10 <= c["x"] <= 10
+            and 1e-5 <= c["lr"] <= 1e-1
+            and c["fixed"] == 3
+            and c["opt"] in ("adam", "sgd")
+        )
+        assert c["width"] % 8 == 0 and isinstance(c["width"], int)
+    values = [t["value"] for t in trials]
+    assert sum(values[-10:]) / 10 < sum(values[:10]) / 10 / 2  # the last ten far better than the random start
+    best = sweeps.best(sweep_id, dir=store_dir)
+    assert best is not None and best["value"] == min(values) and abs(best["config"]["x"] - 2) < 1.5
+
+
+def test_two_agent_processes_share_one_bayes_sweep(store_dir: Path) -> None:
+    pytest.importorskip("optuna")
+    sweep_id = tj.sweep({**BAYES, "run_cap": 8}, project="bo2", dir=store_dir)
+    script = (
+        "import tracker_jupyter as tj\n"
+        "def train():\n"
+        "    run = tj.init(settings={'silent': True})\n"
+        "    run.log({'loss': (run.config['x'] - 2) ** 2})\n"
+        f"tj.agent({sweep_id!r}, function=train, dir={str(store_dir)!r})\n"
+    )
+    agents = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(2)]
+    assert [agent.wait(timeout=180) for agent in agents] == [0, 0]
+    trials = json.loads((store_dir / "bo2" / ".sweeps" / sweep_id / "trials.json").read_text())
+    assert [t["trial"] for t in trials] == list(range(8)) and {t["state"] for t in trials} == {"finished"}
+    assert len({t["config"]["x"] for t in trials}) == 8  # no trial twice
+    assert len(tj.Api(dir=store_dir).runs("bo2")) == 8

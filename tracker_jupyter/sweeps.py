@@ -1,7 +1,9 @@
 """Sweeps that run offline: ``sweep(config, project=)`` and ``agent(sweep_id, function, count=)``.
 
-A local controller in the store, in the reference's sweep configuration: ``method`` ``grid`` or
-``random``, ``metric: {name, goal}``, ``parameters`` with ``value``, ``values`` or a ``distribution``
+A local controller in the store, in the reference's sweep configuration: ``method`` ``grid``,
+``random`` or ``bayes`` (optuna's TPE sampler, from the optional extra ``tracker-jupyter[sweeps]``; each
+new trial is asked for with every finished trial's parameters and metric told first, so agents in
+several processes share one model through the store), ``metric: {name, goal}``, ``parameters`` with ``value``, ``values`` or a ``distribution``
 (``constant``, ``categorical``, ``uniform``, ``int_uniform``, ``q_uniform``, ``log_uniform`` (bounds are
 exponents of e), ``log_uniform_values``, ``q_log_uniform_values``, ``normal``, ``q_normal``,
 ``log_normal``), nested ``parameters``, and ``run_cap``.
@@ -33,7 +35,7 @@ from tracker_jupyter.exceptions import UsageError
 from tracker_jupyter.settings import Settings, resolve
 from tracker_jupyter.store.files import write_json_atomic
 
-METHODS = ("grid", "random")
+METHODS = ("grid", "random", "bayes")
 DISTRIBUTIONS = (
     "constant", "categorical", "uniform", "int_uniform", "q_uniform", "log_uniform", "log_uniform_values",
     "q_log_uniform_values", "normal", "q_normal", "log_normal",
@@ -161,10 +163,17 @@ def _claim(folder: Path) -> dict[str, Any] | None:
         cap = config.get("run_cap")
         if cap is not None and number >= int(cap):
             return None
-        params = _next_params(config, number)
+        raw: dict[str, Any] | None = None
+        params: dict[str, Any] | None
+        if config["method"] == "bayes":
+            params, raw = _bayes_params(config, trials, number)
+        else:
+            params = _next_params(config, number)
         if params is None:
             return None
         trial = {"trial": number, "config": params, "state": "running", "pid": os.getpid()}
+        if raw is not None:
+            trial["sampled"] = raw  # what the sampler drew (before quantizing or exp): what it is told later
         write_json_atomic(folder / "trials.json", [*trials, trial])
         return trial
 
@@ -211,8 +220,19 @@ def _run_trial(folder: Path, trial: dict[str, Any], function: Callable[[], Any])
 def _check(config: dict[str, Any]) -> None:
     method = config.get("method")
     if method not in METHODS:
-        extra = " (bayes is not available offline yet)" if method == "bayes" else ""
-        raise UsageError(f"sweep config: method must be one of {', '.join(METHODS)}, got {method!r}{extra}.")
+        raise UsageError(f"sweep config: method must be one of {', '.join(METHODS)}, got {method!r}.")
+    if method == "bayes":
+        if not isinstance(config.get("metric"), Mapping):
+            raise UsageError(
+                "sweep config: bayes needs metric: {'name': ..., 'goal': ...}, the value it improves."
+            )
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "sweep config: method 'bayes' uses optuna's sampler; install it with "
+                "pip install 'tracker-jupyter[sweeps]' (or pip install optuna), or use grid or random."
+            ) from None
     metric = config.get("metric")
     if metric is not None:
         if not isinstance(metric, Mapping) or not isinstance(metric.get("name"), str):
@@ -287,6 +307,67 @@ def _next_params(config: Mapping[str, Any], number: int) -> dict[str, Any] | Non
         return _nested(dict(zip([name for name, _ in specs], combination, strict=True)))
     rng = random.Random(f"{config.get('seed', 0)}:{number}")  # one stream per trial: agents agree on none
     return _nested({name: _sample(name, spec, rng) for name, spec in specs})
+
+
+def _bayes_params(
+    config: Mapping[str, Any], trials: list[dict[str, Any]], number: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The next trial's parameters from optuna's TPE sampler, told every earlier trial's result first."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    specs = dict(_flat_specs(config["parameters"]))
+    spaces = {name: _space(name, spec) for name, spec in specs.items() if _kind(name, spec) != "constant"}
+    goal = (config.get("metric") or {}).get("goal", "minimize")
+    seed = random.Random(f"{config.get('seed', 0)}:{number}").randrange(2**31)  # the same in every agent
+    study = optuna.create_study(direction=goal, sampler=optuna.samplers.TPESampler(seed=seed))
+    states = optuna.trial.TrialState
+    for done in trials:
+        sampled = done.get("sampled")
+        if not isinstance(sampled, dict) or done.get("state") not in ("finished", "failed"):
+            continue  # a running trial: its result comes later
+        value = done.get("value")
+        if done["state"] == "finished" and isinstance(value, (int, float)) and math.isfinite(value):
+            state, told = states.COMPLETE, float(value)
+        else:
+            state, told = states.FAIL, None
+        with contextlib.suppress(ValueError):  # a space changed under the sweep: that trial is left out
+            study.add_trial(
+                optuna.trial.create_trial(params=sampled, distributions=spaces, value=told, state=state)
+            )
+    asked = study.ask(spaces)
+    raw = dict(asked.params)
+    values = {name: spec["value"] for name, spec in specs.items() if _kind(name, spec) == "constant"}
+    values.update({name: _from_space(_kind(name, specs[name]), specs[name], raw[name]) for name in spaces})
+    return _nested({name: values[name] for name in specs}), raw
+
+
+def _space(name: str, spec: Mapping[str, Any]) -> Any:
+    """The optuna distribution a parameter is drawn from (normal ones: their ±3σ range, as TPE needs
+    bounds)."""
+    from optuna import distributions as d
+
+    kind = _kind(name, spec)
+    if kind == "categorical":
+        return d.CategoricalDistribution(list(spec["values"]))
+    if kind == "int_uniform":
+        return d.IntDistribution(int(spec["min"]), int(spec["max"]))
+    if kind in ("uniform", "q_uniform"):
+        return d.FloatDistribution(float(spec["min"]), float(spec["max"]))
+    if kind == "log_uniform":
+        return d.FloatDistribution(math.exp(spec["min"]), math.exp(spec["max"]), log=True)
+    if kind in ("log_uniform_values", "q_log_uniform_values"):
+        return d.FloatDistribution(float(spec["min"]), float(spec["max"]), log=True)
+    low, high = spec["mu"] - 3 * spec["sigma"], spec["mu"] + 3 * spec["sigma"]
+    return d.FloatDistribution(float(low), float(high))  # normal, q_normal, log_normal (of the exponent)
+
+
+def _from_space(kind: str, spec: Mapping[str, Any], raw: Any) -> Any:
+    if kind in ("q_uniform", "q_log_uniform_values", "q_normal"):
+        return _quantized(raw, spec.get("q", 1))
+    if kind == "log_normal":
+        return math.exp(raw)
+    return raw
 
 
 def _sample(name: str, spec: Mapping[str, Any], rng: random.Random) -> Any:
