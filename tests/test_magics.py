@@ -346,6 +346,28 @@ def test_tracker_runs_shows_the_stored_runs(shell: InteractiveShell, store: Path
     assert "unrecognized" in _usage_error(shell, "--bogus", "tracker_runs")
 
 
+def test_tracker_runs_shows_a_sweep_s_trials_and_marks_the_best(shell: InteractiveShell, store: Path) -> None:
+    grid = {"method": "grid", "metric": {"name": "score", "goal": "maximize"},
+            "parameters": {"x": {"values": [1, 3, 2]}}}  # fmt: skip
+    ok(shell, "%tracker_init --project swept --name not-a-trial\n%tracker_finish")
+    ok(
+        shell,
+        "import tracker_jupyter\n"
+        f"sweep_id = tracker_jupyter.sweep({grid!r}, project='swept', dir={str(store)!r})\n"
+        "def train():\n"
+        "    run = tracker_jupyter.init(settings={'silent': True})\n"
+        "    run.log({'score': run.config['x'] * 10})\n"
+        f"tracker_jupyter.agent(sweep_id, function=train, dir={str(store)!r})",
+    )
+    sweep_id = shell.user_ns["sweep_id"]
+    with capture_output() as captured:
+        shell.run_line_magic("tracker_runs", f"--project swept --sweep {sweep_id}")
+    [table] = [o.data["text/html"] for o in captured.outputs]
+    assert "not-a-trial" not in table and table.count(f"{sweep_id} #") == 3
+    assert f"{sweep_id} #1 ★ best" in table and table.count("★") == 1  # x=3: score 30, the goal is maximize
+    assert "no run of that sweep" in _usage_error(shell, "--project swept --sweep nope", "tracker_runs")
+
+
 # ------------------------------------------------------------------------------------ configuration
 
 

@@ -161,7 +161,10 @@ def init(
     trial = holder.sweep_trial
     if trial is not None and "run" not in trial:  # the run of a sweep agent's trial
         trial["run"] = run
-        run.update_meta(sweep={"id": trial["sweep"], "trial": trial["trial"]})
+        sweep = {"id": trial["sweep"], "trial": trial["trial"]}
+        if trial.get("metric"):
+            sweep["metric"] = trial["metric"]  # for the runs dashboard: which trial is best
+        run.update_meta(sweep=sweep)
     install_exit_handlers()
     _init_line(run, opened, request.silent)
     return run

@@ -189,7 +189,7 @@ def _run_trial(folder: Path, trial: dict[str, Any], function: Callable[[], Any])
     config = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
     holder.sweep_trial = {
         "sweep": folder.name, "trial": trial["trial"], "config": trial["config"], "project": config["project"],
-        "dir": str(folder.parent.parent.parent),
+        "dir": str(folder.parent.parent.parent), "metric": config.get("metric"),
     }  # fmt: skip
     state, value, run_id = "failed", None, None
     try:

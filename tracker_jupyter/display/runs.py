@@ -44,6 +44,7 @@ def _record_row(record: Any) -> dict[str, Any]:
         "job_type": record.job_type,
         "source": record.source,
         "artifacts": artifacts_line(getattr(record, "meta", None) or {}),
+        "sweep": _sweep_cell(getattr(record, "meta", None) or {}),
     }
     for key, value in charts.flatten(record.config or {}, depth=2):
         row[f"config.{key}"] = value
@@ -51,6 +52,29 @@ def _record_row(record: Any) -> dict[str, Any]:
         if not str(key).startswith("_"):
             row[f"summary.{key}"] = value
     return row
+
+
+def _sweep_cell(meta: Mapping[str, Any]) -> str | None:
+    sweep = meta.get("sweep")
+    return f"{sweep.get('id')} #{sweep.get('trial')}" if isinstance(sweep, Mapping) else None
+
+
+def mark_best_trials(records: Sequence[Any], rows: list[dict[str, Any]]) -> None:
+    """Mark each sweep's best finished trial (by the sweep's metric and goal) with a ★ in its cell."""
+    best: dict[str, tuple[float, dict[str, Any]]] = {}
+    for record, row in zip(records, rows, strict=True):
+        sweep = (getattr(record, "meta", None) or {}).get("sweep")
+        if not isinstance(sweep, Mapping) or not isinstance(sweep.get("metric"), Mapping):
+            continue
+        name, goal = sweep["metric"].get("name"), sweep["metric"].get("goal", "minimize")
+        value = (record.summary or {}).get(name)
+        if row["state"] != "finished" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        score = float(value) if goal == "maximize" else -float(value)
+        if sweep["id"] not in best or score > best[sweep["id"]][0]:
+            best[sweep["id"]] = (score, row)
+    for _, row in best.values():
+        row["sweep"] = f"{row['sweep']} ★ best"
 
 
 def _pick_columns(rows: Sequence[Mapping[str, Any]], prefix: str, limit: int) -> list[str]:
@@ -274,12 +298,15 @@ def runs_table(
     """
     records = list(records)
     all_rows = [_record_row(r) for r in records]
+    mark_best_trials(records, all_rows)
     rows = sort_rows(filter_rows(all_rows, filter), sort, descending=descending)
     fixed = (
         [*_FIXED_COLUMNS, "source"] if any(r["source"] != "local" for r in all_rows) else [*_FIXED_COLUMNS]
     )
     if any(r["artifacts"] for r in all_rows):
         fixed.append("artifacts")
+    if any(r["sweep"] for r in all_rows):
+        fixed.append("sweep")
     columns = [*fixed, *_pick_columns(all_rows, "config.", max_config),
                *_pick_columns(all_rows, "summary.", max_summary)]  # fmt: skip
     if select is None:

@@ -273,6 +273,7 @@ class TrackerMagics(Magics):
         action="store_true",
         help="Only the local store, even when a tracking server is configured.",
     )
+    @argument("--sweep", help="Only the trials of this sweep (its best one is marked ★), by its metric.")
     def tracker_runs(self, line: str = "") -> None:
         """Show a project's runs as an inline table (newest first): the local store's, and, when a tracking
         server is configured (TRACKER_BASE_URL), the project's runs there that are not stored here."""
@@ -286,6 +287,17 @@ class TrackerMagics(Magics):
                 args.project or self.project, args.dir if args.dir is not None else self.dir,
                 server=not args.local, entity=args.entity or self.entity,
             )  # fmt: skip
+        if args.sweep:
+            records = [
+                r
+                for r in records
+                if ((getattr(r, "meta", None) or {}).get("sweep") or {}).get("id") == args.sweep
+            ]
+            if not records:
+                raise UsageError(f"%tracker_runs --sweep {args.sweep}: no run of that sweep in the store.")
+            metric = ((records[0].meta.get("sweep") or {}).get("metric") or {}).get("name")
+            if metric and not args.metric:
+                args.metric = metric
         options = {"metric": args.metric} if args.metric else {}
         runs_view.show_runs(records, **options)
 
