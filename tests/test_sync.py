@@ -658,3 +658,37 @@ def test_system_metrics_reach_the_server_under_mlflow_s_own_names(
     assert history(mlflow_client, found.info.run_id, "x") == [(i, float(i)) for i in range(5)]
     logs = mlflow_client.download_artifacts(found.info.run_id, "files/output.log", str(store_dir / "back"))
     assert "printed while online" in Path(logs).read_text().splitlines()
+
+
+def test_api_reads_the_server_s_runs_that_this_store_lacks(
+    online: MlflowServer, mlflow_client: Any, store_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    pytest.importorskip("pandas")
+    project = unique("apiserver")
+    run = tj.init(project=project, dir=store_dir, config={"lr": 0.01}, tags=["teammate"],
+                  settings={"system_metrics": True, "system_metrics_interval": 0.2})  # fmt: skip
+    for i in range(10):
+        run.log({"loss": 1.0 / (i + 1), "acc": i / 10})
+    time.sleep(0.5)
+    run.finish()
+    local = tj.Api(dir=store_dir).runs(project)
+    assert [type(r).__name__ for r in local] == ["ApiRun"]  # synced and stored here: listed once
+    api = tj.Api(dir=tmp_path / "another-machine")
+    [found] = api.runs(project)
+    assert found.source == "server" and found.id == run.id and found.config == {"lr": 0.01}
+    assert found.tags == ("teammate",) and found.state == "finished" and found.url.startswith(online.url)
+    frame = found.history()
+    assert list(frame["loss"]) == [1.0 / (i + 1) for i in range(10)] and list(frame["_step"]) == list(
+        range(10)
+    )
+    assert len(found.history(samples=3, keys=["acc"], pandas=False)) == 3
+    system = found.history(stream="system", pandas=False)
+    assert system and "system/cpu_utilization_percentage" in system[0]
+    assert api.runs(project, filters={"config.lr": 0.01}) and not api.runs(project, filters={"config.lr": 1})
+    again = api.run(f"{project}/{run.id}")
+    assert again.id == run.id and again.summary["loss"] == 0.1
+    assert "files/output.log" in again.files() and again.file("output.log").read_text()
+    with pytest.raises(tj.UsageError, match="no run"):
+        api.run(f"{project}/nope")
+    monkeypatch.setenv("TRACKER_MODE", "offline")
+    assert tj.Api(dir=tmp_path / "another-machine").runs(project) == []  # offline: the store only

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from tracker_jupyter.artifacts.artifact import Artifact
 from tracker_jupyter.artifacts.runs import find, parse_path
 from tracker_jupyter.artifacts.stores import store_at
-from tracker_jupyter.exceptions import UsageError
+from tracker_jupyter.core.report import Once
+from tracker_jupyter.exceptions import CommError, UsageError
 from tracker_jupyter.media import Histogram, Table
+from tracker_jupyter.online.remote import ServerRunRecord, server_run, server_runs
 from tracker_jupyter.settings import Settings, resolve
 from tracker_jupyter.store.records import RunRecord, find_run, list_runs, projects
 
-__all__ = ["Api", "ApiRun", "RunRecord"]
+__all__ = ["Api", "ApiRun", "ApiServerRun", "RunRecord"]
+_said_server = Once()
 
 OVERRIDES = ("entity", "project", "base_url")
 _OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$regex")
@@ -51,27 +55,12 @@ class ApiRun(RunRecord):
         with ``keys``, only rows that have all of them, reduced to those and ``x_axis``. A pandas DataFrame
         (``pandas=False``: a list of dicts). ``scan_history()`` gives every row. ``stream="system"`` (or
         the reference's ``"events"``) reads the system metrics samples instead."""
-        if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
-            raise UsageError(f"history(keys=...) must be a list of metric names, got {keys!r}.")
-        if stream not in ("default", "system", "events"):
-            raise UsageError(f"history(stream=...) must be 'default' or 'system', got {stream!r}.")
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise UsageError(f"history(samples=...) must be a positive int, got {samples!r}.")
-        wanted = None if keys is None else list(dict.fromkeys([*keys, x_axis]))
+        wanted = _check_history(samples, keys, x_axis, stream)
         if stream == "default":
             rows = list(self.scan_history(keys=wanted))
         else:
             rows = [r for r in self.system_samples() if wanted is None or all(k in r for k in wanted)]
-        if len(rows) > samples:
-            stride = (len(rows) - 1) / max(samples - 1, 1)
-            rows = [rows[round(i * stride)] for i in range(samples)]
-        if wanted is not None:
-            rows = [{k: row[k] for k in ("_step", *wanted) if k in row} for row in rows]
-        if not pandas:
-            return rows
-        import pandas as pd
-
-        return pd.DataFrame(rows)
+        return _sampled(rows, samples, wanted, pandas)
 
     @property
     def display_name(self) -> str | None:
@@ -157,23 +146,96 @@ class ApiRun(RunRecord):
         return found
 
     def _document(self) -> dict[str, Any]:
-        """The run's fields as ``filters`` and ``order`` name them (the reference's names)."""
-        start = self.start_time
-        created = None
-        if isinstance(start, (int, float)):
-            import datetime
+        return _document(self)
 
-            created = datetime.datetime.fromtimestamp(start, datetime.timezone.utc).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
-            )
-        end = self.end_time
-        duration = end - start if isinstance(start, (int, float)) and isinstance(end, (int, float)) else None
-        return {
-            "name": self.id, "id": self.id, "displayName": self.name, "display_name": self.name,
-            "state": self.state, "tags": list(self.tags), "group": self.group, "jobType": self.job_type,
-            "job_type": self.job_type, "entity": self.entity, "project": self.project, "createdAt": created,
-            "created_at": created, "duration": duration, "config": self.config, "summary_metrics": dict(self.summary),
-        }  # fmt: skip
+
+def _check_history(samples: Any, keys: Any, x_axis: str, stream: str) -> list[str] | None:
+    if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
+        raise UsageError(f"history(keys=...) must be a list of metric names, got {keys!r}.")
+    if stream not in ("default", "system", "events"):
+        raise UsageError(f"history(stream=...) must be 'default' or 'system', got {stream!r}.")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise UsageError(f"history(samples=...) must be a positive int, got {samples!r}.")
+    return None if keys is None else list(dict.fromkeys([*keys, x_axis]))
+
+
+def _sampled(rows: list[dict[str, Any]], samples: int, wanted: list[str] | None, pandas: bool) -> Any:
+    """At most ``samples`` rows, evenly spaced with the first and last kept, reduced to ``wanted``."""
+    if len(rows) > samples:
+        stride = (len(rows) - 1) / max(samples - 1, 1)
+        rows = [rows[round(i * stride)] for i in range(samples)]
+    if wanted is not None:
+        rows = [{k: row[k] for k in ("_step", *wanted) if k in row} for row in rows]
+    if not pandas:
+        return rows
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+class ApiServerRun(ServerRunRecord):
+    """A run on the tracking server that the local store does not have, in ``ApiRun``'s shape: its
+    config, summary and tags as synced, its history read with MLflow's ``metrics/get-history``."""
+
+    def __init__(self, record: ServerRunRecord) -> None:
+        self.__dict__.update(record.__dict__)
+        self.summary = StoredSummary(record.summary)  # type: ignore[assignment]
+        self.meta: dict[str, Any] = {}
+
+    display_name = property(lambda self: self.name)
+    summary_metrics = property(lambda self: dict(self.summary))
+    path = property(lambda self: "/".join([*([self.entity] if self.entity else []), self.project, self.id]))
+
+    def scan_history(self, keys: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Rows by step with every metric in ``keys`` (default: the summary's numbers) the server holds."""
+        if keys is None:
+            keys = [k for k in self.metric_keys() if not k.startswith("system/")]
+        merged: dict[int, dict[str, Any]] = {}
+        for point in super().scan_history([k for k in keys if k != "_step"]):
+            merged.setdefault(point["_step"], {"_step": point["_step"]}).update(point)
+        rows = (merged[step] for step in sorted(merged))
+        yield from (row for row in rows if all(k in row for k in keys))
+
+    def history(self, samples: int = 500, keys: list[str] | None = None, x_axis: str = "_step",
+                pandas: bool = True, stream: str = "default") -> Any:  # fmt: skip
+        """As ``ApiRun.history``, read from the server (``stream="system"``: its ``system/`` metrics)."""
+        wanted = _check_history(samples, keys, x_axis, stream)
+        names = wanted
+        if names is None and stream != "default":
+            names = [k for k in self.metric_keys() if k.startswith("system/")]
+        return _sampled(list(self.scan_history(keys=names)), samples, wanted, pandas)
+
+    def file(self, name: str) -> Path:
+        """One of the run's files, downloaded (``files/<name>`` or a path under the run's artifacts)."""
+        import tempfile
+
+        for relative in (f"files/{name}", name):
+            if relative in self.files(relative.rsplit("/", 1)[0] if "/" in relative else ""):
+                target = Path(tempfile.mkdtemp(prefix="tracker-server-file-")) / Path(relative).name
+                self.download(relative, target)
+                return target
+        raise UsageError(f"run {self.project}/{self.id} on the server has no file {name!r}.")
+
+    def _document(self) -> dict[str, Any]:
+        return _document(self)
+
+
+def _document(record: Any) -> dict[str, Any]:
+    """The run's fields as ``filters`` and ``order`` name them (the reference's names)."""
+    start = record.start_time
+    created = None
+    if isinstance(start, (int, float)):
+        import datetime
+
+        created = datetime.datetime.fromtimestamp(start, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = record.end_time
+    duration = end - start if isinstance(start, (int, float)) and isinstance(end, (int, float)) else None
+    return {
+        "name": record.id, "id": record.id, "displayName": record.name, "display_name": record.name,
+        "state": record.state, "tags": list(record.tags), "group": record.group, "jobType": record.job_type,
+        "job_type": record.job_type, "entity": record.entity, "project": record.project, "createdAt": created,
+        "created_at": created, "duration": duration, "config": record.config, "summary_metrics": dict(record.summary),
+    }  # fmt: skip
 
 
 class Api:
@@ -231,21 +293,28 @@ class Api:
         lazy: bool = True,
         *,
         project: str | None = None,
-    ) -> list[ApiRun]:
+    ) -> list[Any]:
         """Runs of a project (``"project"`` or ``"entity/project"``; default: the overrides' project, else
         every project), matching ``filters`` (MongoDB-style: ``{"config.lr": 0.01}``, ``{"state":
         "finished"}``, ``$and``/``$or``/``$nor``, ``$gt``/``$gte``/``$lt``/``$lte``/``$eq``/``$ne``,
         ``$in``/``$nin``, ``$exists``, ``$regex``), sorted by ``order`` (``created_at``, ``config.<key>``,
         ``summary_metrics.<key>``; ``+`` ascending, the default, ``-`` descending)."""
         entity, name = _project_path(path or project or self.overrides.get("project"), self.default_entity)
-        records = [ApiRun(record.dir) for record in list_runs(self.root, name)]
+        records: list[Any] = [ApiRun(record.dir) for record in list_runs(self.root, name)]
         if entity is not None:
             records = [r for r in records if r.entity in (None, entity)]
+        if name is not None:
+            stored = {r.id for r in records}
+            records += [
+                ApiServerRun(r)
+                for r in self._server(server_runs, name, entity=entity) or []
+                if r.id not in stored
+            ]
         if filters:
             records = [r for r in records if _matches(r._document(), filters)]
         return _ordered(records, order)
 
-    def run(self, path: str) -> ApiRun:
+    def run(self, path: str) -> ApiRun | ApiServerRun:
         """One run by ``id``, ``project/id``, ``entity/project/id``, ``entity/project/runs/id`` or the path
         of its directory."""
         if isinstance(path, str):
@@ -256,7 +325,38 @@ class Api:
                 len(parts) == 1 and self.overrides.get("project") and not (Path(path) / "run.json").is_file()
             ):
                 path = f"{self.overrides['project']}/{path}"
-        return ApiRun(find_run(self.root, path).dir)
+        try:
+            return ApiRun(find_run(self.root, path).dir)
+        except UsageError:
+            parts = str(path).strip("/").split("/")
+            if len(parts) < 2 or Path(path).is_dir():
+                raise
+            found = self._server(
+                server_run, parts[-2], parts[-1], entity=parts[0] if len(parts) == 3 else None
+            )
+            if found is None:
+                raise
+            return ApiServerRun(found)
+
+    def _server(self, read: Any, *args: Any, entity: str | None = None) -> Any:
+        """What ``read`` gets from the configured tracking server (None without one, offline, or when it
+        cannot be read: said once, and the local store's runs still come back)."""
+        settings = (
+            Settings(base_url=self.overrides["base_url"]) if self.overrides.get("base_url") else Settings()
+        )
+        if not resolve("base_url", None, settings) or resolve("mode", None, settings) in (
+            "offline",
+            "dryrun",
+            "disabled",
+        ):
+            return None
+        try:
+            return read(*args, entity=entity or self.default_entity, settings=settings)
+        except CommError as exc:
+            if _said_server(str(exc)):
+                warnings.warn(f"Api: the tracking server could not be read ({exc}); local runs only.", UserWarning,
+                              stacklevel=3)  # fmt: skip
+            return None
 
     # ----- artifacts
     def artifact(self, name: str, type: str | None = None) -> Artifact:

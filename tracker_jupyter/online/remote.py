@@ -19,7 +19,7 @@ from tracker_jupyter.settings import Settings, resolve
 if TYPE_CHECKING:
     from tracker_jupyter.online.rest.client import MlflowRest
 
-__all__ = ["ServerRunRecord", "server_runs"]
+__all__ = ["ServerRunRecord", "server_run", "server_runs"]
 
 MAX_RUNS = 1000  # runs read per project: the newest first
 
@@ -47,6 +47,8 @@ class ServerRunRecord:
         self.config: dict[str, Any] = fields["config"]
         self.summary: dict[str, Any] = fields["summary"]
         self.url = client.run_page_url(fields["experiment_id"], self.mlflow_run_id)
+        self._metrics = {m["key"] for m in run.get("data", {}).get("metrics", [])}
+        self._artifact_uri = str(run.get("info", {}).get("artifact_uri", ""))
 
     def scan_history(self, keys: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Rows ``{"_step", "_timestamp", key}`` of each metric in ``keys`` (by step), read from the server."""
@@ -55,8 +57,61 @@ class ServerRunRecord:
             for point in points:
                 yield {"_step": point.step, "_timestamp": point.timestamp, key: point.value}
 
+    def metric_keys(self) -> list[str]:
+        """Every metric the server holds for the run (its latest values' keys), system metrics included."""
+        return sorted(self._metrics)
+
+    def files(self, path: str = "") -> list[str]:
+        """The paths of the run's artifact files on the server (``files/...``, ``code/...``)."""
+        found: list[str] = []
+        for entry in self._client.list_artifacts(self.mlflow_run_id, path):
+            if entry.get("is_dir"):
+                found += self.files(str(entry["path"]))
+            else:
+                found.append(str(entry["path"]))
+        return found
+
+    def download(self, relative: str, target: Any) -> None:
+        """Download the run's artifact file ``relative`` to ``target``."""
+        self._client.download_artifact(self._artifact_uri, relative, target)
+
     def __repr__(self) -> str:
         return f"<ServerRunRecord {self.project}/{self.id} {self.state}>"
+
+
+def _experiment(
+    project: str, entity: str | None, settings: Settings | None
+) -> tuple[MlflowRest, dict[str, Any]] | None:
+    """A client for the configured server and the project's experiment there (None when there is no
+    server, or no such experiment)."""
+    from tracker_jupyter.online.credentials import credentials_for, proxies, server_url
+    from tracker_jupyter.online.live import live_client
+
+    settings = settings or Settings()
+    base_url = resolve("base_url", None, settings)
+    if not base_url:
+        return None
+    url, from_url = server_url(base_url)
+    client = live_client(url, credentials_for(url, settings, None, from_url), proxies=proxies(settings))
+    client.workspace, name = place(client, project, entity)
+    experiment = client.get_experiment_by_name(name)
+    return None if experiment is None else (client, experiment)
+
+
+def server_run(
+    project: str, run_id: str, *, entity: str | None = None, settings: Settings | None = None
+) -> ServerRunRecord | None:
+    """The run ``run_id`` (our id, or its MLflow run id) of ``project`` on the configured server."""
+    found = _experiment(project, entity, settings)
+    if found is None:
+        return None
+    client, experiment = found
+    quoted = run_id.replace("'", "")
+    for wanted in (f"tags.`tracker.id` = '{quoted}'", f"attributes.run_id = '{quoted}'"):
+        page = client.search_runs([experiment["experiment_id"]], wanted, max_results=1)
+        if page.runs:
+            return ServerRunRecord(page.runs[0], client, project)
+    return None
 
 
 def server_runs(
@@ -66,19 +121,10 @@ def server_runs(
 
     Raises ``CommError`` / ``AuthenticationError`` when the server cannot be read.
     """
-    from tracker_jupyter.online.credentials import credentials_for, proxies, server_url
-    from tracker_jupyter.online.live import live_client
-
-    settings = settings or Settings()
-    base_url = resolve("base_url", None, settings)
-    if not base_url:
+    found_experiment = _experiment(project, entity, settings)
+    if found_experiment is None:
         return []
-    url, from_url = server_url(base_url)
-    client = live_client(url, credentials_for(url, settings, None, from_url), proxies=proxies(settings))
-    client.workspace, name = place(client, project, entity)
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        return []
+    client, experiment = found_experiment
     found: list[ServerRunRecord] = []
     token = None
     while len(found) < MAX_RUNS:

@@ -465,6 +465,15 @@ class MlflowRest(Transport):
         else:
             self._put(url, data, headers, what)
 
+    def list_artifacts(self, run_id: str, path: str = "") -> list[JsonObject]:
+        """The files and folders directly under ``path`` in a run's artifacts (``path``, ``is_dir``,
+        ``file_size``)."""
+        params = {"run_id": run_id, **({"path": path} if path else {})}
+        result = self._request_json(
+            "GET", "artifacts/list", params=params, what=f"list artifacts of {run_id}"
+        )
+        return list(result.get("files", []))
+
     def download_artifact(self, artifact_uri: str, relative_path: str, target: os.PathLike[str] | str) -> int:
         """Download one file of a run's artifacts to ``target`` (streamed; whole or not at all). Returns its
         size; a missing file is a ``UsageError``."""
