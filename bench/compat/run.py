@@ -117,9 +117,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _observed(stdout: str) -> dict[str, Any]:
+    lines = [line for line in stdout.splitlines() if line.startswith("COMPAT ")]
+    return dict(json.loads(lines[-1][len("COMPAT ") :])) if lines else {}
+
+
 def main() -> None:
     env = {**os.environ, "WANDB_SILENT": "true", "WANDB_MODE": "offline"}
-    for script in SCRIPTS:
+    chosen = [name for name in sys.argv[1:] if name in (*SCRIPTS, "surface.py")] or [*SCRIPTS, "surface.py"]
+    for script in chosen:
+        if script == "surface.py":
+            _compare_surface(env)
+            continue
         results = {}
         for tracker in ("wandb", "tracker_jupyter"):
             with tempfile.TemporaryDirectory() as tmp:
@@ -153,6 +162,23 @@ def main() -> None:
             for side in (theirs, ours):
                 cells.append("—" if side is None or key not in side[1] else _short(side[1][key]))
             print(f"| `{key}` | " + " | ".join(cells) + " |")
+
+
+def _compare_surface(env: dict[str, str]) -> None:
+    """surface.py under both: what each call returned (or raised), side by side."""
+    seen: dict[str, dict[str, Any]] = {}
+    for tracker in ("wandb", "tracker_jupyter"):
+        with tempfile.TemporaryDirectory() as tmp:
+            done = subprocess.run(
+                [sys.executable, str(HERE / "surface.py")], env={**env, "COMPAT_TRACKER": tracker, "COMPAT_DIR": tmp,
+                 "PYTHONPATH": str(HERE.parent.parent)}, capture_output=True, text=True, cwd=tmp,
+            )  # fmt: skip
+            seen[tracker] = _observed(done.stdout) if done.returncode == 0 else {"(script)": "failed"}
+            if done.returncode != 0:
+                print(f"surface.py under {tracker} failed:\n{done.stderr[-2000:]}")
+    print("\n### surface.py\n\n| call | wandb | tracker_jupyter |\n|---|---|---|")
+    for key in dict.fromkeys([*seen["wandb"], *seen["tracker_jupyter"]]):
+        print(f"| `{key}` | {seen['wandb'].get(key, '—')} | {seen['tracker_jupyter'].get(key, '—')} |")
 
 
 if __name__ == "__main__":
