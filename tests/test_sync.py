@@ -692,3 +692,44 @@ def test_api_reads_the_server_s_runs_that_this_store_lacks(
         api.run(f"{project}/nope")
     monkeypatch.setenv("TRACKER_MODE", "offline")
     assert tj.Api(dir=tmp_path / "another-machine").runs(project) == []  # offline: the store only
+
+
+def test_the_cursor_moves_with_every_request_and_experiments_open_as_training(
+    online: MlflowServer, mlflow_client: Any, store_dir: Path
+) -> None:
+    """A pass interrupted after some requests keeps what they sent: the cursor is saved after each."""
+    from tracker_jupyter.online.rest.client import MlflowRest, RetryPolicy
+    from tracker_jupyter.online.syncer import RunSyncer
+
+    project = unique("cursor")
+    run = tj.init(project=project, dir=store_dir, mode="offline")
+    for i in range(1000):
+        run.log({"a": i, "b": i, "c": i})  # 3000 points: three requests of 1000
+    run.finish()
+
+    class CutAfterTwoBatches(ScriptedServer):
+        """Forwards to the server, and answers every log-batch after the second with a 503."""
+
+        batches = 0
+
+        def _forward(self, method: str, path: str, body: bytes, content_type: str | None) -> Answer:
+            if "runs/log-batch" in path and b'"metrics"' in body:
+                type(self).batches += 1
+                if type(self).batches > 2:
+                    return Answer(503, b"upstream gone")
+            return super()._forward(method, path, body, content_type)
+
+    with (
+        CutAfterTwoBatches(upstream=online.url) as proxy,
+        MlflowRest(proxy.url, retry=RetryPolicy(max_attempts=1)) as client,
+        pytest.raises(CommError),
+    ):
+        RunSyncer(run.run_dir, client).sync_once(final=True)
+    state = json.loads((run.run_dir / "sync.json").read_text())
+    assert state["rows"] == 666  # two requests of 999 points (whole rows of 3) went, and the cursor says so
+    assert RunSyncer(run.run_dir, MlflowRest(online.url)).pending_rows() == 1000 - 666  # exactly what is left
+    assert upload.sync_paths([str(run.run_dir)]) == 1
+    found = mlflow_run(mlflow_client, project, run.id)
+    assert history(mlflow_client, found.info.run_id, "c") == [(i, float(i)) for i in range(1000)]
+    experiment = mlflow_client.get_experiment_by_name(project)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

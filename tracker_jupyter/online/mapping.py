@@ -55,6 +55,8 @@ TAG_REWINDS = "tracker.rewinds"
 TAG_RUN_NAME = "mlflow.runName"
 TAG_NOTE = "mlflow.note.content"
 TAG_USER = "mlflow.user"
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # which view MLflow's UI opens an experiment in
+EXPERIMENT_KIND_TRAINING = "custom_model_development"  # its "Model training" view (else GenAI's)
 TAG_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # the run's tables, for MLflow's UI and load_table
 TABLE_SUFFIX = ".table.json"
 

@@ -19,9 +19,11 @@ from tracker_jupyter.core.report import log
 from tracker_jupyter.exceptions import AuthenticationError, CommError
 from tracker_jupyter.online.artifacts import ArtifactSync
 from tracker_jupyter.online.mapping import (
+    EXPERIMENT_KIND_TRAINING,
     STATUS,
     TABLE_SUFFIX,
     TAG_CONFIG,
+    TAG_EXPERIMENT_KIND,
     TAG_LOGGED_ARTIFACTS,
     TAG_SUMMARY,
     flatten_params,
@@ -83,7 +85,9 @@ class RunSyncer:
         else:
             workspace, name = place(self.client, project, meta.get("entity"))
         self.client.workspace = workspace
-        experiment_id = self.client.get_or_create_experiment(name)
+        experiment_id = self.client.get_or_create_experiment(
+            name, defaults={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_TRAINING}
+        )
         info = self._find_or_create(experiment_id, meta)
         self.state.update(
             server=self.client.base_url,
@@ -163,27 +167,40 @@ class RunSyncer:
             )  # fmt: skip
             self.state["offset"] = 0
             self.rows_synced = 0
-        total = 0
-        while True:
-            rows, end = _read_rows(path, int(self.state.get("offset", 0)), ROWS_PER_BATCH)
-            if not rows and end == self.state.get("offset"):
-                return total
-            metrics = [m for row in rows for m in row_metrics(row) if m.key not in self.failures]
-            if metrics:
-                for failure in self.client.log_batch(run_id, metrics=metrics):
-                    if failure.key not in self.failures:
-                        self.failures[failure.key] = failure.message
-                        log(
-                            "the server refused metric %r of run %s: %s; that key is kept locally and not "
-                            "sent again.", failure.key, meta.get("id"), failure.message,
-                        )  # fmt: skip
-            self.state["offset"] = end
-            self.rows_synced += len(rows)
-            self.state["rows"] = self.rows_synced
-            self._save_state()
-            total += len(rows)
-            if progress is not None:
-                progress(len(rows))
+        # One log-batch request's worth of lines at a time, the cursor saved after each: an exit, a kill or
+        # a timeout re-sends at most one request, and what is pending is counted exactly.
+        limit = self.client.batch_limits.metrics
+        batch: list[Any] = []
+        total, batch_rows, end = 0, 0, int(self.state.get("offset", 0))
+        for line_rows, line_end in store.iter_lines(path, end):
+            metrics = [m for row in line_rows for m in row_metrics(row) if m.key not in self.failures]
+            if batch and len(batch) + len(metrics) > limit:
+                total += self._send_rows(run_id, meta, batch, batch_rows, end, progress)
+                batch, batch_rows = [], 0
+            batch += metrics
+            batch_rows += len(line_rows)
+            end = line_end
+        if batch_rows or end != self.state.get("offset"):
+            total += self._send_rows(run_id, meta, batch, batch_rows, end, progress)
+        return total
+
+    def _send_rows(self, run_id: str, meta: dict[str, Any], metrics: list[Any], rows: int, end: int,
+                   progress: Callable[[int], None] | None) -> int:  # fmt: skip
+        if metrics:
+            for failure in self.client.log_batch(run_id, metrics=metrics):
+                if failure.key not in self.failures:
+                    self.failures[failure.key] = failure.message
+                    log(
+                        "the server refused metric %r of run %s: %s; that key is kept locally and not "
+                        "sent again.", failure.key, meta.get("id"), failure.message,
+                    )  # fmt: skip
+        self.state["offset"] = end
+        self.rows_synced += rows
+        self.state["rows"] = self.rows_synced
+        self._save_state()
+        if progress is not None and rows:
+            progress(rows)
+        return rows
 
     def _sync_system(self, run_id: str) -> None:
         """System metrics samples, as MLflow's ``system/...`` metrics (its System Metrics tab), each at its

@@ -165,11 +165,14 @@ class MlflowRest(Transport):
         assert result is not None
         return result
 
-    def get_or_create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+    def get_or_create_experiment(
+        self, name: str, tags: Mapping[str, str] | None = None, defaults: Mapping[str, str] | None = None
+    ) -> str:
         """Return the id of the experiment called ``name``, creating it if needed.
 
         Safe when several processes do this at once: losing the creation race reads the winner's id.
-        ``tags`` are set only when this call creates the experiment.
+        ``tags`` are set only when this call creates the experiment; ``defaults`` are set when the
+        experiment (new or not) has no value for them.
 
         Raises
         ------
@@ -178,7 +181,8 @@ class MlflowRest(Transport):
         """
         experiment = self.get_experiment_by_name(name)
         if experiment is None:
-            created = self._create_experiment(name, tags, tolerate=("RESOURCE_ALREADY_EXISTS",))
+            created = self._create_experiment(name, {**(defaults or {}), **(tags or {})},
+                                              tolerate=("RESOURCE_ALREADY_EXISTS",))  # fmt: skip
             if created is not None:
                 return created
             experiment = self.get_experiment_by_name(name)
@@ -194,7 +198,16 @@ class MlflowRest(Transport):
                 f"{self._base_url}, and MLflow does not reuse the names of deleted experiments. Restore it "
                 "in the MLflow UI or with `mlflow experiments restore`, or choose another project name."
             )
+        present = {t.get("key") for t in experiment.get("tags", [])}
+        for key, value in (defaults or {}).items():
+            if key not in present:
+                self.set_experiment_tag(str(experiment["experiment_id"]), key, value)
         return str(experiment["experiment_id"])
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        self._request_json("POST", "experiments/set-experiment-tag",
+                           body={"experiment_id": experiment_id, "key": key, "value": value},
+                           what=f"tag experiment {experiment_id}")  # fmt: skip
 
     def _create_experiment(
         self, name: str, tags: Mapping[str, str] | None, tolerate: Collection[str]
