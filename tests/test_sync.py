@@ -733,3 +733,22 @@ def test_the_cursor_moves_with_every_request_and_experiments_open_as_training(
     assert history(mlflow_client, found.info.run_id, "c") == [(i, float(i)) for i in range(1000)]
     experiment = mlflow_client.get_experiment_by_name(project)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_each_tag_is_searchable_with_mlflow_s_own_syntax(
+    online: MlflowServer, mlflow_client: Any, store_dir: Path
+) -> None:
+    project = unique("tags")
+    run = tj.init(project=project, dir=store_dir, tags=["baseline", "v1", "needs review!"])
+    run.tags = ("baseline", "needs review!")  # v1 taken off while the run is live
+    run.finish()
+    other = tj.init(project=project, dir=store_dir, tags=["v1"])
+    other.finish()
+    experiment = mlflow_client.get_experiment_by_name(project)
+    by_tag = mlflow_client.search_runs([experiment.experiment_id], "tags.`tracker.tag.baseline` = 'true'")
+    assert [r.data.tags["tracker.id"] for r in by_tag] == [run.id]
+    by_v1 = mlflow_client.search_runs([experiment.experiment_id], "tags.`tracker.tag.v1` = 'true'")
+    assert [r.data.tags["tracker.id"] for r in by_v1] == [other.id]  # and no longer the first run
+    found = mlflow_run(mlflow_client, project, run.id)
+    assert found.data.tags["tracker.tags"] == "baseline,needs review!"  # every tag, whatever its characters
+    assert "tracker.tag.needs review!" not in found.data.tags  # not a key MLflow allows

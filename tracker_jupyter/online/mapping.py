@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,8 @@ MAX_TAG_VALUE = 8000
 TAG_ID = "tracker.id"
 TAG_UID = "tracker.uid"  # unique to one run of one store: how a run is found again, never two of them
 TAG_TAGS = "tracker.tags"
+TAG_TAG = "tracker.tag."  # + a tag: "true", so MLflow's search finds runs by one tag (tags.`tracker.tag.x`)
+_TAG_KEY = re.compile(r"^[A-Za-z0-9_\-. /:]{1,200}$")
 TAG_GROUP = "tracker.group"
 TAG_JOB_TYPE = "tracker.job_type"
 TAG_ENTITY = "tracker.entity"
@@ -176,6 +179,8 @@ def run_tags(meta: Mapping[str, Any]) -> dict[str, str]:
     if meta.get("rewinds"):
         optional[TAG_REWINDS] = ",".join(str(r["step"]) for r in meta["rewinds"])
     tags.update({k: str(v)[:MAX_TAG_VALUE] for k, v in optional.items() if v not in (None, "")})
+    # one key per tag as well (the characters MLflow allows in a key; the others are in tracker.tags only)
+    tags.update({TAG_TAG + tag: "true" for tag in meta.get("tags") or [] if _TAG_KEY.match(tag)})
     return tags
 
 

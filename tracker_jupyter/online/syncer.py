@@ -26,6 +26,7 @@ from tracker_jupyter.online.mapping import (
     TAG_EXPERIMENT_KIND,
     TAG_LOGGED_ARTIFACTS,
     TAG_SUMMARY,
+    TAG_TAG,
     flatten_params,
     logged_tables,
     mlflow_table,
@@ -88,7 +89,13 @@ class RunSyncer:
         experiment_id = self.client.get_or_create_experiment(
             name, defaults={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_TRAINING}
         )
-        info = self._find_or_create(experiment_id, meta)
+        found = self._find_or_create(experiment_id, meta)
+        info = found["info"]
+        on_server = {t["key"]: t.get("value", "") for t in found.get("data", {}).get("tags", [])}
+        # the per-tag keys the server has: one taken off the run is deleted there at the next pass
+        self.state.setdefault("tags", {}).update(
+            {k: v for k, v in on_server.items() if k.startswith(TAG_TAG)}
+        )
         self.state.update(
             server=self.client.base_url,
             workspace=workspace,
@@ -103,7 +110,7 @@ class RunSyncer:
         return str(info["run_id"])
 
     def _find_or_create(self, experiment_id: str, meta: dict[str, Any]) -> dict[str, Any]:
-        """The run's MLflow run: found by its key, else created, at most once.
+        """The run's MLflow run (``info`` and ``data``): found by its key, else created, at most once.
 
         ``runs/create`` is sent without the transport's retries: when its answer is lost, the run may exist
         all the same, so it is looked for again before another create.
@@ -115,14 +122,14 @@ class RunSyncer:
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             found = self.client.search_runs([experiment_id], wanted, max_results=1).runs
             if found:
-                return dict(found[0]["info"])
+                return dict(found[0])
             try:
                 created = self.client.create_run(
                     experiment_id, run_name=meta.get("name"),
                     start_time_ms=int(float(meta.get("start_time", time.time())) * 1000), tags=run_tags(meta),
                     retry=NO_RETRY,
                 )  # fmt: skip
-                return dict(created["info"])
+                return dict(created)
             except AuthenticationError:
                 raise
             except CommError:
@@ -231,6 +238,12 @@ class RunSyncer:
         if final:  # the summary changes with every row: sending it each pass would cost a request a pass
             tags[TAG_SUMMARY] = tag_json(store.read_json(self.dir / store.SUMMARY, {}) or {})
         sent_tags: dict[str, str] = self.state.setdefault("tags", {})
+        for key in [
+            k for k in sent_tags if k.startswith(TAG_TAG) and k not in tags
+        ]:  # a tag taken off the run
+            self.client.delete_tag(run_id, key)
+            del sent_tags[key]
+            self._save_state()
         new_tags = {k: v for k, v in tags.items() if sent_tags.get(k) != v and refused.get(f"tag:{k}") != v}
         if not new_params and not new_tags:
             return
