@@ -3,7 +3,6 @@ version is logged, kill -9 while it is downloaded, two downloads into one direct
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ import pytest
 import tracker_jupyter as tj
 
 from .conftest import run_script
+from .test_artifacts import read_tree, sha256, write_tree
 
 pytestmark = pytest.mark.slow  # fresh interpreters, tens of megabytes
 
@@ -97,23 +97,6 @@ print("downloading", flush=True)
 artifact.download(root=out)
 print("downloaded", flush=True)
 """
-
-
-def sha256(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for relative, content in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-    return root
-
-
-def read_tree(root: Path | str) -> dict[str, bytes]:
-    base = Path(root)
-    return {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
 
 
 def random_files(count: int, size: int, prefix: str = "f") -> dict[str, bytes]:
