@@ -36,7 +36,6 @@ from tracker_jupyter.store.artifacts import (
 from tracker_jupyter.store.records import RunRecord, find_run
 
 ARTIFACT_DIR_ENV = "TRACKER_ARTIFACT_DIR"  # where download() puts versions by default (``./artifacts``)
-REFERENCE_SCHEMES = ("file", "http", "https")
 
 
 class Artifact:
@@ -93,17 +92,11 @@ class Artifact:
     def _from_record(
         cls, record: dict[str, Any], store: ArtifactStore, *, entity: str | None = None
     ) -> Artifact:
-        artifact = cls.__new__(cls)
-        artifact._name = str(record["name"])
-        artifact.type = str(record["type"])
-        artifact.description = record.get("description")
-        artifact._metadata = dict(record.get("metadata") or {})
-        artifact.incremental = False
-        artifact._removed = set()
+        artifact = cls(
+            str(record["name"]), str(record["type"]), record.get("description"), record.get("metadata")
+        )
         artifact._tags = list(record.get("tags") or [])
-        artifact._staging = None
         artifact._final = True
-        artifact._open_run = RunRecord
         artifact._store = store
         artifact._project = str(record["project"])
         artifact._entity = entity
@@ -244,12 +237,16 @@ class Artifact:
                 "Start one with artifact.new_draft()."
             )
 
-    def _put(self, entry: ArtifactManifestEntry, overwrite: bool, where: str) -> ArtifactManifestEntry:
-        if entry.path in self._entries and not overwrite:
+    def _check_free(self, path: str, where: str) -> None:
+        if path in self._entries:
             raise UsageError(
-                f"Artifact {self._name!r}.{where}: it holds a file named {entry.path!r} already; pass "
+                f"Artifact {self._name!r}.{where}: it holds a file named {path!r} already; pass "
                 "overwrite=True to replace it, or name=... to add it under another name."
             )
+
+    def _put(self, entry: ArtifactManifestEntry, overwrite: bool, where: str) -> ArtifactManifestEntry:
+        if not overwrite:
+            self._check_free(entry.path, where)
         self._entries[entry.path] = entry
         self._removed.discard(entry.path)
         return entry
@@ -282,8 +279,8 @@ class Artifact:
         if policy == "immutable":
             entry = ArtifactManifestEntry(entry_name, None, stat.st_size, local_path=str(path), artifact=self)
             return self._put(entry, overwrite, "add_file()")
-        if entry_name in self._entries and not overwrite:
-            return self._put(ArtifactManifestEntry(entry_name, None, None), False, "add_file()")
+        if not overwrite:
+            self._check_free(entry_name, "add_file()")  # before the content is stored
         from tracker_jupyter.artifacts.stores import active_store
 
         store = active_store()
@@ -326,9 +323,7 @@ class Artifact:
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         if not merge:
             for path in files:
-                entry_name = prefix + path.relative_to(folder).as_posix()
-                if entry_name in self._entries:
-                    self._put(ArtifactManifestEntry(entry_name, None, None), False, "add_dir()")
+                self._check_free(prefix + path.relative_to(folder).as_posix(), "add_dir()")
         for path in files:
             entry_name = prefix + path.relative_to(folder).as_posix()
             self.add_file(path, name=entry_name, policy=policy, overwrite=True)

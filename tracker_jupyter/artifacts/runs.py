@@ -280,11 +280,8 @@ def link_artifact(run: Run, artifact: Artifact, target_path: str,
         raise UsageError(
             f"link_artifact(target_path={target_path!r}): give aliases with aliases=..., not ':'."
         )
-    linked = artifact.new_draft()
+    linked = artifact.new_draft()  # its entries point at the stored content: nothing is copied
     linked._name = name
-    linked.type = artifact.type
-    for entry in linked._entries.values():
-        entry._stored_in = artifact._store
     return commit(
         run, linked, checked_aliases(aliases, "link_artifact(aliases=...)"), project=project,
         extra={"linked_from": artifact.qualified_name},

@@ -365,11 +365,12 @@ class ArtifactStore:
         project, name, number = str(record["project"]), str(record["name"]), int(record["version"])
         folder = self.collection_dir(project, name)
         with self._locked(folder):
-            if self.collection_type(project, name) is None:
+            kind = self.collection_type(project, name)
+            if kind is None:
                 write_json_atomic(
                     folder / "collection.json", {"type": record["type"], "created_at": time.time()}
                 )
-            elif self.collection_type(project, name) != record["type"]:
+            elif kind != record["type"]:
                 return dict(record, aliases=[])
             existing = read_json(folder / f"v{number}.json", None)
             if existing is None:
