@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 SYNC_STATE = "sync.json"
 CREATE_ATTEMPTS = 4  # runs/create, each after looking for the run once more
-ROWS_PER_BATCH = 3000  # about 9,000 points for 3 metrics a row: ten requests of the server's limit
 
 
 class RunSyncer:
@@ -146,7 +145,7 @@ class RunSyncer:
             meta = self._meta()
             run_id = self.ensure_run(meta)
             sent = self._sync_history(run_id, meta, progress)
-            self._sync_system(run_id)
+            self._sync_system(run_id, meta)
             self._sync_params_and_tags(run_id, meta, final=final)
             if meta.get("logged_artifacts") or meta.get("used_artifacts"):
                 self._artifacts().sync(run_id, str(self.state["artifact_uri"]), meta)
@@ -174,25 +173,31 @@ class RunSyncer:
             )  # fmt: skip
             self.state["offset"] = 0
             self.rows_synced = 0
-        # One log-batch request's worth of lines at a time, the cursor saved after each: an exit, a kill or
-        # a timeout re-sends at most one request, and what is pending is counted exactly.
+        return self._send_lines(run_id, meta, path, "offset", progress)
+
+    def _send_lines(self, run_id: str, meta: dict[str, Any], path: Path, cursor: str,
+                    progress: Callable[[int], None] | None = None, *, counted: bool = True) -> int:  # fmt: skip
+        """Send the rows of ``path`` from its cursor (``self.state[cursor]``), one log-batch request's worth
+        of whole lines at a time, the cursor saved after each: an exit, a kill or a timeout re-sends at most
+        one request, and what is pending is counted exactly. ``counted`` rows are the history's (``rows``
+        in ``sync.json``, the progress bar). Returns the rows sent."""
         limit = self.client.batch_limits.metrics
         batch: list[Any] = []
-        total, batch_rows, end = 0, 0, int(self.state.get("offset", 0))
+        total, batch_rows, end = 0, 0, int(self.state.get(cursor, 0))
         for line_rows, line_end in store.iter_lines(path, end):
             metrics = [m for row in line_rows for m in row_metrics(row) if m.key not in self.failures]
             if batch and len(batch) + len(metrics) > limit:
-                total += self._send_rows(run_id, meta, batch, batch_rows, end, progress)
+                total += self._send_rows(run_id, meta, batch, batch_rows, (cursor, end), progress, counted)
                 batch, batch_rows = [], 0
             batch += metrics
             batch_rows += len(line_rows)
             end = line_end
-        if batch_rows or end != self.state.get("offset"):
-            total += self._send_rows(run_id, meta, batch, batch_rows, end, progress)
+        if batch_rows or end != self.state.get(cursor, 0):
+            total += self._send_rows(run_id, meta, batch, batch_rows, (cursor, end), progress, counted)
         return total
 
-    def _send_rows(self, run_id: str, meta: dict[str, Any], metrics: list[Any], rows: int, end: int,
-                   progress: Callable[[int], None] | None) -> int:  # fmt: skip
+    def _send_rows(self, run_id: str, meta: dict[str, Any], metrics: list[Any], rows: int,
+                   cursor: tuple[str, int], progress: Callable[[int], None] | None, counted: bool) -> int:  # fmt: skip
         if metrics:
             for failure in self.client.log_batch(run_id, metrics=metrics):
                 if failure.key not in self.failures:
@@ -201,27 +206,21 @@ class RunSyncer:
                         "the server refused metric %r of run %s: %s; that key is kept locally and not "
                         "sent again.", failure.key, meta.get("id"), failure.message,
                     )  # fmt: skip
-        self.state["offset"] = end
-        self.rows_synced += rows
-        self.state["rows"] = self.rows_synced
+        self.state[cursor[0]] = cursor[1]
+        if counted:
+            self.rows_synced += rows
+            self.state["rows"] = self.rows_synced
         self._save_state()
-        if progress is not None and rows:
+        if counted and progress is not None and rows:
             progress(rows)
         return rows
 
-    def _sync_system(self, run_id: str) -> None:
+    def _sync_system(self, run_id: str, meta: dict[str, Any]) -> None:
         """System metrics samples, as MLflow's ``system/...`` metrics (its System Metrics tab), each at its
         sample number and time, from their own cursor."""
         path = self.dir / store.SYSTEM
-        offset = int(self.state.get("system_offset", 0))
-        if not path.is_file() or offset >= path.stat().st_size:
-            return
-        rows, end = _read_rows(path, offset, ROWS_PER_BATCH)
-        while rows:
-            self.client.log_batch(run_id, metrics=[m for row in rows for m in row_metrics(row)])
-            self.state["system_offset"] = offset = end
-            self._save_state()
-            rows, end = _read_rows(path, offset, ROWS_PER_BATCH)
+        if path.is_file():
+            self._send_lines(run_id, meta, path, "system_offset", counted=False)
 
     def _sync_params_and_tags(self, run_id: str, meta: dict[str, Any], *, final: bool) -> None:
         config = store.read_json(self.dir / store.CONFIG, {}) or {}
@@ -340,14 +339,3 @@ class RunSyncer:
 
     def _save_state(self) -> None:
         store.write_json_atomic(self.dir / SYNC_STATE, self.state)
-
-
-def _read_rows(path: Path, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-    """Rows of complete lines from byte ``offset`` until at least ``limit``, and the offset after them."""
-    rows: list[dict[str, Any]] = []
-    position = offset
-    for line_rows, position in store.iter_lines(path, offset):  # noqa: B007 - the last one is what counts
-        rows.extend(line_rows)
-        if len(rows) >= limit:
-            break
-    return rows, position
