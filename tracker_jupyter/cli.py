@@ -58,7 +58,18 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 def _cmd_sync(args: argparse.Namespace) -> int:
     from tracker_jupyter.online.upload import sync_paths
 
-    sync_paths(args.paths, dir=args.dir, base_url=args.base_url)
+    if args.status:
+        import json
+
+        from tracker_jupyter.online.upload import print_status, status_rows
+
+        rows = status_rows(args.paths, dir=args.dir)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print_status(rows)
+        return 0
+    sync_paths(args.paths, dir=args.dir, base_url=args.base_url, jobs=args.jobs)
     return 0
 
 
@@ -95,6 +106,17 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("paths", nargs="*", help="run directories or stores (default: every run under --dir)")
     sync.add_argument("--dir", help="store root when no PATH is given (default: TRACKER_DIR or ./tracker)")
     sync.add_argument("--base-url", help="the MLflow Tracking Server (default: TRACKER_BASE_URL)")
+    sync.add_argument(
+        "--jobs",
+        type=int,
+        help="runs sent at once and requests in flight (default: TRACKER_SYNC_CONCURRENCY, 4)",
+    )
+    sync.add_argument(
+        "--status",
+        action="store_true",
+        help="show what is still to send per run (and the background uploader)",
+    )
+    sync.add_argument("--json", action="store_true", help="with --status: as JSON")
     sync.set_defaults(func=_cmd_sync)
     log_in = sub.add_parser("login", help="store credentials for a tracking server (file mode 0600)")
     log_in.add_argument("--base-url", help="the MLflow Tracking Server (default: TRACKER_BASE_URL)")

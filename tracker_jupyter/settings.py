@@ -111,6 +111,14 @@ class Settings:
         "TRACKER_SYNC_TIMEOUT", kind="float", default=30.0, bound="non-negative",
         help="seconds finish() waits for the server",
     )  # fmt: skip
+    sync_background: bool | None = _setting(
+        "TRACKER_SYNC_BACKGROUND", kind="bool", default=True,
+        help="what finish() could not send in sync_timeout, a background uploader sends after the run",
+    )  # fmt: skip
+    sync_concurrency: int | None = _setting(
+        "TRACKER_SYNC_CONCURRENCY", kind="int", default=4, bound="positive",
+        help="requests in flight at once to the server (tracker sync, the background uploader)",
+    )  # fmt: skip
     init_timeout: float | None = _setting(
         "TRACKER_INIT_TIMEOUT", kind="float", default=5.0, bound="positive",
         help="seconds each call init() and login() make to the server may take",

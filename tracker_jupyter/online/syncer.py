@@ -3,14 +3,17 @@
 The cursor is ``sync.json`` in the run directory: the MLflow run, the byte offset of ``history.jsonl``
 already sent, the params, tags and files already sent. Metric points carry the timestamps stamped at
 ``log()``, so sending a row twice stores it once: a crash between a write and the cursor update costs
-nothing. The same code serves a live run (``live``) and ``tracker sync`` (``upload``).
+nothing. The same code serves a live run (``live``), ``tracker sync`` (``upload``) and the background
+uploader (``uploader``). Each pass holds the run's ``sync.lock`` and reads ``sync.json`` afresh under it,
+so whichever of them sends next starts where the last one stopped, and no two send the same rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +21,7 @@ from tracker_jupyter import store
 from tracker_jupyter.core.report import log
 from tracker_jupyter.exceptions import AuthenticationError, CommError
 from tracker_jupyter.online.artifacts import ArtifactSync
+from tracker_jupyter.online.locks import SYNC_LOCK, FileLock
 from tracker_jupyter.online.mapping import (
     EXPERIMENT_KIND_TRAINING,
     STATUS,
@@ -45,6 +49,14 @@ SYNC_STATE = "sync.json"
 CREATE_ATTEMPTS = 4  # runs/create, each after looking for the run once more
 
 
+class SyncBusy(CommError):
+    """Another process (``tracker sync`` or the background uploader) is sending this run right now."""
+
+
+class SyncCancelled(CommError):
+    """The pass was told to stop (``RunSyncer.cancel``) after its last accepted request."""
+
+
 class RunSyncer:
     """Sends one run directory to the server, resuming from its ``sync.json`` cursor."""
 
@@ -57,6 +69,32 @@ class RunSyncer:
         self.last_error: str | None = None
         self.rows_synced = int(self.state.get("rows", 0))
         self._lock = threading.Lock()
+        self._file_lock = FileLock(run_dir / SYNC_LOCK)
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop the pass under way after its current request, and every later one (they raise
+        ``SyncCancelled``); the cursor says exactly what was sent, so whoever sends next resumes there."""
+        self._cancel.set()
+
+    def _check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise SyncCancelled(f"the sync of {self.dir} was handed on; the cursor is saved.")
+
+    @contextlib.contextmanager
+    def locked(self, wait: float | None = None) -> Iterator[None]:
+        """Hold the run's ``sync.lock`` (waiting up to ``wait`` seconds; ``None``: as long as it takes) and
+        read ``sync.json`` afresh: another process may have sent rows since this one last did."""
+        with self._lock:
+            if not self._file_lock.acquire(wait):
+                holder = self._file_lock.holder()
+                raise SyncBusy(f"{self.dir} is being sent by process {holder}; it is tried again later.")
+            try:
+                self.state = store.read_json(self.dir / SYNC_STATE, {}) or {}
+                self.rows_synced = int(self.state.get("rows", 0))
+                yield
+            finally:
+                self._file_lock.release()
 
     # ----- the MLflow run
     @property
@@ -139,9 +177,13 @@ class RunSyncer:
         raise AssertionError("unreachable")
 
     # ----- one pass
-    def sync_once(self, *, final: bool = False, progress: Callable[[int], None] | None = None) -> int:
-        """Send what is new; with ``final``, also files, summary and the end state. Returns rows sent."""
-        with self._lock:
+    def sync_once(
+        self, *, final: bool = False, progress: Callable[[int], None] | None = None, wait: float | None = None
+    ) -> int:
+        """Send what is new; with ``final``, also files, summary and the end state. Returns rows sent.
+
+        ``wait``: seconds to wait for another process's pass on this run to end (``SyncBusy`` after)."""
+        with self.locked(wait):
             meta = self._meta()
             run_id = self.ensure_run(meta)
             sent = self._sync_history(run_id, meta, progress)
@@ -198,6 +240,7 @@ class RunSyncer:
 
     def _send_rows(self, run_id: str, meta: dict[str, Any], metrics: list[Any], rows: int,
                    cursor: tuple[str, int], progress: Callable[[int], None] | None, counted: bool) -> int:  # fmt: skip
+        self._check_cancelled()
         if metrics:
             for failure in self.client.log_batch(run_id, metrics=metrics):
                 if failure.key not in self.failures:
@@ -305,6 +348,7 @@ class RunSyncer:
         signature = [stat.st_size, stat.st_mtime]
         if sent.get(relative) == signature:
             return
+        self._check_cancelled()
         if relative.endswith(TABLE_SUFFIX):
             self._upload_table(relative, path)
         else:
@@ -337,5 +381,16 @@ class RunSyncer:
         """Complete rows in the history not yet sent (counted from the cursor)."""
         return store.count_rows(self.dir / store.HISTORY, int(self.state.get("offset", 0)))
 
+    def done(self) -> bool:
+        """Everything sent: every row, and the run's end state (so its files and summary too)."""
+        return self.pending_rows() == 0 and self.state.get("status") is not None
+
     def _save_state(self) -> None:
         store.write_json_atomic(self.dir / SYNC_STATE, self.state)
+
+
+def pending_rows(run_dir: Path) -> int:
+    """Complete rows of a run's history not yet sent, from its saved cursor."""
+    state = store.read_json(run_dir / SYNC_STATE, {}) or {}
+    offset = state.get("offset", 0) if isinstance(state, dict) else 0
+    return store.count_rows(run_dir / store.HISTORY, int(offset or 0))

@@ -35,6 +35,8 @@ class Sent(NamedTuple):
 
 _CALLER_FAULT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS"})
 _TAG_RE = re.compile(r"<[^>]+>")
+# MLflow answers a full database pool (SQLAlchemy's pool TimeoutError) as a 400 BAD_REQUEST
+_POOL_TIMEOUT = ("QueuePool limit", "sqlalche.me/e/20/3o7r", "sqlalche.me/e/14/3o7r")
 
 
 def parse_refusal(response: requests.Response) -> Refusal:
@@ -98,6 +100,11 @@ def _hint(refusal: Refusal, has_credentials: bool) -> str:
         return "Check the id or name, and that it was not deleted."
     if refusal.error_code == "RESOURCE_ALREADY_EXISTS":
         return "Use the existing one (get_or_create_experiment) or choose another name."
+    if status == 400 and any(marker in message for marker in _POOL_TIMEOUT):
+        return (
+            "The server's database connection pool is full: raise MLFLOW_SQLALCHEMYSTORE_POOL_SIZE and "
+            "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW on the server above the concurrent writers per worker."
+        )
     if status == 400:
         return "Fix the request as the server's message says."
     if status in (408, 429) or status >= 500:
@@ -152,6 +159,18 @@ def comm_error_from_exception(
 def is_retryable_status(status: int) -> bool:
     # 501 (not implemented) and 505 will not change on a retry.
     return status in (408, 429) or (500 <= status < 600 and status not in (501, 505))
+
+
+def is_overload(response: requests.Response) -> bool:
+    """The server says it is full: 429, 503, or MLflow's database-pool timeout (a 400 BAD_REQUEST).
+    Worth retrying later, and a reason to send fewer requests at once."""
+    status = response.status_code
+    if status in (429, 503):
+        return True
+    if status != 400:
+        return False
+    text = response.text or ""
+    return any(marker in text for marker in _POOL_TIMEOUT)
 
 
 def is_retryable_exception(exc: requests.RequestException) -> bool:

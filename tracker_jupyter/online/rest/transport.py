@@ -2,8 +2,8 @@
 
 Every request goes through ``Transport.send`` (retries) and ``errors.error_for`` (the one place where an
 HTTP answer becomes one of ``tracker_jupyter.exceptions``). 408, 429 and 5xx answers and connection
-failures are retried with capped, jittered exponential backoff (``Retry-After`` is honoured); other 4xx
-answers never are. The endpoints are ``client.MlflowRest``'s.
+failures are retried with capped, jittered exponential backoff (``Retry-After`` is honoured), and so is
+MLflow's database-pool timeout (a 400 that says ``QueuePool limit``); other 4xx answers never are. The endpoints are ``client.MlflowRest``'s.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from tracker_jupyter.online.rest.errors import (
     Sent,
     comm_error_from_exception,
     error_for,
+    is_overload,
     is_retryable_exception,
     is_retryable_status,
     parse_refusal,
     parse_retry_after,
 )
+from tracker_jupyter.online.rest.limiter import AdaptiveLimit
 from tracker_jupyter.online.rest.values import (
     BATCH_LIMITS,
     DEFAULT_RETRY,
@@ -63,6 +65,9 @@ class Transport:
         Called with the seconds to wait between attempts (``time.sleep``; tests pass a recorder).
     batch_limits : BatchLimits
         Limits of one ``runs/log-batch`` request.
+    gate : AdaptiveLimit, optional
+        Shared by the clients of one server: bounds the requests in flight, and lowers that bound when
+        the server answers that it is full (429, 503, MLflow's database-pool timeout).
     """
 
     def __init__(
@@ -76,7 +81,9 @@ class Transport:
         sleep: Callable[[float], None] = time.sleep,
         batch_limits: BatchLimits = BATCH_LIMITS,
         proxies: Mapping[str, str] | None = None,
+        gate: AdaptiveLimit | None = None,
     ) -> None:
+        self.gate = gate
         self._base_url, url_credentials = split_base_url(base_url)
         credentials = Credentials.coerce(auth)
         self.credentials = credentials if credentials.is_set else url_credentials
@@ -195,9 +202,7 @@ class Transport:
             if self.workspace:
                 kwargs["headers"] = {**(kwargs.get("headers") or {}), WORKSPACE_HEADER: self.workspace}
             try:
-                response = self._session.request(
-                    method, url, auth=self._auth, timeout=self.timeout.as_requests(), **kwargs
-                )
+                response = self._request(method, url, kwargs)
             except requests.RequestException as exc:
                 delay = policy.backoff(attempt)
                 if not is_retryable_exception(exc) or not self._may_retry(policy, attempt, started, delay):
@@ -205,7 +210,7 @@ class Transport:
                         exc, what=what, method=method, url=url, attempts=attempt, timeout=self.timeout
                     ) from exc
             else:
-                if not is_retryable_status(response.status_code):
+                if not is_retryable_status(response.status_code) and not is_overload(response):
                     return Sent(response, attempt)
                 retry_after = parse_retry_after(response)
                 delay = policy.backoff(attempt) if retry_after is None else retry_after
@@ -213,6 +218,21 @@ class Transport:
                     return Sent(response, attempt)
                 response.close()
             self._sleep(delay)
+
+    def _request(self, method: str, url: str, kwargs: dict[str, Any]) -> requests.Response:
+        if self.gate is None:
+            return self._session.request(
+                method, url, auth=self._auth, timeout=self.timeout.as_requests(), **kwargs
+            )
+        with self.gate.slot():
+            response = self._session.request(
+                method, url, auth=self._auth, timeout=self.timeout.as_requests(), **kwargs
+            )
+        if is_overload(response):
+            self.gate.overloaded()
+        elif response.ok:
+            self.gate.accepted()
+        return response
 
     @staticmethod
     def _may_retry(policy: RetryPolicy, attempt: int, started: float, delay: float) -> bool:
