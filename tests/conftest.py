@@ -39,6 +39,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # Each run samples system metrics from a helper process; tests of other things do without it
     # (tests/test_system.py turns it on, and scripts run by run_script get the default, on).
     monkeypatch.setenv("TRACKER_SYSTEM_METRICS", "false")
+    # What finish() cannot send in time goes to a background uploader process that outlives the test;
+    # tests/test_uploader.py turns it on (and scripts run by run_script get the default, on).
+    monkeypatch.setenv("TRACKER_SYNC_BACKGROUND", "false")
     monkeypatch.chdir(tmp_path)
     yield
     for run in list(holder.active):

@@ -1,5 +1,5 @@
 """An online run's background sync: connect at ``init()`` (or fall back to offline), sync while it runs,
-send the rest at finish within ``sync_timeout``."""
+send the rest at finish within ``sync_timeout``, and hand what is left to the background uploader."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.core.report import Once, log
@@ -18,7 +19,7 @@ from tracker_jupyter.online.credentials import (
     proxies,
     server_url,
 )
-from tracker_jupyter.online.syncer import RunSyncer
+from tracker_jupyter.online.syncer import RunSyncer, SyncBusy
 from tracker_jupyter.settings import Settings, resolve
 
 if TYPE_CHECKING:
@@ -30,13 +31,16 @@ class LiveSync:
     """The background thread of an online run: syncs every ``interval`` seconds, retries with backoff."""
 
     def __init__(
-        self, run: Run, syncer: RunSyncer, *, timeout: float, silent: bool, interval: float = 1.0
-    ) -> None:
+        self, run: Run, syncer: RunSyncer, *, timeout: float, silent: bool, interval: float = 1.0,
+        hand_off: Callable[[], int | None] | None = None,
+    ) -> None:  # fmt: skip
         self.run = run
         self.syncer = syncer
         self.timeout = timeout
         self.silent = silent
         self.interval = interval
+        self.hand_off = hand_off  # queues the run for the background uploader; its pid (None: not started)
+        self.uploader: int | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._stopped_on_auth = False
@@ -45,12 +49,15 @@ class LiveSync:
         self._thread.start()
 
     def status(self) -> dict[str, Any]:
-        return {
+        status = {
             "url": self.syncer.url,
             "synced": self.syncer.rows_synced,
             "pending": self.syncer.pending_rows(),
             "last_error": self.syncer.last_error,
         }
+        if self.uploader is not None:
+            status["uploader"] = self.uploader
+        return status
 
     def _loop(self) -> None:
         backoff = self.interval
@@ -60,7 +67,9 @@ class LiveSync:
             if self._stop.is_set():
                 return
             try:
-                self.syncer.sync_once()
+                self.syncer.sync_once(wait=self.interval)
+                backoff = self.interval
+            except SyncBusy:  # `tracker sync` or the uploader is sending an earlier part of a resumed run
                 backoff = self.interval
             except AuthenticationError as exc:
                 self._note(exc)
@@ -82,52 +91,70 @@ class LiveSync:
             )  # fmt: skip
 
     def finish(self, run: Run) -> None:
-        """After the writer closed: send the rest, files and end state, waiting at most ``timeout``."""
+        """After the writer closed: send the rest, files and end state, waiting at most ``timeout``; hand
+        what is left to the background uploader."""
         deadline = time.monotonic() + self.timeout  # one budget for the running pass and the last one
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=self.timeout)
         done = threading.Event()
         error: list[BaseException] = []
-
-        def final() -> None:
-            # Keep trying until the deadline: a server that is restarting gets the time finish() allows.
-            pause = 0.5
-            try:
-                while True:
-                    try:
-                        self.syncer.sync_once(final=True)
-                        return
-                    except (CommError, OSError) as exc:
-                        if isinstance(exc, AuthenticationError) or time.monotonic() + pause > deadline:
-                            raise
-                        self.syncer.last_error = str(exc)
-                        time.sleep(pause)
-                        pause = min(pause * 2, 5.0)
-            except BaseException as exc:
-                error.append(exc)
-            finally:
-                done.set()
-
         if not self._stopped_on_auth:
-            worker = threading.Thread(target=final, name=f"tracker-sync-final-{run.id}", daemon=True)
+            worker = threading.Thread(
+                target=self._final, args=(deadline, done, error), name=f"tracker-sync-final-{run.id}",
+                daemon=True,
+            )  # fmt: skip
             worker.start()
-            done.wait(max(0.0, deadline - time.monotonic()) + 1.0)
-        pending = self.syncer.pending_rows()
+            done.wait(max(0.0, deadline - time.monotonic()))
+        complete = done.is_set() and not error and not self._stopped_on_auth and self.syncer.done()
+        if not complete and not self._stopped_on_auth and self.hand_off is not None:
+            self.syncer.cancel()  # the pass under way stops after its current request; the cursor is saved
+            self.uploader = self.hand_off()
         run.update_meta(sync=self.status())  # after the writer closed: for the final snapshot
-        if error or not done.is_set() or pending or self._stopped_on_auth:
-            reason = (
-                f": {error[0]}"
-                if error
-                else (f": {self.syncer.last_error}" if self.syncer.last_error else "")
-            )
-            left = f"{pending} rows pending" if pending else "files or the final state not sent"
+        if not complete:
+            self._say_left(run, error)
+        self.syncer.client.close()
+
+    def _final(self, deadline: float, done: threading.Event, error: list[BaseException]) -> None:
+        """The last pass, tried again until the deadline: a restarting server gets the time finish() allows."""
+        pause = 0.5
+        try:
+            while True:
+                try:
+                    self.syncer.sync_once(final=True, wait=max(0.0, deadline - time.monotonic()))
+                    return
+                except (CommError, OSError) as exc:
+                    if isinstance(exc, AuthenticationError) or time.monotonic() + pause > deadline:
+                        raise
+                    self.syncer.last_error = str(exc)
+                    time.sleep(pause)
+                    pause = min(pause * 2, 5.0)
+        except BaseException as exc:
+            error.append(exc)
+        finally:
+            done.set()
+
+    def _say_left(self, run: Run, error: list[BaseException]) -> None:
+        pending = self.syncer.pending_rows()
+        reason = (
+            f": {error[0]}" if error else (f": {self.syncer.last_error}" if self.syncer.last_error else "")
+        )
+        left = f"{pending} rows pending" if pending else "files or the final state not sent"
+        where = self.syncer.client.base_url
+        quoted = shlex.quote(str(self.syncer.dir))
+        if self.uploader is not None:
             print(
-                f"tracker: run {run.id} is not fully synced to {self.syncer.client.base_url} ({left}{reason}). "
-                f"Everything is in {self.syncer.dir}; finish with: tracker sync {shlex.quote(str(self.syncer.dir))}",
+                f"tracker: run {run.id} is not fully synced to {where} yet ({left}{reason}); the background "
+                f"uploader (pid {self.uploader}) sends the rest after this process ends. Progress: tracker sync "
+                f"--status {quoted}",
                 file=sys.stderr,
             )
-        self.syncer.client.close()
+            return
+        print(
+            f"tracker: run {run.id} is not fully synced to {where} ({left}{reason}). Everything is in "
+            f"{self.syncer.dir}; finish with: tracker sync {quoted}",
+            file=sys.stderr,
+        )
 
 
 def live_client(
@@ -170,7 +197,8 @@ def start(
         probe = MlflowRest(base_url, credentials, timeout=seconds, retry=NO_RETRY, proxies=via)
         with probe:
             probe.health()
-        syncer.ensure_run(dict(run.meta))
+        with syncer.locked(wait=seconds):
+            syncer.ensure_run(dict(run.meta))
     except (CommError, OSError) as exc:
         client.close()
         if force:
@@ -180,7 +208,14 @@ def start(
     client.timeout = live_timeout
     run.update_meta(url=syncer.url, mlflow_run_id=syncer.mlflow_run_id)
     timeout = float(resolve("sync_timeout", None, settings))
-    live = LiveSync(run, syncer, timeout=timeout, silent=silent)
+    background = None
+    if resolve("sync_background", None, settings):
+        from tracker_jupyter.online.uploader import hand_off
+
+        def background() -> int | None:
+            return hand_off(syncer.dir, base_url, credentials, proxies=via)
+
+    live = LiveSync(run, syncer, timeout=timeout, silent=silent, hand_off=background)
     run.parts.sync_status = live.status
     run.parts.server = lambda: live_client(base_url, credentials, connect=seconds, proxies=via)
     run.on_closed(live.finish)
