@@ -33,9 +33,10 @@ lint: $(VENV)/.lint-installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-## test: install what the tests need (Python packages, Debian's Chromium), lint, run the suite
+## test: install what the tests need (Python packages, Debian's Chromium and PostgreSQL), lint, run the suite
 test: $(VENV)/.dev-installed lint
 	sh scripts/install-browser.sh
+	sh scripts/install-postgres.sh
 	$(PY) -m pytest
 
 ## test-fast: the tier to run in a loop (under a minute): no MLflow server, browser, kernels or slow tests

@@ -18,7 +18,13 @@ pytest_plugins = ["tests.support.lab", "tests.support.mlflow_server"]
 
 # Tests that use these fixtures get the tier's marker, so `-m` selects tiers without a decorator per test.
 _TIER_FIXTURES = {
-    "mlflow": {"mlflow_server", "mlflow_auth_server", "mlflow_workspace_server", "mlflow_client"},
+    "mlflow": {
+        "mlflow_server",
+        "mlflow_auth_server",
+        "mlflow_workspace_server",
+        "mlflow_postgres_server",
+        "mlflow_client",
+    },
     "browser": {"jupyter_lab", "browser", "page"},
 }
 

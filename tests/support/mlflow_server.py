@@ -9,6 +9,9 @@ mlflow_server
 mlflow_auth_server
     A second server running MLflow's ``basic-auth`` app with a known admin (``ADMIN_USERNAME`` /
     ``ADMIN_PASSWORD``); started only when a test asks for it. Needs ``mlflow[auth]`` (Flask-WTF).
+mlflow_postgres_server
+    A server as a team runs it: a PostgreSQL backend store (``tests.support.postgres``), two workers and
+    a database pool sized for many writers; started only when a test asks for it.
 mlflow_client
     MLflow's own ``MlflowClient`` on ``mlflow_server``, to read back what our client wrote.
 """
@@ -57,15 +60,25 @@ class MlflowServer:
         Run MLflow's ``basic-auth`` app with the admin ``ADMIN_USERNAME`` / ``ADMIN_PASSWORD``.
     workspaces : bool
         Run with ``--enable-workspaces`` (MLflow's workspaces: experiments scoped per team).
+    backend_store_uri : str, optional
+        The tracking store (default: SQLite in ``dir``); a ``postgresql+psycopg2://`` URI for a team's.
+    workers : int
+        The server's worker processes.
+    env : dict, optional
+        More of the server's environment (``MLFLOW_SQLALCHEMYSTORE_POOL_SIZE`` and the like).
     """
 
     def __init__(
-        self, directory: Path, port: int | None = None, *, basic_auth: bool = False, workspaces: bool = False
-    ) -> None:
+        self, directory: Path, port: int | None = None, *, basic_auth: bool = False, workspaces: bool = False,
+        backend_store_uri: str | None = None, workers: int = 1, env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.dir = Path(directory)
         self.port = port or free_port()
         self.basic_auth = basic_auth
         self.workspaces = workspaces
+        self.backend_store_uri = backend_store_uri or f"sqlite:///{self.dir / 'mlflow.db'}"
+        self.workers = workers
+        self.extra_env = env or {}
         self.log_path = self.dir / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -96,16 +109,16 @@ class MlflowServer:
             "mlflow",
             "server",
             "--backend-store-uri",
-            f"sqlite:///{self.dir / 'mlflow.db'}",
+            self.backend_store_uri,
             "--artifacts-destination",
             str(self.dir / "artifacts"),
             "--host",
             "127.0.0.1",
             "--port",
             str(self.port),
-            # One worker: tests are light, and each worker costs start-up time and memory.
+            # One worker unless asked: tests are light, and each worker costs start-up time and memory.
             "--workers",
-            "1",
+            str(self.workers),
         ]
         if self.basic_auth:
             command += ["--app-name", "basic-auth"]
@@ -122,6 +135,7 @@ class MlflowServer:
         # The job runner spawns about seven huey consumers (~240 MB each) that also slow down stopping;
         # tracking does not use them.
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        env.update(self.extra_env)
         if self.basic_auth:
             config = self.dir / "basic_auth.ini"
             config.write_text(
@@ -249,3 +263,28 @@ def mlflow_client(mlflow_server: MlflowServer) -> Iterator[Any]:
         from mlflow import MlflowClient
 
         yield MlflowClient(tracking_uri=mlflow_server.url)
+
+
+@pytest.fixture(scope="session")
+def mlflow_postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """An MLflow server as a team runs it: a PostgreSQL backend store (Debian's PostgreSQL, started here
+    on 127.0.0.1), two workers, the database pool sized above the concurrent writers per worker."""
+    from tests.support.postgres import PostgresServer, binaries
+
+    if binaries() is None:
+        message = (
+            "PostgreSQL's server is missing: run scripts/install-postgres.sh (apt-get install postgresql)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)  # under CI nothing may be skipped
+        pytest.skip(message)
+    postgres = PostgresServer()
+    postgres.start()
+    try:
+        server = MlflowServer(
+            tmp_path_factory.mktemp("mlflow-postgres-server"), backend_store_uri=postgres.database("mlflow"),
+            workers=2, env={"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "20", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "20"},
+        )  # fmt: skip
+        yield from _serve(server)
+    finally:
+        postgres.stop()
