@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.mlflow_server import MlflowServer  # noqa: E402 - the same server the tests start
+from tests.support.mlflow_server import MlflowServer  # noqa: E402 - the same server the tests start
 
 METRICS = ("loss", "acc", "lr")
 
