@@ -120,7 +120,9 @@ print(json.dumps({{"tracker_id": run.id, "start": start, "logged": logged, "end"
 """
 
 
-def run_writers(kind: str, body: str, writers: int, steps: int, **fields: Any) -> tuple[list[dict], float]:
+def run_writers(
+    kind: str, body: str, writers: int, steps: int, extra_env: dict[str, str] | None = None, **fields: Any
+) -> tuple[list[dict], float]:
     """Start ``writers`` processes of ``body``, give the signal once all are ready; their JSON lines and
     the signal's time."""
     with tempfile.TemporaryDirectory(prefix=f"team-{kind}-") as folder:
@@ -129,6 +131,7 @@ def run_writers(kind: str, body: str, writers: int, steps: int, **fields: Any) -
         code = textwrap.dedent(_PRELUDE).format(keys=KEYS, steps=steps, go=str(go), ready=str(ready))
         code += textwrap.dedent(body).format(batch=BATCH, **fields)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKER_", "MLFLOW_"))}
+        env.update(extra_env or {})
         pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
         procs = [subprocess.Popen([sys.executable, "-c", code], env=env, **pipes) for _ in range(writers)]
         deadline = time.monotonic() + 300
@@ -160,22 +163,21 @@ def check(client: Any, run_id: str, steps: int) -> tuple[str, int, int]:
     return client.get_run(run_id).info.status, missing, duplicated
 
 
-def complete_on_server(client: Any, experiment_id: str, tracker_ids: list[str], steps: int) -> dict[str, str]:
-    """Wait until each of our runs is FINISHED on the server with its last step of every key; the MLflow
-    run id of each, and the time the last became complete."""
+def complete_on_server(client: Any, experiment_id: str, tracker_ids: list[str]) -> dict[str, str]:
+    """Wait until each of our runs is FINISHED on the server (its end state is sent after its last row);
+    the MLflow run id of each. One search request a poll, so the polling hardly loads the server."""
     found: dict[str, str] = {}
     deadline = time.monotonic() + 3600
-    while len(found) < len(tracker_ids):
+    while True:
         for run in client.search_runs([experiment_id], max_results=1000):
             tracker_id = run.data.tags.get("tracker.id")
-            fresh = tracker_id in tracker_ids and tracker_id not in found and run.info.status == "FINISHED"
-            if fresh and all(len(client.get_metric_history(run.info.run_id, k)) >= steps for k in KEYS):
+            if tracker_id in tracker_ids and run.info.status == "FINISHED":
                 found[tracker_id] = run.info.run_id
+        if len(found) == len(tracker_ids):
+            return found
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {len(found)} of {len(tracker_ids)} runs complete on the server")
-        if len(found) < len(tracker_ids):
-            time.sleep(0.5)
-    return found
+        time.sleep(0.2)
 
 
 def measure(kind: str, body: str, args: argparse.Namespace, server: MlflowServer, steps: int) -> dict:
@@ -191,10 +193,11 @@ def measure(kind: str, body: str, args: argparse.Namespace, server: MlflowServer
         row: dict[str, Any] = {"kind": kind, "steps": steps}
         if kind == "ours":
             ids = [r["tracker_id"] for r in results]
-            run_ids = complete_on_server(client, experiment_id, ids, steps)
+            run_ids = complete_on_server(client, experiment_id, ids)
             done = time.time()
             row["finish_max"] = max(r["end"] - r["logged"] for r in results)
             row["in_finish"] = sum(1 for r in results if r["left"] == 0)
+            row["left"] = sum(r["left"] for r in results) / (args.writers * steps)
             mlflow_ids = list(run_ids.values())
         else:
             done = max(r["end"] for r in results)
@@ -232,7 +235,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "",
         f"ours: longest finish() {ours['finish_max']:.1f} s (sync_timeout 30 s); "
         f"{ours['in_finish']} of {args.writers} runs sent everything within finish(), "
-        f"the rest by the background uploader",
+        f"the background uploader sent the rest ({ours['left']:.0%} of all rows)",
         f"target: every run FINISHED, 0 missing, 0 duplicated, finish() <= sync_timeout, >= 0.8x raw "
         f"-> {'met' if met else 'NOT met'}",
     ]
@@ -245,6 +248,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--fluent-steps", type=int, default=100)
+    parser.add_argument(
+        "--concurrency", type=int, help="ours: TRACKER_SYNC_CONCURRENCY (default: the setting's)"
+    )
     parser.add_argument("--only", default="raw,client,fluent,ours", help="comma-separated kinds; raw first")
     args = parser.parse_args()
     if binaries() is None:

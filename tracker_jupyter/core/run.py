@@ -99,6 +99,7 @@ class Run:
         self._presenter = presenter
         self._on_finish: list[Callable[[Run], None]] = []
         self._on_closed: list[Callable[[Run], None]] = []
+        self._finish_started: float | None = None
         self._summary_data = summary._data  # log() updates it in place: the hot path's one dict.update
         self._summarize: Callable[[dict[str, Any]], None] = self._summary_data.update
         self._metrics: MetricDefinitions | None = None
@@ -501,6 +502,7 @@ class Run:
         """
         if self._finished:
             return
+        self._finish_started = time.monotonic()
         self._finish_quiet = quiet
         if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
             raise UsageError(f"finish(exit_code=...) must be an int, got {exit_code!r}.")
@@ -523,6 +525,11 @@ class Run:
                 callback(self)
             except Exception as exc:  # same rule as the finish hooks
                 warnings.warn(f"tracker: a finish hook failed: {exc!r}", RuntimeWarning, stacklevel=2)
+
+    @property
+    def finish_started(self) -> float | None:
+        """``time.monotonic()`` when finish() began (None before): hooks share one budget from there."""
+        return self._finish_started
 
     def on_finish(self, callback: Callable[[Run], None]) -> None:
         """Call ``callback(run)`` when the run finishes, before its data is closed (last added runs first)."""

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from tracker_jupyter.core.run import Run
     from tracker_jupyter.online.rest.client import Credentials, MlflowRest
 
+# seconds of sync_timeout (at most a tenth of it) kept for handing off and recording once sending stops
+HAND_OFF_RESERVE = 3.0
+
 
 class LiveSync:
     """The background thread of an online run: syncs every ``interval`` seconds, retries with backoff."""
@@ -93,10 +96,16 @@ class LiveSync:
     def finish(self, run: Run) -> None:
         """After the writer closed: send the rest, files and end state, waiting at most ``timeout``; hand
         what is left to the background uploader."""
-        deadline = time.monotonic() + self.timeout  # one budget for the running pass and the last one
+        # One budget from the moment finish() began (its hooks and the flush come out of it too), for the
+        # running pass and the last one. Sending stops a little early: handing off and recording the state
+        # write files (fsync), which take seconds on a machine busy with many writers, and finish() must
+        # still return within sync_timeout.
+        deadline = (
+            (run.finish_started or time.monotonic()) + self.timeout - min(HAND_OFF_RESERVE, self.timeout / 10)
+        )
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=self.timeout)
+        self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
         done = threading.Event()
         error: list[BaseException] = []
         if not self._stopped_on_auth:
