@@ -68,11 +68,12 @@ now = int(time.time() * 1000)
 points = [{{"key": k, "value": float(i), "timestamp": now + i, "step": i}} for i in range(STEPS) for k in KEYS]
 wait_for_go()
 start = time.time()
+cpu = time.process_time()
 for offset in range(0, len(points), {batch}):
     answer = session.post(api + "/runs/log-batch", json={{"run_id": run_id, "metrics": points[offset:offset + {batch}]}})
     answer.raise_for_status()
 session.post(api + "/runs/update", json={{"run_id": run_id, "status": "FINISHED"}}).raise_for_status()
-print(json.dumps({{"run_id": run_id, "start": start, "end": time.time()}}))
+print(json.dumps({{"run_id": run_id, "start": start, "end": time.time(), "cpu": time.process_time() - cpu}}))
 """
 
 _CLIENT = """
@@ -84,10 +85,11 @@ now = int(time.time() * 1000)
 points = [Metric(k, float(i), now + i, i) for i in range(STEPS) for k in KEYS]
 wait_for_go()
 start = time.time()
+cpu = time.process_time()
 for offset in range(0, len(points), {batch}):
     client.log_batch(run_id, metrics=points[offset:offset + {batch}])
 client.set_terminated(run_id)
-print(json.dumps({{"run_id": run_id, "start": start, "end": time.time()}}))
+print(json.dumps({{"run_id": run_id, "start": start, "end": time.time(), "cpu": time.process_time() - cpu}}))
 """
 
 _FLUENT = """
@@ -97,10 +99,11 @@ mlflow.set_experiment({project!r})
 run = mlflow.start_run()
 wait_for_go()
 start = time.time()
+cpu = time.process_time()
 for i in range(STEPS):
     mlflow.log_metrics({{k: float(i) for k in KEYS}}, step=i)
 mlflow.end_run()
-print(json.dumps({{"run_id": run.info.run_id, "start": start, "end": time.time()}}))
+print(json.dumps({{"run_id": run.info.run_id, "start": start, "end": time.time(), "cpu": time.process_time() - cpu}}))
 """
 
 _OURS = """
@@ -109,6 +112,7 @@ import tracker_jupyter as tj
 run = tj.init(project={project!r}, dir={store!r}, settings={{"silent": True}})
 wait_for_go()
 start = time.time()
+cpu = time.process_time()
 for i in range(STEPS):
     run.log({{k: float(i) for k in KEYS}})
 logged = time.time()
@@ -116,7 +120,7 @@ run.finish()
 end = time.time()
 from tracker_jupyter.online.syncer import pending_rows
 left = pending_rows(run.run_dir)  # rows finish() left to the background uploader
-print(json.dumps({{"tracker_id": run.id, "start": start, "logged": logged, "end": end, "left": left}}))
+print(json.dumps({{"tracker_id": run.id, "start": start, "logged": logged, "end": end, "left": left, "cpu": time.process_time() - cpu}}))
 """
 
 
@@ -206,6 +210,7 @@ def measure(kind: str, body: str, args: argparse.Namespace, server: MlflowServer
     row["finished"] = sum(1 for status, _, _ in checked if status == "FINISHED")
     row["missing"] = sum(m for _, m, _ in checked)
     row["duplicated"] = sum(d for _, _, d in checked)
+    row["cpu"] = sum(r["cpu"] for r in results) / (args.writers * steps * len(KEYS)) * 1e6
     row["rate"] = args.writers * steps * len(KEYS) / (done - signal)
     row["seconds"] = done - signal
     print(f"  {kind}: {row['rate']:,.0f} points/s in {row['seconds']:.1f} s", file=sys.stderr)
@@ -218,13 +223,13 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         f"{args.writers} writers x {args.steps} steps x {len(KEYS)} metrics, MLflow on PostgreSQL "
         f"({args.workers} workers), load average {os.getloadavg()[0]:.1f}",
         "",
-        "| client | steps | points/s | vs raw | runs FINISHED | missing | duplicated |",
-        "|---|---|---|---|---|---|---|",
+        "| client | steps | points/s | vs raw | runs FINISHED | missing | duplicated | writer CPU/point |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['kind']} | {row['steps']} | {row['rate']:,.0f} | {row['rate'] / raw:.2f}x "
-            f"| {row['finished']}/{args.writers} | {row['missing']} | {row['duplicated']} |"
+            f"| {row['finished']}/{args.writers} | {row['missing']} | {row['duplicated']} | {row['cpu']:.1f} µs |"
         )
     ours = rows[-1]
     met = (
