@@ -245,7 +245,10 @@ def test_retry_backoff_is_capped_and_jittered() -> None:
 
 def test_health_and_run_page_url(rest: MlflowRest, mlflow_server: MlflowServer) -> None:
     rest.health()
-    assert rest.run_page_url("7", "abc123") == f"{mlflow_server.url}/#/experiments/7/runs/abc123"
+    assert (
+        rest.run_page_url("7", "abc123")
+        == f"{mlflow_server.url}/#/experiments/7/runs/abc123?workflowType=machine_learning"
+    )
 
 
 def test_health_of_nothing_fails_at_once_without_retrying(

@@ -61,7 +61,7 @@ def test_online_run_end_to_end(online: MlflowServer, mlflow_client: Any, store_d
 
     found = mlflow_run(mlflow_client, project, run.id)
     assert found.info.status == "FINISHED" and found.info.run_name == "first-run"
-    assert run.url.endswith(f"/runs/{found.info.run_id}")
+    assert run.url.endswith(f"/runs/{found.info.run_id}?workflowType=machine_learning")
     assert found.data.params == {"lr": "0.01", "opt.name": "adam", "opt.beta": "0.9", "epochs": "7"}
     tags = found.data.tags
     assert tags["mlflow.note.content"] == "a note" and tags["tracker.tags"] == "base,v1"

@@ -52,7 +52,7 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
 SERVER_START_TIMEOUT_S = 60.0
 DEFAULT_TIMEOUT_S = 30.0

@@ -549,6 +549,9 @@ class MlflowRest(RegistryEndpoints, Transport):
         return urlunsplit((base.scheme, netloc, quote(path, safe="/"), "", ""))
 
     def run_page_url(self, experiment_id: str, run_id: str) -> str:
-        """The address of the run's page in the MLflow UI."""
+        """The address of the run's page in the MLflow UI, in its model-training view: MLflow 3's UI picks
+        the view from ``workflowType`` in the address, else from the user's last choice (GenAI by default),
+        whatever the experiment's kind tag says; older UIs ignore the parameter."""
         experiment = quote(str(experiment_id), safe="")
-        return f"{self._base_url}/#/experiments/{experiment}/runs/{quote(run_id, safe='')}"
+        page = f"{self._base_url}/#/experiments/{experiment}/runs/{quote(run_id, safe='')}"
+        return f"{page}?workflowType=machine_learning"
