@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,8 @@ from tracker_jupyter.online.rest.errors import is_overload
 from tracker_jupyter.online.rest.limiter import AdaptiveLimit
 
 from .test_rest import Answer, ScriptedServer
+from .test_sync import history as points
+from .test_sync import mlflow_run, unique
 
 TRACKER = Path(sys.executable).with_name("tracker")
 POOL_FULL = json.dumps({
@@ -34,10 +35,6 @@ POOL_FULL = json.dumps({
     "message": "(sqlalchemy.exc.TimeoutError) QueuePool limit of size 5 overflow 10 reached, connection timed "
     "out, timeout 30.00 (Background on this error at: https://sqlalche.me/e/20/3o7r)",
 }).encode()  # fmt: skip
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 class CountingProxy(ScriptedServer):
@@ -87,17 +84,6 @@ def offline_run(store: Path, project: str, rows: int, keys: tuple[str, ...] = ("
     run.finish()
     assert run.run_dir is not None
     return run.run_dir
-
-
-def mlflow_run(client: Any, experiment: str, run_id: str) -> Any:
-    exp = client.get_experiment_by_name(experiment)
-    assert exp is not None, f"no experiment {experiment}"
-    [found] = client.search_runs([exp.experiment_id], f"tags.`tracker.id` = '{run_id}'")
-    return found
-
-
-def points(client: Any, mlflow_run_id: str, key: str) -> list[tuple[int, float]]:
-    return sorted((m.step, m.value) for m in client.get_metric_history(mlflow_run_id, key))
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> None:

@@ -21,7 +21,6 @@ from tracker_jupyter import store
 from tracker_jupyter.core.report import log
 from tracker_jupyter.exceptions import AuthenticationError, CommError
 from tracker_jupyter.online.artifacts import ArtifactSync
-from tracker_jupyter.online.locks import SYNC_LOCK, FileLock
 from tracker_jupyter.online.mapping import (
     EXPERIMENT_KIND_TRAINING,
     STATUS,
@@ -41,11 +40,13 @@ from tracker_jupyter.online.mapping import (
     tag_json,
 )
 from tracker_jupyter.store.artifacts import ArtifactStore
+from tracker_jupyter.store.locks import FileLock
 
 if TYPE_CHECKING:
     from tracker_jupyter.online.rest.client import MlflowRest
 
 SYNC_STATE = "sync.json"
+SYNC_LOCK = "sync.lock"  # held for one sync pass: the live run, tracker sync and the uploader take turns
 CREATE_ATTEMPTS = 4  # runs/create, each after looking for the run once more
 
 

@@ -13,9 +13,9 @@ from typing import Any
 from tracker_jupyter import store
 from tracker_jupyter.exceptions import CommError, UsageError
 from tracker_jupyter.online.credentials import credentials_for, server_url
-from tracker_jupyter.online.locks import SYNC_LOCK, FileLock
-from tracker_jupyter.online.syncer import SYNC_STATE, pending_rows
+from tracker_jupyter.online.syncer import SYNC_LOCK, SYNC_STATE, pending_rows
 from tracker_jupyter.settings import Settings, resolve
+from tracker_jupyter.store.locks import FileLock
 
 
 def _run_dirs(paths: list[str], root: Path) -> list[Path]:

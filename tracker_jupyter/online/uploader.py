@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter import store
 from tracker_jupyter.exceptions import AuthenticationError, UsageError
-from tracker_jupyter.online.locks import FileLock
 from tracker_jupyter.online.syncer import SyncBusy
+from tracker_jupyter.store.locks import FileLock
 
 if TYPE_CHECKING:
     from tracker_jupyter.online.parallel import Outcome

@@ -8,6 +8,7 @@ from typing import Any
 
 from tracker_jupyter.exceptions import UsageError
 from tracker_jupyter.store.files import read_json
+from tracker_jupyter.store.locks import FileLock
 
 HISTORY = "history.jsonl"
 META = "run.json"
@@ -51,48 +52,19 @@ def run_path(root: Path, project: str, run_id: str) -> Path:
 # ------------------------------------------------------------------------------------------------ lock
 
 
-class RunLock:
-    """An exclusive ``flock`` on ``<run>/lock`` held while a process has the run open."""
+class RunLock(FileLock):
+    """The exclusive lock on ``<run>/lock``, held while a process has the run open; never waited for."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK
-        self._fd: int | None = None
+        super().__init__(run_dir / LOCK)
 
-    def acquire(self) -> bool:
-        import fcntl
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+    def acquire(self, timeout: float | None = 0) -> bool:
+        return super().acquire(timeout)
 
 
 def is_locked(run_dir: Path) -> bool:
     """True while some process (this one included) holds the run open."""
-    import fcntl
-
-    try:
-        fd = os.open(run_dir / LOCK, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return FileLock(run_dir / LOCK).holder() is not None
 
 
 def run_state(run_dir: Path, meta: dict[str, Any] | None = None) -> str:

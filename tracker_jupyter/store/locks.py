@@ -1,8 +1,9 @@
 """``FileLock``: an exclusive ``flock`` on a file, held by one process at a time, naming its holder.
 
-The run's ``sync.lock`` is held for one sync pass (by the live run, ``tracker sync`` or the background
-uploader), so two of them never send the same rows; the uploader's lock makes it one per store and server.
-A lock dies with its process: a kill -9 leaves nothing to clean up.
+The run's ``lock`` is held while a process has the run open (``RunLock``); its ``sync.lock`` for one sync
+pass (by the live run, ``tracker sync`` or the background uploader), so two of them never send the same
+rows; the uploader's lock makes it one per store and server. A lock dies with its process: a kill -9
+leaves nothing to clean up.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import os
 import time
 from pathlib import Path
 from types import TracebackType
-
-SYNC_LOCK = "sync.lock"
 
 
 class FileLock:
