@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 import subprocess
@@ -10,7 +11,7 @@ import xml.dom.minidom
 
 import pytest
 
-from tracker_jupyter.display import charts
+from tracker_jupyter.display import charts, figure
 from tracker_jupyter.display.charts import MinMaxSeries
 
 XSS = '<img src=x onerror="window.__xss=1">'
@@ -101,12 +102,16 @@ def _path_points(svg: str) -> int:
     return sum(d.count("L") + 1 for d in re.findall(r' d="([^"]+)"', svg))
 
 
-def test_line_svg_is_well_formed_and_bounded_by_width() -> None:
+def _tile_svg(tile: str) -> str:
+    return base64.b64decode(re.search(r"base64,([^\"]+)", tile)[1]).decode()
+
+
+def test_snapshot_chart_is_well_formed_and_bounded_by_width() -> None:
     series = MinMaxSeries(capacity=1024)
     _feed(series, [math.sin(i / 30) for i in range(200_000)])
-    svg = charts.line_svg(series.points(), width=200, height=80)
+    svg = _tile_svg(figure.chart_tile("loss", series, width=250))
     xml.dom.minidom.parseString(svg)  # raises on malformed markup
-    assert _path_points(svg) <= 2 * 200 + 4
+    assert _path_points(svg) <= 2 * 200 + 4  # the plot is 200 px wide: two points a pixel column
     assert len(svg) < 8_000
 
 
@@ -115,28 +120,38 @@ def test_chart_size_does_not_grow_with_steps() -> None:
     for steps in (2_000, 200_000):
         series = MinMaxSeries()
         _feed(series, [math.cos(i / (steps / 20)) for i in range(steps)], chunk=5_000)
-        sizes.append(len(charts.chart_card("loss", series)))
+        sizes.append(len(figure.chart_tile("loss", series)))
     assert sizes[1] < sizes[0] * 1.3
 
 
-def test_line_svg_draws_the_spike() -> None:
-    points = [(float(i), 0.0) for i in range(1_000)]
-    points[500] = (500.0, 10.0)
-    svg = charts.line_svg(points, width=100, height=60)
-    ys = [float(y) for y in re.findall(r"[ML]?[\d.]+,([\d.]+)", re.search(r' d="([^"]+)"', svg)[1])]
-    assert min(ys) <= 9  # the top of the plot box (pad 8 px): the spike reaches it
+def test_snapshot_chart_draws_the_spike() -> None:
+    series = MinMaxSeries(capacity=64)
+    values = [0.0] * 1_000
+    values[500] = 10.0
+    _feed(series, values)
+    svg = _tile_svg(figure.chart_tile("loss", series))
+    path = re.search(r'<path d="([^"]+)"', svg)[1]
+    ys = [float(y) for y in re.findall(r"[ML]?[\d.]+,([\d.]+)", path)]
+    assert min(ys) <= 1  # the spike reaches the top of the plot (10 is the top tick)
 
 
 def test_empty_and_flat_charts() -> None:
-    assert "no data yet" in charts.line_svg([])
-    flat = charts.line_svg([(0, 1.0), (10, 1.0)])
-    xml.dom.minidom.parseString(flat)
-    assert "M" in re.search(r' d="([^"]+)"', flat)[1]
+    assert "no data yet" in figure.chart_tile("loss", MinMaxSeries())
+    flat = MinMaxSeries()
+    flat.extend(range(10), [1.0] * 10, [0.0] * 10)
+    svg = _tile_svg(figure.chart_tile("loss", flat))
+    xml.dom.minidom.parseString(svg)
+    assert "M" in re.search(r'<path d="([^"]+)"', svg)[1]
 
 
-def test_time_axis_labels_elapsed_time() -> None:
-    svg = charts.line_svg([(1_000_000.0, 1.0), (1_000_000.0 + 125_000, 2.0)], axis="time")
-    assert "2m 05s" in svg and "(time)" in svg
+def test_time_axes_label_clock_and_elapsed_time() -> None:
+    series = MinMaxSeries()
+    start = 1_764_771_000_000.0
+    series.extend(range(3), [1.0, 2.0, 3.0], [start, start + 60_000, start + 125_000])
+    relative = figure.chart_tile("loss", series, axis="relative", origin_ms=start)
+    assert ">1m00s<" in relative and ">2m00s<" in relative and "relative time" in relative
+    clock = figure.chart_tile("loss", series, axis="time")
+    assert re.search(r">\d\d:\d\d(:\d\d)?<", clock) and "wall time" in clock
 
 
 def test_overlay_has_a_line_and_a_legend_entry_per_run() -> None:
@@ -149,11 +164,12 @@ def test_overlay_has_a_line_and_a_legend_entry_per_run() -> None:
 # ------------------------------------------------------------------------------------- escaping
 
 
-def test_chart_card_escapes_the_metric_name() -> None:
+def test_chart_tile_escapes_the_metric_name() -> None:
     series = MinMaxSeries()
     series.add(0, 1.0)
-    card = charts.chart_card(XSS, series)
-    assert "<img" not in card and "&lt;img src=x onerror=&quot;" in card
+    card = figure.chart_tile(XSS, series)
+    assert "<img src=x" not in card and "&lt;img src=x onerror=&quot;" in card
+    assert card.count("<img ") == 1  # the chart's own image, and only it
 
 
 def test_kv_table_escapes_keys_and_values_and_masks_secrets() -> None:

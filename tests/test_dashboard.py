@@ -20,6 +20,7 @@ import pytest
 
 import tracker_jupyter
 from tracker_jupyter.api import Api
+from tracker_jupyter.display import panel
 from tracker_jupyter.display import runs as runs_dashboard
 from tracker_jupyter.display import view as _view
 from tracker_jupyter.display import widget as dashboard
@@ -135,13 +136,20 @@ def test_widget_layout_and_live_bundle(tmp_path: Path, sent: list[dict[str, Any]
     assert set(bundle) == {"text/plain", "text/html", dashboard.MIME_WIDGET}
     assert bundle[dashboard.MIME_WIDGET]["model_id"] == widget.box.model_id
     assert "running" in bundle["text/html"] and run.name in bundle["text/plain"]
-    assert [type(c).__name__ for c in widget.box.children] == ["HTML", "HTML", "HBox", "VBox", "Accordion"]
+    assert [type(c).__name__ for c in widget.box.children] == ["HTML", "ChartPanel", "VBox", "VBox"]
     assert widget.media.layout.display == "none"  # no media logged yet
-    assert (
-        widget.details.titles == ("Latest values", "Config", "Artifacts", "System", "Output")
-        and widget.details.selected_index is None
-    )
-    assert "no metrics logged yet" in widget.charts.value
+    # one accordion per part, all closed, so any of them can be opened beside the others
+    parts = widget.details.children
+    assert [part.titles for part in parts] == [
+        ("Latest values",),
+        ("Config",),
+        ("Artifacts",),
+        ("System",),
+        ("Output",),
+    ]
+    assert all(part.selected_index is None for part in parts)
+    assert widget.panel.widget.data["series"] == {} and widget.view == panel.DEFAULT_VIEW
+    assert widget.panel.widget.run_name == run.name
     assert "lr" in widget.config.value and "tracker sync" in widget.header.value
 
 
@@ -251,13 +259,13 @@ def test_widget_series_stay_bounded_with_many_steps(tmp_path: Path, sent: list[d
         run.log({"loss": 1 / (step + 1)})
     run.sink.flush()
     widget.redraw(force=True)
-    small = len(widget.charts.value)
+    small = len(json.dumps(widget.panel.widget.data))
     for step in range(20_000, 100_000):
         run.log({"loss": 1 / (step + 1)})
     run.sink.flush()
     widget.redraw(force=True)
     assert len(widget.feed.series["loss"]) <= widget.feed.capacity
-    assert len(widget.charts.value) < small * 1.3
+    assert len(json.dumps(widget.panel.widget.data)) < small * 1.3
     run.finish()
 
 
@@ -304,7 +312,8 @@ def test_user_text_is_escaped_everywhere(tmp_path: Path, sent: list[dict[str, An
     run.sink.flush()
     widget.redraw(force=True)
     run.finish()
-    markup = [widget.header.value, widget.charts.value, widget.latest.value, widget.config.value]
+    markup = [widget.header.value, widget.latest.value, widget.config.value]
+    assert widget.panel.widget.run_name == XSS  # the browser writes it as text (textContent), never markup
     markup.append(recorder.events[-1][2]["text/html"])
     for html in markup:
         for part in [html, *_images(html)]:
@@ -332,22 +341,93 @@ def test_online_header_links_to_the_server_and_shows_sync_status(
     run.finish()
 
 
-def test_many_metrics_are_paged(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+def _browser_state(messages: list[dict[str, Any]]) -> dict[str, dict[int, list[Any]]]:
+    """What the browser holds after ``messages``, applied as ``static/charts.js`` applies them: the
+    ``data`` trait replaces everything, a ``delta`` with a newer ``seq`` replaces the buckets it carries
+    (all of a metric whose generation changed)."""
+    held: dict[str, dict[str, Any]] = {}
+    seq = -1
+
+    def replace(data: dict[str, Any]) -> None:
+        nonlocal seq
+        seq = data.get("seq", -1)
+        held.clear()
+        for name, wire in data.get("series", {}).items():
+            held[name] = {"g": wire["g"], "b": {b[0]: b for b in wire["b"]}}
+
+    for message in messages:
+        data = message["data"] or {}  # only the chart panel has a "data" trait and custom messages
+        if (message["type"] == "comm_open" and "data" in data.get("state", {})) or (
+            data.get("method") == "update" and "data" in data.get("state", {})
+        ):
+            replace(data["state"]["data"])
+        elif data.get("method") == "custom":
+            delta = data["content"]
+            if delta["seq"] <= seq:
+                continue
+            seq = delta["seq"]
+            for name, wire in delta["series"].items():
+                old = held.get(name)
+                if old is None or old["g"] != wire["g"]:
+                    held[name] = {"g": wire["g"], "b": {b[0]: b for b in wire["b"]}}
+                else:
+                    old["b"].update({b[0]: b for b in wire["b"]})
+    return {name: s["b"] for name, s in held.items()}
+
+
+def test_the_browser_holds_what_the_feed_holds_after_deltas(
+    tmp_path: Path, sent: list[dict[str, Any]]
+) -> None:
     run = _run(tmp_path)
     widget = dashboard.WidgetDashboard(run, publisher=Recorder(), fps=4, start_timer=False)
-    for step in range(10):
-        run.log({f"metric_{i:02d}": step * i for i in range(30)})
-    run.sink.flush()
-    widget.redraw(force=True)
-    assert widget.charts.value.count('class="tj-chart"') == dashboard.PAGE_SIZE
-    assert widget.pager.layout.display == "flex" and widget.page_label.value == "charts 1–12 of 30"
-    widget.next_button.click()
-    widget.next_button.click()
-    assert widget.page_label.value == "charts 25–30 of 30" and widget.next_button.disabled
-    assert "metric_29" in widget.charts.value and "metric_00" not in widget.charts.value
-    widget.axis_toggle.value = "time"
-    assert "(time)" in widget.charts.value
+    deltas = 0
+    for chunk in range(40):  # 40 redraws over 20k steps: the buckets merge several times on the way
+        for step in range(chunk * 500, (chunk + 1) * 500):
+            run.log({"train/loss": 1 / (step + 1), "val/acc": step % 97, "lr": 0.1})
+        run.sink.flush()
+        before = len(sent)
+        widget.redraw()
+        deltas += sum(1 for m in sent[before:] if (m["data"] or {}).get("method") == "custom")
+    assert deltas >= 30  # the redraws were deltas, not full states
+    held = _browser_state(sent)
+    with widget.feed.lock:
+        expected = {name: {b[0]: b for b in s.buckets()} for name, s in widget.feed.series.items()}
+    assert held == expected
+    # a delta between merges carries only the newest buckets
+    sizes = [len(json.dumps(m["data"])) for m in sent if (m["data"] or {}).get("method") == "custom"]
+    assert min(sizes) < len(json.dumps(widget.panel.updates.full())) / 20
     run.finish()
+
+
+def test_the_browser_view_settings_are_checked_and_drive_the_snapshot(
+    tmp_path: Path, sent: list[dict[str, Any]]
+) -> None:
+    run = _run(tmp_path)
+    recorder = Recorder()
+    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    for step in range(50):
+        run.log({"train/ppl": 400 * 0.9**step + 1, "val/ppl": 420 * 0.9**step + 1, "x": -1.0})
+    # as the browser would send it, with junk mixed in
+    widget.panel.widget.view = {
+        "x": "relative", "log": True, "smoothing": 5, "filter": "ppl", "closed": ["val"], "evil": "<b>",
+    }  # fmt: skip
+    assert widget.view == {
+        "x": "relative",
+        "log": True,
+        "smoothing": 0.99,
+        "filter": "ppl",
+        "closed": ["val"],
+    }
+    widget.panel.widget.view = {"x": "<script>", "smoothing": "lots"}
+    assert widget.view == panel.DEFAULT_VIEW
+    widget.panel.widget.view = {"x": "relative", "log": True, "smoothing": 0.6, "closed": ["val"]}
+    run.finish()
+    html = recorder.events[-1][2]["text/html"]
+    assert re.findall(r'<details class="tj-section"( open)?><summary[^>]*>(\w+)', html) == [
+        (" open", "charts"), (" open", "train"), ("", "val"),
+    ]  # fmt: skip
+    assert html.count("relative time · log y · smoothing 0.60") == 2
+    assert "none on the log scale" in html  # x is always negative
 
 
 def test_resumed_run_shows_earlier_history(tmp_path: Path, sent: list[dict[str, Any]]) -> None:

@@ -54,8 +54,8 @@ print("user print: finished")
 # One evaluate per sample, so a chart seen is paired with whether the loop was still running then.
 SAMPLE = """panel => {
     const cells = panel.querySelectorAll('.jp-Notebook .jp-Cell');
-    const path = cells[0].querySelector('.tracker-run .tj-chart svg path');
-    const stats = cells[0].querySelector('.tracker-run .tj-stats');
+    const path = cells[0].querySelector('.tracker-run .tj-tile svg path.tj-raw');
+    const stats = cells[0].querySelector('.tracker-run .tj-tile .tj-stats');
     const running = cells[1].querySelector('.jp-InputPrompt').textContent.trim() === '[*]:';
     const video = cells[0].querySelector('.tracker-run video');
     return [path ? path.getAttribute('d') : null, stats ? stats.textContent : null, running,
@@ -82,7 +82,7 @@ def test_widget_is_live_then_leaves_a_snapshot(page: Page, jupyter_lab: JupyterL
     notebook = open_notebook(page, jupyter_lab, "live_widget.ipynb")
     notebook.run_all()
 
-    notebook.wait_for_output(0, ".tracker-run .tj-chart svg path")
+    notebook.wait_for_output(0, ".tracker-run .tj-tile svg path.tj-raw")
     seen_while_running: list[str] = []
     stats_while_running: set[str] = set()
     deadline = time.monotonic() + 30
@@ -110,11 +110,13 @@ def test_widget_is_live_then_leaves_a_snapshot(page: Page, jupyter_lab: JupyterL
     assert notebook.outputs(0).locator(".jupyter-widgets").count() == 0  # the widget view is gone
     assert "finished" in snapshot.locator(".tj-state").inner_text()
     _assert_charts_drawn(snapshot, 2)
+    summary = snapshot.locator("details", has_text="Summary").inner_text()
+    assert "video · episode_11_" in summary and "'_type'" not in summary  # media by name, not its reference
     save_screenshot(page, "test_widget_browser-snapshot")
 
     # Everything the user supplied is text: the payloads show as typed and their handlers never ran.
     assert snapshot.locator(".tj-name").inner_text() == XSS_NAME
-    assert snapshot.locator(".tj-chart div[title]").nth(1).get_attribute("title") == XSS_NAME
+    assert snapshot.locator(".tj-chart .tj-chart-title").nth(1).get_attribute("title") == XSS_NAME
     assert notebook.outputs(0).locator('img:not([src^="data:image/svg+xml;base64,"])').count() == 0
     assert_no_injected_script_ran(page)
 

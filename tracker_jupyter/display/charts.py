@@ -21,7 +21,7 @@ from tracker_jupyter.core.values import is_secret_key
 __all__ = [
     "SECRET_MASK",
     "MinMaxSeries",
-    "chart_card",
+    "column_decimate",
     "escape",
     "flatten",
     "format_axis",
@@ -30,7 +30,6 @@ __all__ = [
     "format_value",
     "is_secret_key",
     "kv_table",
-    "line_svg",
     "overlay_svg",
     "scrub",
     "svg_image",
@@ -152,7 +151,9 @@ class MinMaxSeries:
     __slots__ = (
         "_buckets",
         "capacity",
+        "changed_from",
         "count",
+        "generation",
         "last",
         "last_step",
         "origin",
@@ -168,8 +169,10 @@ class MinMaxSeries:
         self.capacity = capacity
         self.width = 1  # steps per bucket, a power of two
         self.origin: int | None = None  # the first step seen; bucket i covers origin + [i*width, (i+1)*width)
-        # bucket index -> [first step, last step, first time, last time, first y, last y, min y, max y, n]
+        # bucket index -> [first step, last step, first time, last time, first y, last y, min y, max y, n, sum]
         self._buckets: dict[int, list[Any]] = {}
+        self.generation = 0  # bumped whenever buckets merge (every bucket changes then)
+        self.changed_from: int | None = 0  # the lowest bucket changed since ``take_changes``; None: none
         self.count = 0
         self.skipped = 0
         self.last: float | None = None
@@ -224,6 +227,7 @@ class MinMaxSeries:
             hi = max(chunk)
             # min/max skip a NaN unless it comes first, and keep an infinity: both send us the slow way.
             clean = math.isfinite(lo) and math.isfinite(hi) and chunk[-1] == chunk[-1]
+            total = sum(chunk) if clean else 0.0
         except (TypeError, OverflowError):  # strings, None or lists mixed in; an int too big for a float
             clean = False
         if clean:
@@ -237,8 +241,9 @@ class MinMaxSeries:
             first, last = kept[0], kept[-1]
             ys = [float(values[k]) for k in kept]
             lo, hi = min(ys), max(ys)
+            total = sum(ys)
         bucket = [int(steps[first]), int(steps[last]), times[first], times[last], ys[0], ys[-1], lo, hi]
-        self._merge(idx, [*bucket, len(ys)])
+        self._merge(idx, [*bucket, len(ys), total])
 
     def _merge(self, idx: int, new: list[Any]) -> None:
         self.count += new[8]
@@ -249,6 +254,8 @@ class MinMaxSeries:
         self.vmax = new[7] if self.vmax is None else max(self.vmax, new[7])
         old = self._buckets.get(idx)
         self._buckets[idx] = new if old is None else _combine(old, new)
+        if self.changed_from is None or idx < self.changed_from:
+            self.changed_from = idx
 
     def _halve(self) -> None:
         merged: dict[int, list[Any]] = {}
@@ -258,6 +265,18 @@ class MinMaxSeries:
             merged[idx // 2] = bucket if into is None else _combine(into, bucket)
         self._buckets = merged
         self.width *= 2
+        self.generation += 1
+        self.changed_from = 0
+
+    def buckets(self, start: int = 0) -> list[list[Any]]:
+        """The buckets from index ``start`` on, in index order, each as ``[index, *bucket]``:
+        ``[index, first step, last step, first time, last time, first, last, min, max, n, sum]``."""
+        return [[idx, *self._buckets[idx]] for idx in sorted(self._buckets) if idx >= start]
+
+    def take_changes(self) -> int | None:
+        """The lowest bucket index changed since the last call (None if nothing changed), and forget it."""
+        start, self.changed_from = self.changed_from, None
+        return start
 
     def points(self, axis: str = "step") -> list[tuple[float, float]]:
         """The series to draw: up to four points a bucket (first, min, max, last), in x order.
@@ -267,7 +286,7 @@ class MinMaxSeries:
         out: list[tuple[float, float]] = []
         by_time = axis == "time"
         for idx in sorted(self._buckets):
-            s0, s1, t0, t1, first, last, lo, hi, n = self._buckets[idx]
+            s0, s1, t0, t1, first, last, lo, hi, n, _ = self._buckets[idx]
             x0, x1 = (t0, t1) if by_time else (s0, s1)
             out.append((x0, first))
             if n > 2:
@@ -295,7 +314,9 @@ def _combine(a: list[Any], b: list[Any]) -> list[Any]:
     if b[0] < a[0]:
         a, b = b, a
     later = b if b[1] >= a[1] else a
-    return [a[0], later[1], a[2], later[3], a[4], later[5], min(a[6], b[6]), max(a[7], b[7]), a[8] + b[8]]
+    return [
+        a[0], later[1], a[2], later[3], a[4], later[5], min(a[6], b[6]), max(a[7], b[7]), a[8] + b[8], a[9] + b[9],
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- svg
@@ -305,7 +326,7 @@ def _fmt(value: float) -> str:
     return f"{value:.1f}"
 
 
-def _column_decimate(pixels: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def column_decimate(pixels: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """At most two points per pixel column (its lowest and highest), plus the very first and last."""
     if len(pixels) <= 4:
         return pixels
@@ -355,7 +376,7 @@ def _path(
         (left + (x - x0) * sx if sx else mid_x, top + height - (y - y0) * sy if sy else mid_y)
         for x, y in points
     ]
-    pixels = _column_decimate(pixels)
+    pixels = column_decimate(pixels)
     if len(pixels) == 1:  # one point: a dot, since a path of one point draws nothing
         x, y = pixels[0]
         return f"M{_fmt(x - 1)},{_fmt(y)}h2"
@@ -387,25 +408,6 @@ def _x_label(value: float, axis: str, x_origin: float) -> str:
             return f"{seconds * 1000:.0f}ms"
         return f"{seconds:.1f}s" if 0 < seconds < 10 else format_duration(seconds)
     return format_axis(value)
-
-
-def line_svg(
-    points: Sequence[tuple[float, float]],
-    *,
-    width: int = 240,
-    height: int = 90,
-    axis: str = "step",
-    label: str = "",
-    color: str = PALETTE[0],
-) -> str:
-    """One metric as a small SVG line chart with its y range and x range written on the axes.
-
-    ``points`` are ``(x, y)`` in x order (``MinMaxSeries.points``); however many there are, the path has
-    at most two points per pixel column. With ``axis="time"`` x is in ms and labelled as elapsed time.
-    """
-    return overlay_svg(
-        [(label, points)], width=width, height=height, axis=axis, legend=False, colors=(color,)
-    )
 
 
 def overlay_svg(
@@ -474,11 +476,6 @@ def overlay_svg(
 
 # ------------------------------------------------------------------------------------------- markup
 
-CARD_STYLE = (
-    "border:1px solid #e0e0e0;border-radius:4px;padding:4px 6px;margin:0 6px 6px 0;"
-    "display:inline-block;vertical-align:top;background:#fff;color:#222"
-)
-
 
 def svg_image(svg: str, *, alt: str = "") -> str:
     """``svg`` (as made here) as an ``<img>`` with a data URI, for HTML that a sanitizer will see.
@@ -492,37 +489,6 @@ def svg_image(svg: str, *, alt: str = "") -> str:
     dims = f'width="{size[1]}" height="{size[2]}" ' if size else ""
     data = base64.b64encode(svg.encode()).decode()
     return f'<img src="data:image/svg+xml;base64,{data}" {dims}alt="{escape(alt)}" style="display:block">'
-
-
-def chart_card(
-    name: str,
-    series: MinMaxSeries,
-    *,
-    axis: str = "step",
-    width: int = 240,
-    height: int = 90,
-    as_image: bool = False,
-) -> str:
-    """A metric's chart with its name and its last, min and max values (all text escaped).
-
-    With ``as_image`` the chart is an ``<img>`` of the SVG (see ``svg_image``): for notebook outputs that
-    must survive sanitizing; without it, inline ``<svg>`` (the live widget's HTML is not sanitized).
-    """
-    title = name if len(name) <= 34 else name[:33] + "…"
-    stats = (
-        f"last <b>{escape(format_number(series.last))}</b> · min {escape(format_number(series.vmin))}"
-        f" · max {escape(format_number(series.vmax))}"
-    )
-    if series.skipped:
-        stats += f" · {series.skipped:,} non-finite"
-    svg = line_svg(series.points(axis), width=width, height=height, axis=axis, label=name)
-    chart = svg_image(svg, alt=f"chart of {name}") if as_image else svg
-    return (
-        f'<div class="tj-chart" style="{CARD_STYLE};width:{width}px">'
-        f'<div style="font:600 12px sans-serif;white-space:nowrap;overflow:hidden" title="{escape(name)}">'
-        f"{escape(title)}</div>{chart}"
-        f'<div style="font:11px sans-serif;color:#555">{stats}</div></div>'
-    )
 
 
 def kv_table(items: Iterable[tuple[str, Any]], *, limit: int = 200, empty: str = "nothing yet") -> str:
@@ -539,8 +505,8 @@ def kv_table(items: Iterable[tuple[str, Any]], *, limit: int = 200, empty: str =
             f"{escape(format_value(value, key))}</td></tr>"
         )
     if not rows:
-        return f'<div style="color:#888;font:12px sans-serif">{escape(empty)}</div>'
-    tail = f'<div style="color:#888;font:11px sans-serif">… and {more:,} more</div>' if more else ""
+        return f'<div style="opacity:0.78;font:12px sans-serif">{escape(empty)}</div>'
+    tail = f'<div style="opacity:0.78;font:11px sans-serif">… and {more:,} more</div>' if more else ""
     # line-height is set because a widget's HTML inherits the 28 px line of its inline controls.
     return f'<table style="border-collapse:collapse;font-size:12px;line-height:1.4">{"".join(rows)}</table>{tail}'
 

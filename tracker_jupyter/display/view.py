@@ -23,13 +23,16 @@ from tracker_jupyter.display.charts import MinMaxSeries, escape, format_duration
 if TYPE_CHECKING:
     from tracker_jupyter.core.run import Run
 
-PAGE_SIZE = 12  # charts shown at once; more metrics are paged
+PAGE_SIZE = 12  # metrics in the text view
+IDLE_AFTER_S = 1.5  # no row for this long (or three row intervals) and the steps/s reading is dropped
 OUTPUT_LINES = 20  # lines of the run's output.log shown
 MAX_SERIES = 240  # metrics charted per run; the rest appear in the latest values only
 SNAPSHOT_CHARTS = 24  # charts kept in a saved notebook (each is a few kB of SVG)
 MEDIA_SNAPSHOT_BYTES = 1 << 20  # the newest image is kept in the saved notebook up to this size
 NUMERIC = (int, float, bool)
-STATE_COLORS = {"running": "#1f77b4", "finished": "#2ca02c", "failed": "#d62728", "crashed": "#ff7f0e"}
+# state badges: white text on these is >= 4.5:1 (WCAG AA), and the badge is its own background
+STATE_COLORS = {"running": "#1565c0", "finished": "#2e7d32", "failed": "#c62828", "crashed": "#a84300"}
+MUTED = "opacity:0.78"  # of the page's own text colour: readable in light and dark themes
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -164,17 +167,19 @@ class RunFeed:
         return series
 
     def steps_per_second(self, now: float) -> float | None:
-        """Steps per second over the last ten seconds of rows; None when idle for five seconds or unknown."""
+        """Steps per second over the last ten seconds of rows; None when unknown, or when no row came for
+        three times the recent time between rows (at least ``IDLE_AFTER_S``): logging has stopped."""
         if len(self._rate) < 2:
             return None
         last_t, last_s = self._rate[-1]
-        if now * 1000 - last_t > 5000:
-            return None
-        for t, s in self._rate:
+        for i, (t, s) in enumerate(self._rate):
             if last_t - t <= 10_000:
-                if last_t > t:
-                    return (last_s - s) / ((last_t - t) / 1000)
-                return None
+                if last_t <= t:
+                    return None
+                gap_ms = (last_t - t) / (len(self._rate) - 1 - i)  # between the batches of rows seen
+                if now * 1000 - last_t > max(IDLE_AFTER_S * 1000, 3 * gap_ms):
+                    return None
+                return (last_s - s) / ((last_t - t) / 1000)
         return None
 
 
@@ -258,7 +263,7 @@ def _where(info: Mapping[str, Any]) -> str:
         if error:
             text = charts.scrub(str(error))
             text = text if len(text) <= 300 else text[:299] + "…"
-            parts.append(f'<span style="color:#d62728">last sync error: {escape(text)}</span>')
+            parts.append(f'<b class="tj-error">⚠ last sync error:</b> {escape(text)}')
         return " · ".join(parts)
     where = info.get("dir")
     if not where:
@@ -293,27 +298,29 @@ def render_header(info: Mapping[str, Any], feed: RunFeed | None = None, now: flo
     notes_html = ""
     if notes:
         short = notes if len(notes) <= 200 else notes[:199] + "…"
-        notes_html = f'<div style="color:#555;font-style:italic">{escape(short)}</div>'
+        notes_html = f'<div style="{MUTED};font-style:italic">{escape(short)}</div>'
     return (
         '<div class="tj-header" style="font:13px/1.5 sans-serif">'
         f'<span class="tj-name" style="font-weight:600;font-size:14px">{escape(info.get("name"))}</span> '
-        f'<code style="color:#666">{escape(info.get("id"))}</code> {badge}'
+        f'<code style="{MUTED};background:transparent">{escape(info.get("id"))}</code> {badge}'
         f"<div>{where} {tags}</div>"
         f'<div class="tj-stats">{" · ".join(stats)}</div>'
-        f'<div style="color:#444;font-size:12px">{_where(info)}</div>{notes_html}</div>'
+        f'<div class="tj-where" style="{MUTED};font-size:12px">{_where(info)}</div>{notes_html}</div>'
     )
 
 
-def render_charts(feed: RunFeed, names: Sequence[str], *, axis: str = "step", as_image: bool = False) -> str:
-    """Chart cards for ``names`` (call with ``feed.lock`` held); ``as_image`` for notebook outputs."""
+def render_charts(feed: RunFeed, names: Sequence[str], *, axis: str = "step", origin_ms: float = 0.0) -> str:
+    """Static chart tiles for ``names`` (call with ``feed.lock`` held): the text display's charts."""
+    from tracker_jupyter.display import figure
+
     if not names:
-        return '<div class="tj-charts" style="color:#888;font:12px sans-serif">no metrics logged yet</div>'
-    cards = "".join(
-        charts.chart_card(name, feed.series[name], axis=axis, as_image=as_image)
+        return f'<div class="tj-charts" style="{MUTED};font:12px sans-serif">no metrics logged yet</div>'
+    tiles = "".join(
+        figure.chart_tile(name, feed.series[name], axis=axis, origin_ms=origin_ms)
         for name in names
         if name in feed.series
     )
-    return f'<div class="tj-charts" style="display:flex;flex-wrap:wrap">{cards}</div>'
+    return f'<div class="tj-charts" style="display:flex;flex-wrap:wrap">{tiles}</div>'
 
 
 def render_text(info: Mapping[str, Any], feed: RunFeed | None, *, limit: int = PAGE_SIZE) -> str:
@@ -341,11 +348,28 @@ def render_text(info: Mapping[str, Any], feed: RunFeed | None, *, limit: int = P
 
 
 def summary_items(run: Run) -> list[tuple[str, Any]]:
+    """The summary's keys and values; a logged media or data value shows as what it is (``video
+    episode_11.mp4 · 16×16``), never as its stored reference."""
     # list() of a dict view runs in C without letting another thread in, so a log() call in the loop
     # cannot change the dict under us.
-    return (
+    items = (
         list(run.summary.as_dict().items()) if hasattr(run.summary, "as_dict") else list(run.summary.items())
     )
+    return [(key, media_label(value) if _is_media(value) else value) for key, value in items]
+
+
+def _is_media(value: Any) -> bool:
+    return isinstance(value, Mapping) and isinstance(value.get("_type"), str) and "path" in value
+
+
+def media_label(value: Mapping[str, Any]) -> str:
+    """A short description of a media reference: kind, file name, size, caption."""
+    parts = [str(value["_type"]).replace("-file", ""), Path(str(value.get("path", ""))).name]
+    if value.get("width") and value.get("height"):
+        parts.append(f"{value['width']}×{value['height']}")
+    if value.get("caption"):
+        parts.append(f"“{value['caption']}”")
+    return " · ".join(p for p in parts if p)
 
 
 def config_items(run: Run) -> list[tuple[str, Any]]:
@@ -374,7 +398,7 @@ def output_tail(run: Run, lines: int = OUTPUT_LINES) -> list[str]:
 
 def render_output(lines: Sequence[str]) -> str:
     if not lines:
-        return '<div style="color:#888;font:12px sans-serif">nothing printed yet</div>'
+        return f'<div style="{MUTED};font:12px sans-serif">nothing printed yet</div>'
     text = escape("\n".join(lines))
     return f'<pre class="tj-output" style="font:11px monospace;max-height:240px;overflow:auto;margin:0">{text}</pre>'
 
@@ -419,7 +443,7 @@ def render_media_label(newest: Mapping[str, Any], path: Path | None, *, shown: b
         parts.append(escape(newest["caption"]))
     if not shown:
         parts.append(escape(str(path)) if path is not None else "not stored (disabled run)")
-    return f'<div class="tj-media-label" style="font:12px sans-serif;color:#444">{" · ".join(parts)}</div>'
+    return f'<div class="tj-media-label" style="font:12px sans-serif;{MUTED}">{" · ".join(parts)}</div>'
 
 
 def _render_media_snapshot(run: Run) -> str:
@@ -443,30 +467,36 @@ def _render_media_snapshot(run: Run) -> str:
     return f'{label}<img class="tj-media" style="max-width:360px" src="data:image/{mime};base64,{data}">'
 
 
-def render_snapshot(run: Run, feed: RunFeed, info: Mapping[str, Any] | None = None) -> str:
-    """The static HTML left in the notebook at finish: header, charts, summary, config.
+def render_snapshot(
+    run: Run, feed: RunFeed, info: Mapping[str, Any] | None = None, view: Mapping[str, Any] | None = None
+) -> str:
+    """The static HTML left in the notebook at finish: header, charts by section, media, summary, config.
 
-    The charts are SVG inlined as data-URI images, since JupyterLab strips ``<svg>`` elements from the
-    outputs of untrusted notebooks (any notebook it did not save itself) but keeps images.
+    The charts are drawn as ``view`` says (the live charts' x axis, log scale, smoothing and closed
+    sections; see ``figure``). Nothing sets a background or a text colour: the page's theme shows through.
     """
+    from tracker_jupyter.display import figure
+
     info = run_info(run) if info is None else info
+    view = view or {}
     with feed.lock:
         names = list(feed.series)
         shown = names[:SNAPSHOT_CHARTS]
-        first = render_charts(feed, shown[:PAGE_SIZE], as_image=True)
-        rest = render_charts(feed, shown[PAGE_SIZE:], as_image=True) if len(shown) > PAGE_SIZE else ""
+        charts_html = (
+            figure.chart_sections(feed.series, shown, view=view, origin_ms=run.start_time * 1000)
+            if shown
+            else f'<div style="{MUTED}">no metrics logged</div>'
+        )
     more = ""
-    if rest:
-        more = f"<details><summary>{len(shown) - PAGE_SIZE} more charts</summary>{rest}</details>"
     if len(names) > len(shown) or feed.uncharted:
         left = len(names) - len(shown) + feed.uncharted
-        more += f'<div style="color:#888;font:11px sans-serif">{left} more metrics: see the summary</div>'
+        more = f'<div style="{MUTED};font-size:11px">{left} more metrics: see the summary</div>'
     summary = summary_items(run)
     config = config_items(run)
     return (
-        '<div class="tracker-run tracker-run-snapshot" style="border:1px solid #ddd;border-radius:6px;'
-        'padding:8px 10px;font-family:sans-serif;background:#fff;color:#222">'
-        f"{render_header(info)}{first}{more}{_render_media_snapshot(run)}"
+        '<div class="tracker-run tracker-run-snapshot" style="border:1px solid rgba(128,128,128,0.4);'
+        'border-radius:6px;padding:8px 10px;font-family:sans-serif">'
+        f"{render_header(info)}{charts_html}{more}{_render_media_snapshot(run)}"
         f"<details open><summary>Summary ({len(summary)})</summary>{charts.kv_table(summary)}</details>"
         f"<details><summary>Config ({len(config)})</summary>{charts.kv_table(config, empty='no config')}"
         f"</details>{_render_artifacts(run)}{_render_system_and_output(run)}</div>"
@@ -493,11 +523,15 @@ def _render_artifacts(run: Run) -> str:
     return f"<details open><summary>Artifacts ({len(items)})</summary>{charts.kv_table(items)}</details>"
 
 
-def snapshot_bundle(run: Run) -> dict[str, str]:
-    """``text/plain`` and ``text/html`` of the run as it is now (the rich repr of a ``Run``)."""
+def snapshot_bundle(run: Run, view: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """``text/plain`` and ``text/html`` of the run as it is now (the rich repr of a ``Run``); the charts
+    follow ``view`` (default: the settings chosen in the run's live charts, if it has them)."""
     feed = _feed_of(run)
     info = run_info(run)
-    return {"text/plain": render_text(info, feed), "text/html": render_snapshot(run, feed, info)}
+    if view is None:
+        view = getattr(run.parts.dashboard, "view", None)
+    html = render_snapshot(run, feed, info, view)
+    return {"text/plain": render_text(info, feed), "text/html": html}
 
 
 def _feed_of(run: Run) -> RunFeed:

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from tracker_jupyter.core.report import log
 from tracker_jupyter.display import charts
 from tracker_jupyter.display.view import (
-    PAGE_SIZE,
     RunFeed,
     artifact_items,
     config_items,
@@ -219,68 +218,60 @@ class _Dashboard:
 
 
 class WidgetDashboard(_Dashboard):
-    """The ipywidgets dashboard of a live run."""
+    """The ipywidgets dashboard of a live run: a header, the interactive charts (``panel``), the newest
+    media and collapsible details."""
 
     def __init__(self, run: Run, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
         import ipywidgets as w
 
-        self.axis = "step"
-        self.page = 0
+        from tracker_jupyter.display.panel import LivePanel
+
         self.messages = 0  # trait updates sent (each one comm message)
         self._header_at = 0.0
         self._config_at = 0.0
         self._drawn_version = -1
         self.header = w.HTML()
-        self.charts = w.HTML()
-        self.page_label = w.Label()
-        self.prev_button = w.Button(description="◀", tooltip="previous charts", layout=w.Layout(width="36px"))
-        self.next_button = w.Button(description="▶", tooltip="next charts", layout=w.Layout(width="36px"))
-        self.pager = w.HBox(
-            [self.prev_button, self.page_label, self.next_button], layout=w.Layout(display="none")
-        )
-        self.axis_toggle = w.ToggleButtons(
-            options=[("step", "step"), ("wall time", "time")],
-            value="step",
-            tooltips=["x: step", "x: wall time"],
-        )
-        self.axis_toggle.style.button_width = "80px"
         self.latest = w.HTML()
         self.config = w.HTML()
         self.artifacts = w.HTML()
         self.system = w.HTML()
         self.output = w.HTML()
-        self.details = w.Accordion(
-            children=[self.latest, self.config, self.artifacts, self.system, self.output],
-            titles=("Latest values", "Config", "Artifacts", "System", "Output"),
+        # one accordion per part, so any number of them can be open at once
+        self.details = w.VBox(
+            [
+                _section(self.latest, "Latest values"),
+                _section(self.config, "Config"),
+                _section(self.artifacts, "Artifacts"),
+                _section(self.system, "System"),
+                _section(self.output, "Output"),
+            ]
         )
-        self.details.selected_index = None
         # the newest video or image logged (gym recordings, run.log({"x": Image(...)})), hidden until one is
         self.media_label = w.HTML()
         self.media = w.VBox([self.media_label], layout=w.Layout(display="none"))
         self._media_shown: tuple[Any, ...] | None = None
-        self.box = w.VBox(
-            [self.header, self.charts, w.HBox([self.axis_toggle, self.pager]), self.media, self.details],
-            layout=w.Layout(border="1px solid #ddd", padding="6px 10px", margin="4px 0"),
-        )
-        self.box.add_class("tracker-run")
-        self.prev_button.on_click(lambda _: self._turn(-1))
-        self.next_button.on_click(lambda _: self._turn(+1))
-        self.axis_toggle.observe(self._on_axis, names="value")
-        super().__init__(run, publisher=publisher, fps=fps, start_timer=start_timer)
+        super().__init__(run, publisher=publisher, fps=fps, start_timer=False)
         try:
+            self.panel = LivePanel(
+                self.feed, run_name=str(run.name or run.id), origin_ms=run.start_time * 1000, view={}
+            )
+            self.box = w.VBox(
+                [self.header, self.panel.widget, self.media, self.details],
+                layout=w.Layout(padding="6px 10px", margin="4px 0"),
+            )
+            self.box.add_class("tracker-run")
             self.redraw(force=True)
         except Exception:
             self._detach()
             raise
+        if start_timer and not run.finished:
+            self._thread = threading.Thread(target=self._loop, name=f"tracker-widget-{run.id}", daemon=True)
+            self._thread.start()
 
-    # ----- interaction (runs in the kernel's main thread, when it handles the frontend's messages)
-    def _turn(self, delta: int) -> None:
-        self.page += delta
-        self.redraw(force=True)
-
-    def _on_axis(self, change: Mapping[str, Any]) -> None:
-        self.axis = str(change["new"])
-        self.redraw(force=True)
+    @property
+    def view(self) -> dict[str, Any]:
+        """The chart settings chosen in the browser (x axis, log scale, smoothing, filter, closed sections)."""
+        return self.panel.view
 
     # ----- drawing
     def _set(self, widget: Any, value: Any) -> None:
@@ -298,15 +289,9 @@ class WidgetDashboard(_Dashboard):
             self._set(self.header, render_header(self.info(now), self.feed, now))
             self._header_at = now
             if force or changed:
-                with self.feed.lock:
-                    names = list(self.feed.series)
-                    pages = max(1, math.ceil(len(names) / PAGE_SIZE))
-                    self.page = min(max(self.page, 0), pages - 1)
-                    shown = names[self.page * PAGE_SIZE : (self.page + 1) * PAGE_SIZE]
-                    charts_html = render_charts(self.feed, shown, axis=self.axis)
-                    self._drawn_version = self.feed.version
-                self._set(self.charts, charts_html)
-                self._update_pager(len(names), pages)
+                self._drawn_version = self.feed.version
+                if self.panel.push(force=force):
+                    self.messages += 1
                 self._set(self.latest, charts.kv_table(summary_items(self.run)))
                 self._draw_media()
             if force or now - self._config_at >= CONFIG_REFRESH_S:
@@ -351,21 +336,6 @@ class WidgetDashboard(_Dashboard):
             self.media.layout.display = "flex"
         self.messages += 1
 
-    def _update_pager(self, count: int, pages: int) -> None:
-        if pages <= 1:
-            if self.pager.layout.display != "none":
-                self.pager.layout.display = "none"
-            return
-        first = self.page * PAGE_SIZE + 1
-        label = f"charts {first}–{min(count, first + PAGE_SIZE - 1)} of {count}"
-        if self.feed.uncharted:
-            label += f" (+{self.feed.uncharted} not charted)"
-        self._set(self.page_label, label)
-        self.prev_button.disabled = self.page == 0
-        self.next_button.disabled = self.page >= pages - 1
-        if self.pager.layout.display != "flex":
-            self.pager.layout.display = "flex"
-
     def live_bundle(self) -> dict[str, Any]:
         bundle = self.box._repr_mimebundle_()
         info = self.info()
@@ -379,7 +349,7 @@ class WidgetDashboard(_Dashboard):
             # The widget's last state says the run is over (its charts are replaced right after, by the
             # snapshot's, so redrawing them would only cost time at finish).
             self._set(self.header, render_header(self.info(), self.feed))
-            super().teardown()
+            self.publisher.update(snapshot_bundle(self.run, view=self.view), self.display_id)
             for widget in self._all_widgets():
                 with contextlib.suppress(Exception):
                     widget.close()
@@ -396,6 +366,14 @@ class WidgetDashboard(_Dashboard):
                 if sub is not None:
                     found.append(sub)
         return found
+
+
+def _section(child: Any, title: str) -> Any:
+    import ipywidgets as w
+
+    section = w.Accordion(children=[child], titles=(title,))
+    section.selected_index = None
+    return section
 
 
 class TextDashboard(_Dashboard):
@@ -418,7 +396,9 @@ class TextDashboard(_Dashboard):
         info = self.info()
         with self.feed.lock:
             names = list(self.feed.series)[:4]
-            charts_html = render_charts(self.feed, names, as_image=True) if names else ""
+            charts_html = (
+                render_charts(self.feed, names, origin_ms=self.run.start_time * 1000) if names else ""
+            )
         return {
             "text/plain": render_text(info, self.feed),
             "text/html": render_header(info, self.feed) + charts_html,

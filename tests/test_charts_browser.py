@@ -1,0 +1,208 @@
+"""The live charts in a real JupyterLab and Chromium, in the light and dark themes: hover readout, log
+scale, smoothing, zoom, sections and the filter, text contrast computed in the page, and the snapshot.
+
+Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.support.lab import JupyterLab, open_notebook, save_screenshot
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+pytestmark = pytest.mark.browser
+
+INIT = """\
+import math, time
+import tracker_jupyter
+run = tracker_jupyter.init(
+    project="charts", dir={store!r}, mode="offline", name="resnet-baseline",
+    config={{"lr": 0.01}}, settings={{"widget_fps": 4, "flush_interval": 0.1}},
+)
+"""
+
+# Logs while the page looks: 80 steps over about 4 s.
+LOOP = """\
+for i in range(80):
+    run.log({
+        "train/loss": 2.5 * math.exp(-i / 20) + 0.05 * math.sin(i),
+        "train/acc": 1 - math.exp(-i / 25),
+        "val/loss": 2.6 * math.exp(-i / 22),
+        "perplexity": 403 * math.exp(-i / 12) + 1,
+        "lr": 0.01 * (0.97 ** i),
+    })
+    time.sleep(0.05)
+"""
+
+FINISH = "run.finish()\n"
+
+# Contrast of every visible text in `root` against what lies behind it, as WCAG 2 computes it: the
+# text colour (with the opacity of the element and its ancestors) is composited over the first opaque
+# background found going up (the page's own at the top).
+CONTRAST = """(root) => {
+  const parse = (c) => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const over = (top, bottom) => ({
+    r: top.r * top.a + bottom.r * (1 - top.a), g: top.g * top.a + bottom.g * (1 - top.a),
+    b: top.b * top.a + bottom.b * (1 - top.a), a: 1,
+  });
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const backgroundOf = (el) => {
+    const layers = [];
+    for (let n = el; n && n.nodeType === 1; n = n.parentElement) {
+      const bg = parse(getComputedStyle(n).backgroundColor);
+      if (bg && bg.a > 0) { layers.push(bg); if (bg.a >= 1) break; }
+    }
+    let color = { r: 255, g: 255, b: 255, a: 1 };
+    for (const layer of layers.reverse()) color = over(layer, color);
+    return color;
+  };
+  const out = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const text = node.textContent.trim();
+    if (!text) continue;
+    const el = node.parentElement;
+    const rect = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    if (!rect.width || !rect.height || style.visibility === "hidden" || el.closest("[style*='display: none']")) continue;
+    if (el.closest("option, select, script, style")) continue;
+    const svgText = el instanceof SVGElement;
+    let color = parse(svgText ? style.fill : style.color);
+    if (!color) continue;
+    let alpha = color.a * (svgText ? +style.fillOpacity || 1 : 1);
+    for (let n = el; n && n.nodeType === 1; n = n.parentElement) alpha *= +getComputedStyle(n).opacity;
+    const bg = backgroundOf(el);
+    const fg = over({ ...color, a: alpha }, bg);
+    const [l1, l2] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+    out.push({ text: text.slice(0, 40), ratio: (l1 + 0.05) / (l2 + 0.05) });
+  }
+  return out;
+}"""
+
+
+def _assert_readable(where: Locator, label: str) -> None:
+    results: list[dict[str, Any]] = where.evaluate(CONTRAST)
+    assert len(results) > 20, f"{label}: only {len(results)} texts found"
+    poor = [r for r in results if r["ratio"] < 4.5]
+    assert not poor, f"{label}: text below 4.5:1 contrast: {poor[:8]}"
+
+
+def _set_theme(page: Page, theme: str) -> None:
+    page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})")
+    light = "true" if theme == "JupyterLab Light" else "false"
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+    time.sleep(0.5)  # the theme's stylesheet applies after the attribute flips
+
+
+def _tile(widget: Locator, metric: str) -> Locator:
+    return widget.locator(f'.tj-tile[data-metric="{metric}"]')
+
+
+@pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: JupyterLab, theme: str) -> None:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    store = str(jupyter_lab.root / f"store-{theme.split()[-1].lower()}")
+    jupyter_lab.write_notebook("charts.ipynb", [INIT.format(store=store), LOOP, FINISH])
+    notebook = open_notebook(page, jupyter_lab, "charts.ipynb")
+    _set_theme(page, theme)
+    notebook.run_cell(0)
+    notebook.wait_for_cell_done(0)
+    notebook.run_cell(1)
+    widget = notebook.wait_for_output(0, ".tracker-run")
+    _tile(widget, "perplexity").locator("path.tj-raw").wait_for()
+
+    # sections by prefix, unprefixed first; while the loop runs the charts redraw
+    sections = widget.locator("details.tj-section")
+    sections.first.wait_for()
+    redraws = int(widget.locator(".tj-charts").get_attribute("data-redraws") or 0)
+    notebook.wait_for_cell_done(1)
+    assert int(widget.locator(".tj-charts").get_attribute("data-redraws") or 0) > redraws
+    assert [s.get_attribute("data-section") for s in sections.all()] == ["charts", "train", "val"]
+    assert widget.locator(".tj-tile").count() == 5
+
+    # round ticks and an axis title
+    ppl = _tile(widget, "perplexity")
+    ppl.locator("path.tj-raw").wait_for()
+    ticks = ppl.locator("text.tj-tick").all_text_contents()
+    assert "0" in ticks and "100" in ticks and "400" in ticks, ticks
+    assert "step" in ppl.locator("text.tj-axis-title").all_text_contents()
+
+    # hover readout: run, step and value
+    svg = ppl.locator("svg.tj-svg")
+    box = svg.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.4)
+    tip = ppl.locator(".tj-tip")
+    tip.wait_for(state="visible")
+    readout = tip.inner_text()
+    assert "resnet-baseline" in readout and "step" in readout and "value" in readout, readout
+    save_screenshot(page, f"test_charts_browser-hover-{theme.split()[-1].lower()}")
+    page.mouse.move(0, 0)
+
+    _assert_readable(widget, f"live widget in {theme}")
+
+    # log scale: the perplexity axis in decades
+    widget.locator("input.tj-log").check()
+    page.wait_for_function(
+        "el => [...el.querySelectorAll('text.tj-tick')].some(t => t.textContent === '1,000')",
+        arg=ppl.element_handle(),
+    )
+    assert "(log)" in " ".join(ppl.locator("text.tj-axis-title").all_text_contents())
+
+    # smoothing: a smoothed line over a faint raw one
+    widget.locator("input.tj-smoothing").fill("0.9")
+    _tile(widget, "train/loss").locator("path.tj-smooth").wait_for()
+    assert _tile(widget, "train/loss").locator("path.tj-raw").get_attribute("stroke-opacity") == "0.3"
+
+    # drag to zoom, double-click to reset
+    loss = _tile(widget, "train/loss").locator("svg.tj-svg")
+    lbox = loss.bounding_box()
+    assert lbox is not None
+    page.mouse.move(lbox["x"] + 80, lbox["y"] + 60)
+    page.mouse.down()
+    page.mouse.move(lbox["x"] + 180, lbox["y"] + 60, steps=5)
+    page.mouse.up()
+    reset = _tile(widget, "train/loss").get_by_role("button", name="reset zoom (or double-click)")
+    reset.wait_for(state="visible")
+    assert "zoomed" in " ".join(_tile(widget, "train/loss").locator("text.tj-axis-title").all_text_contents())
+    loss.dblclick()
+    reset.wait_for(state="hidden")
+
+    # filter: a regex keeps the matching charts, and their sections
+    widget.locator("input.tj-filter").fill("^val/|perp")
+    page.wait_for_function(
+        "el => [...el.querySelectorAll('.tj-tile')].filter(t => t.style.display !== 'none').length === 2",
+        arg=widget.element_handle(),
+    )
+    assert widget.locator('details.tj-section[data-section="train"]').is_hidden()
+    save_screenshot(page, f"test_charts_browser-filtered-{theme.split()[-1].lower()}")
+    widget.locator("input.tj-filter").fill("")
+
+    # the snapshot at finish follows the chosen scale and smoothing, and reads well too
+    notebook.run_cell(2)
+    snapshot = notebook.wait_for_output(0, ".tracker-run-snapshot")
+    assert snapshot.locator("details.tj-section").count() == 3
+    assert "log y" in snapshot.inner_text() and "smoothing 0.90" in snapshot.inner_text()
+    images = snapshot.locator(".tj-chart img")
+    assert images.count() == 5
+    assert all(images.nth(i).evaluate("i => i.complete && i.naturalWidth > 0") for i in range(5))
+    _assert_readable(snapshot, f"snapshot in {theme}")
+    save_screenshot(page, f"test_charts_browser-snapshot-{theme.split()[-1].lower()}")
+    assert not errors, errors

@@ -1,0 +1,248 @@
+"""The snapshot's charts: static HTML that reads well in any theme and survives notebook sanitizers.
+
+A chart is a tile of plain HTML text (title, tick labels, axis title, stats) around an SVG image that
+holds only the drawing (frame, gridlines, lines). Text stays HTML so it takes the page's own colour
+(JupyterLab Light or Dark, nbconvert, GitHub), muted with ``opacity`` rather than a fixed grey; the
+drawing is an ``<img>`` with a data URI, since JupyterLab strips ``<svg>`` from untrusted outputs. Every
+style used here is one JupyterLab's sanitizer keeps (``position``, ``left``/``top``, ``width``,
+``opacity``, flex). Round ticks, gridlines, the x axis and log scale the user chose, and smoothing follow
+the live charts (``scales`` and ``static/charts.js`` share the rules).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tracker_jupyter.display import scales
+from tracker_jupyter.display.charts import MinMaxSeries, column_decimate, escape, format_number
+
+__all__ = ["chart_sections", "chart_tile", "section_of", "sections"]
+
+WIDTH = 320
+HEIGHT = 150
+PAD_LEFT = 50  # room for the y tick labels, in HTML beside the image
+PAD_BOTTOM = 30  # x tick labels and the axis title
+PAD_TOP = 8  # the top tick label's upper half
+GRID = "rgba(128,128,128,0.28)"
+FRAME = "rgba(128,128,128,0.5)"
+MUTED = "opacity:0.78"  # of the page's text colour: >= 4.5:1 in JupyterLab's light and dark themes
+AXIS_TITLES = {"step": "step", "time": "wall time", "relative": "relative time"}
+
+
+def _points(
+    series: MinMaxSeries, axis: str, origin_ms: float
+) -> tuple[list[tuple[float, float]], list[tuple[float, float, int]]]:
+    """The raw points to draw (first, extremes, last per bucket) and each bucket's mean, on ``axis``."""
+    raw: list[tuple[float, float]] = []
+    means: list[tuple[float, float, int]] = []
+    for _, s0, s1, t0, t1, first, last, lo, hi, n, total in series.buckets():
+        if axis == "time":
+            x0, x1 = t0, t1
+        elif axis == "relative":
+            x0, x1 = (t0 - origin_ms) / 1000, (t1 - origin_ms) / 1000
+        else:
+            x0, x1 = s0, s1
+        raw.append((x0, first))
+        if n > 2:
+            mid = (x0 + x1) / 2
+            pair = (hi, lo) if hi - first < first - lo else (lo, hi)
+            raw.extend(((mid, pair[0]), (mid, pair[1])))
+        if n > 1:
+            raw.append((x1, last))
+        means.append(((x0 + x1) / 2, total / n, n))
+    return raw, means
+
+
+def _x_label(value: float, axis: str, step: float) -> str:
+    if axis == "time":
+        return scales.clock_label(value, step)
+    if axis == "relative":
+        return scales.duration_label(value)
+    return scales.format_tick(value, step)
+
+
+def _label(left: float, top: float, width: float, align: str, text: str) -> str:
+    return (
+        f'<div style="position:absolute;left:{left:.0f}px;top:{top:.0f}px;width:{width:.0f}px;'
+        f'text-align:{align};{MUTED}">{escape(text)}</div>'
+    )
+
+
+def _frame(plot_w: int, plot_h: int) -> str:
+    return f'<rect x="0.5" y="0.5" width="{plot_w - 1}" height="{plot_h - 1}" fill="none" stroke="{FRAME}"/>'
+
+
+def _drawing(
+    raw: list[tuple[float, float]],
+    smoothed: list[tuple[float, float]],
+    *,
+    axis: str,
+    log: bool,
+    size: tuple[int, int],
+    color: str,
+) -> tuple[list[str], list[str]]:
+    """The SVG elements (gridlines, frame, lines) and the HTML tick labels of a chart with data."""
+    plot_w, plot_h = size
+    body: list[str] = []
+    labels: list[str] = []
+    x_lo, x_hi = raw[0][0], raw[-1][0]
+    if not x_hi > x_lo:
+        x_hi = x_lo + (1000 if axis == "time" else 1)
+    count = max(2, plot_w // 80)
+    if axis == "time":
+        xt = scales.time_ticks(x_lo, x_hi, count)
+    elif axis == "relative":  # round durations: 30 s, 1 min, 5 min, ...
+        ms = scales.time_ticks(x_lo * 1000, x_hi * 1000, count)
+        xt = scales.Ticks(ms.lo / 1000, ms.hi / 1000, tuple(v / 1000 for v in ms.values), ms.step / 1000)
+    else:
+        xt = scales.nice_ticks(x_lo, x_hi, count)
+    ys = [y for _, y in raw]
+    yt = scales.log_ticks(min(ys), max(ys)) if log else scales.nice_ticks(min(ys), max(ys), 4)
+    fy = math.log10 if log else float
+    y_lo, y_hi = fy(yt.lo), fy(yt.hi)
+
+    def sx(x: float) -> float:
+        return (x - x_lo) / (x_hi - x_lo) * (plot_w - 1) + 0.5
+
+    def sy(y: float) -> float:
+        return plot_h - 0.5 - (fy(y) - y_lo) / ((y_hi - y_lo) or 1) * (plot_h - 1)
+
+    for t in yt.values:
+        y = sy(t)
+        body.append(f'<line x1="0" x2="{plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>')
+        text = format_number(t) if log else scales.format_tick(t, yt.step)
+        labels.append(_label(0, PAD_TOP + y - 8, PAD_LEFT - 6, "right", text))
+    eps = (x_hi - x_lo) * 1e-9
+    for t in (v for v in xt.values if x_lo - eps <= v <= x_hi + eps):
+        x = sx(t)
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{plot_h}" stroke="{GRID}"/>')
+        labels.append(
+            _label(PAD_LEFT + x - 40, PAD_TOP + plot_h + 1, 80, "center", _x_label(t, axis, xt.step))
+        )
+    body.append(_frame(plot_w, plot_h))
+
+    def path(points: Sequence[tuple[float, float]]) -> str:  # at most two points per pixel column
+        pixels = column_decimate([(sx(x), sy(y)) for x, y in points])
+        return "M" + "L".join(f"{x:.1f},{y:.1f}" for x, y in pixels)
+
+    faint = ' stroke-opacity="0.3"' if smoothed else ""
+    body.append(
+        f'<path d="{path(raw)}" fill="none" stroke="{color}" stroke-width="{1 if smoothed else 1.6}"'
+        f'{faint} stroke-linejoin="round"/>'
+    )
+    if smoothed:
+        body.append(
+            f'<path d="{path(smoothed)}" fill="none" stroke="{color}" stroke-width="2" stroke-linejoin="round"/>'
+        )
+    if len(raw) == 1:
+        body.append(f'<circle cx="{sx(raw[0][0]):.1f}" cy="{sy(raw[0][1]):.1f}" r="2.5" fill="{color}"/>')
+    return body, labels
+
+
+def chart_tile(
+    name: str,
+    series: MinMaxSeries,
+    *,
+    axis: str = "step",
+    log: bool = False,
+    smoothing: float = 0.0,
+    origin_ms: float = 0.0,
+    color: str = "#1f77b4",
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> str:
+    """One metric as a static chart tile (all user text escaped)."""
+    raw, means = _points(series, axis, origin_ms)
+    smoothed = scales.smooth(means, smoothing) if smoothing > 0 else []
+    dropped = 0
+    if log:
+        kept = [p for p in raw if p[1] > 0]
+        dropped = len(raw) - len(kept)
+        raw = kept
+        smoothed = [p for p in smoothed if p[1] > 0]
+    plot_w, plot_h = width - PAD_LEFT, height - PAD_BOTTOM - PAD_TOP
+    if raw:
+        body, labels = _drawing(raw, smoothed, axis=axis, log=log, size=(plot_w, plot_h), color=color)
+    else:
+        note = "no data yet" if not dropped else f"{dropped} point(s) ≤ 0: none on the log scale"
+        body, labels = (
+            [_frame(plot_w, plot_h)],
+            [_label(PAD_LEFT, PAD_TOP + plot_h // 2 - 8, plot_w, "center", note)],
+        )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{plot_w}" height="{plot_h}" '
+        f'viewBox="0 0 {plot_w} {plot_h}">{"".join(body)}</svg>'
+    )
+    data = base64.b64encode(svg.encode()).decode("ascii")
+    title = AXIS_TITLES.get(axis, axis) + (" · log y" if log else "")
+    title += f" · smoothing {smoothing:.2f}" if smoothed else ""
+    title += f" · {dropped} point(s) ≤ 0 left out" if dropped and raw else ""
+    stats = (
+        f"last <b>{escape(format_number(series.last))}</b> · min {escape(format_number(series.vmin))}"
+        f" · max {escape(format_number(series.vmax))}"
+    )
+    if series.skipped:
+        stats += f" · {series.skipped:,} non-finite"
+    return (
+        f'<div class="tj-chart" style="width:{width}px;margin:0 10px 10px 0;font-size:11px;line-height:16px">'
+        f'<div class="tj-chart-title" style="font-weight:600;font-size:12px;white-space:nowrap;overflow:hidden;'
+        f'text-overflow:ellipsis" title="{escape(name)}">{escape(name)}</div>'
+        f'<div style="position:relative;width:{width}px;height:{height}px">'
+        f'<img src="data:image/svg+xml;base64,{data}" width="{plot_w}" height="{plot_h}" '
+        f'alt="chart of {escape(name)}" style="position:absolute;left:{PAD_LEFT}px;top:{PAD_TOP}px;display:block">'
+        f"{''.join(labels)}{_label(PAD_LEFT, PAD_TOP + plot_h + 15, plot_w, 'center', title)}</div>"
+        f'<div class="tj-stats" style="{MUTED}">{stats}</div></div>'
+    )
+
+
+def section_of(name: str) -> str:
+    """The section a metric is shown in: what comes before its first ``/`` (``train/loss`` → ``train``)."""
+    head, sep, _ = name.partition("/")
+    return head if sep and head else ""
+
+
+def sections(names: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """Metric names grouped by prefix: unprefixed first, then by name, ``system`` last."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(section_of(name), []).append(name)
+    order = sorted(groups, key=lambda k: (k == "system", k != "", k))
+    return [(key, groups[key]) for key in order]
+
+
+def chart_sections(
+    all_series: Mapping[str, MinMaxSeries],
+    names: Sequence[str],
+    *,
+    view: Mapping[str, Any],
+    origin_ms: float,
+    color: str = "#1f77b4",
+) -> str:
+    """The charts of ``names`` in collapsible sections by prefix, drawn as ``view`` says (x axis, log
+    scale, smoothing; sections the user closed stay closed)."""
+    closed = set(view.get("closed") or ())
+    parts = []
+    for key, members in sections(names):
+        title = key or "charts"
+        tiles = "".join(
+            chart_tile(
+                name,
+                all_series[name],
+                axis=view.get("x", "step"),
+                log=bool(view.get("log")),
+                smoothing=float(view.get("smoothing") or 0.0),
+                origin_ms=origin_ms,
+                color=color,
+            )
+            for name in members
+        )
+        is_open = "" if title in closed else " open"
+        parts.append(
+            f'<details class="tj-section"{is_open}><summary style="font-weight:600;cursor:pointer">'
+            f'{escape(title)} <span style="{MUTED};font-weight:400">({len(members)})</span></summary>'
+            f'<div style="display:flex;flex-wrap:wrap;margin-top:4px">{tiles}</div></details>'
+        )
+    return "".join(parts)
