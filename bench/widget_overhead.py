@@ -49,7 +49,7 @@ start = time.perf_counter()
 for i in range({steps}):
     run.log({{"loss": 1.0 / (i + 1), "acc": i / {steps}, "lr": 0.001 * math.cos(i / 1000)}})
 loop_s = time.perf_counter() - start
-board = getattr(run, "_dashboard", None)
+board = run.parts.dashboard
 run.finish()
 total_s = time.perf_counter() - start
 print(json.dumps({{"widget": {widget}, "loop_s": loop_s, "total_s": total_s,
@@ -71,7 +71,7 @@ while time.perf_counter() - start < {seconds}:
     if {pause}:
         time.sleep({pause})
 elapsed = time.perf_counter() - start
-board = run._dashboard
+board = run.parts.dashboard
 run.finish()
 print(json.dumps({{"steps_per_s": i / elapsed, "redraws": board.redraws, "updates": board.messages}}))
 """

@@ -224,11 +224,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
-@pytest.fixture(scope="session")
-def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
-    base = tmp_path_factory.mktemp("jupyter-lab")
+@contextlib.contextmanager
+def start_lab(base: Path, *, app: str = "lab") -> Iterator[JupyterLab]:
+    """Run a Jupyter server (``app`` is ``lab`` or ``notebook``, Notebook 7) in ``base``, isolated from the
+    user's configuration, until the block ends. Used by the ``jupyter_lab`` fixture and the benchmarks."""
     root = base / "root"
-    root.mkdir()
+    root.mkdir(exist_ok=True)
     env = _isolated_env(base)
     _write_lab_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
     port = _free_port()
@@ -239,7 +240,7 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab
         sys.executable,
         "-m",
         "jupyter",
-        "lab",
+        app,
         "--no-browser",
         "--ip=127.0.0.1",
         f"--port={port}",
@@ -249,19 +250,21 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab
         # Tests run as root in CI containers; the server refuses that unless told.
         "--allow-root",
         # window.jupyterapp lets helpers run Lab commands instead of clicking through menus.
-        "--LabApp.expose_app_in_browser=True",
-        # No requests to PyPI or the news feed: this machine only reaches package registries.
-        "--LabApp.extension_manager=readonly",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--expose-app-in-browser" if app == "notebook" else "--LabApp.expose_app_in_browser=True",
     ]
+    if app == "lab":  # no requests to PyPI or the news feed: this machine only reaches package registries
+        command += [
+            "--LabApp.extension_manager=readonly",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
     with lab.log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
         _wait_until_up(lab, process)
-        extensions = {ext["name"] for ext in lab.api("GET", "lab/api/extensions")}
-        if "@jupyter-widgets/jupyterlab-manager" not in extensions:
+        extensions = {ext["name"] for ext in lab.api("GET", "lab/api/extensions")} if app == "lab" else None
+        if extensions is not None and "@jupyter-widgets/jupyterlab-manager" not in extensions:
             raise RuntimeError(
                 f"ipywidgets lab extension not found by the server; it has {sorted(extensions)}"
             )
@@ -272,6 +275,12 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab
             with contextlib.suppress(urllib.error.URLError, ConnectionError):
                 lab.shutdown_kernels()
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
+    with start_lab(tmp_path_factory.mktemp("jupyter-lab")) as lab:
+        yield lab
 
 
 # --- Browser ---------------------------------------------------------------------------------------------

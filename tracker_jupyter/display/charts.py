@@ -171,7 +171,7 @@ class MinMaxSeries:
         self.origin: int | None = None  # the first step seen; bucket i covers origin + [i*width, (i+1)*width)
         # bucket index -> [first step, last step, first time, last time, first y, last y, min y, max y, n, sum]
         self._buckets: dict[int, list[Any]] = {}
-        self.generation = 0  # bumped whenever buckets merge (every bucket changes then)
+        self.generation = 0  # the number of times the buckets were merged pairwise (``_halve``)
         self.changed_from: int | None = 0  # the lowest bucket changed since ``take_changes``; None: none
         self.count = 0
         self.skipped = 0
@@ -266,7 +266,10 @@ class MinMaxSeries:
         self._buckets = merged
         self.width *= 2
         self.generation += 1
-        self.changed_from = 0
+        # A copy elsewhere (the browser's) merges its buckets the same way; what changed since it was
+        # sent lands in the merged buckets from half the index on.
+        if self.changed_from is not None:
+            self.changed_from //= 2
 
     def buckets(self, start: int = 0) -> list[list[Any]]:
         """The buckets from index ``start`` on, in index order, each as ``[index, *bucket]``:

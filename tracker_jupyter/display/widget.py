@@ -283,7 +283,7 @@ class WidgetDashboard(_Dashboard):
         """Send what changed since the last redraw; returns whether anything was drawn."""
         with self._draw_lock:
             now = time.time()
-            changed = self.feed.version != self._drawn_version
+            changed = self.feed.version != self._drawn_version or self.panel.resync_requested
             if not (force or changed or now - self._header_at >= HEADER_REFRESH_S):
                 return False
             self._set(self.header, render_header(self.info(now), self.feed, now))

@@ -150,7 +150,8 @@ function sortedBuckets(series) {
 
 const STORES = new Map();
 
-function storeFor(model) {
+// The data of a model, shared by its views (exported for the tests, which feed it recorded messages).
+export function storeFor(model) {
   const uid = model.get("uid");
   let store = STORES.get(uid);
   if (store) return store;
@@ -159,6 +160,7 @@ function storeFor(model) {
   const full = () => {
     const data = model.get("data") || {};
     store.seq = data.seq ?? -1;
+    store.asked = false;
     store.origin = data.origin ?? null;
     store.series = new Map();
     for (const [name, s] of Object.entries(data.series || {})) store.series.set(name, fromWire(s, 0));
@@ -168,11 +170,20 @@ function storeFor(model) {
   model.on("change:data", full);
   model.on("msg:custom", (msg) => {
     if (!msg || msg.type !== "delta" || msg.seq <= store.seq) return;
+    if (msg.seq !== store.seq + 1 && !store.asked) {
+      // deltas were missed (this page was loaded after they were sent): ask for the whole state
+      store.asked = true;
+      model.send({ type: "resync" });
+    }
     store.seq = msg.seq;
     if (msg.origin !== undefined && msg.origin !== null) store.origin = msg.origin;
     const touched = new Set();
     for (const [name, s] of Object.entries(msg.series || {})) {
       const old = store.series.get(name);
+      if (old && s.h && old.g + s.h === s.g) {
+        for (let i = 0; i < s.h; i++) old.buckets = halve(old.buckets);
+        old.g = s.g;
+      }
       if (!old || old.g !== s.g) store.series.set(name, fromWire(s, 0));
       else {
         for (const b of s.b) old.buckets.set(b[0], b);
@@ -184,6 +195,25 @@ function storeFor(model) {
     store.views.forEach((v) => v.changed(touched));
   });
   return store;
+}
+
+// Neighbouring buckets merged pairwise, exactly as MinMaxSeries._halve and _combine do in the kernel.
+export function combine(a, b) {
+  if (b[1] < a[1]) [a, b] = [b, a];
+  const later = b[2] >= a[2] ? b : a;
+  return [a[0], a[1], later[2], a[3], later[4], a[5], later[6], Math.min(a[7], b[7]), Math.max(a[8], b[8]), a[9] + b[9], a[10] + b[10]];
+}
+
+export function halve(buckets) {
+  const merged = new Map();
+  for (const idx of [...buckets.keys()].sort((x, y) => x - y)) {
+    const bucket = buckets.get(idx);
+    const into = merged.get(Math.floor(idx / 2));
+    const half = Math.floor(idx / 2);
+    merged.set(half, into === undefined ? [half, ...bucket.slice(1)] : combine(into, bucket));
+  }
+  for (const [idx, bucket] of merged) bucket[0] = idx;
+  return merged;
 }
 
 function fromWire(s, version) {
