@@ -95,9 +95,9 @@ CONTRAST = """(root) => {
 }"""
 
 
-def _assert_readable(where: Locator, label: str) -> None:
+def _assert_readable(where: Locator, label: str, *, least: int = 20) -> None:
     results: list[dict[str, Any]] = where.evaluate(CONTRAST)
-    assert len(results) > 20, f"{label}: only {len(results)} texts found"
+    assert len(results) >= least, f"{label}: only {len(results)} texts found"
     poor = [r for r in results if r["ratio"] < 4.5]
     assert not poor, f"{label}: text below 4.5:1 contrast: {poor[:8]}"
 
@@ -136,6 +136,10 @@ def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: Jupyt
     assert int(widget.locator(".tj-charts").get_attribute("data-redraws") or 0) > redraws
     assert [s.get_attribute("data-section") for s in sections.all()] == ["charts", "train", "val"]
     assert widget.locator(".tj-tile").count() == 5
+    # the cell that logged shows a live view of the same widget below it
+    follower = notebook.wait_for_output(1, ".tracker-run")
+    _tile(follower, "perplexity").locator("path.tj-raw").wait_for()
+    assert follower.locator(".tj-tile").count() == 5
 
     # round ticks and an axis title
     ppl = _tile(widget, "perplexity")
@@ -169,6 +173,7 @@ def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: Jupyt
     # smoothing: a smoothed line over a faint raw one
     widget.locator("input.tj-smoothing").fill("0.9")
     _tile(widget, "train/loss").locator("path.tj-smooth").wait_for()
+    _tile(follower, "train/loss").locator("path.tj-smooth").wait_for()  # one model: both views follow
     assert _tile(widget, "train/loss").locator("path.tj-raw").get_attribute("stroke-opacity") == "0.3"
 
     # drag to zoom, double-click to reset
@@ -204,5 +209,9 @@ def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: Jupyt
     assert images.count() == 5
     assert all(images.nth(i).evaluate("i => i.complete && i.naturalWidth > 0") for i in range(5))
     _assert_readable(snapshot, f"snapshot in {theme}")
+    line = notebook.wait_for_output(1, ".tj-finished-line")  # the follower became one line
+    assert "resnet-baseline" in line.inner_text() and "finished" in line.inner_text()
+    assert notebook.outputs(1).locator(".jupyter-widgets").count() == 0
+    _assert_readable(line, f"finished line in {theme}", least=3)
     save_screenshot(page, f"test_charts_browser-snapshot-{theme.split()[-1].lower()}")
     assert not errors, errors

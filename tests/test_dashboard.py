@@ -484,6 +484,59 @@ def test_attach_shows_one_widget_per_run_and_one_view_per_cell(
     assert recorder.events[-1][0] == "update"
 
 
+def test_a_later_cell_that_logs_gets_a_live_view_and_a_line_at_finish(
+    tmp_path: Path, sent: list[dict[str, Any]]
+) -> None:
+    from IPython.core.events import EventManager, available_events
+
+    class Shell:
+        kernel = object()
+        execution_count = 3
+
+    shell = Shell()
+    shell.events = EventManager(shell, available_events)  # type: ignore[attr-defined]
+    run = _run(tmp_path)
+    recorder = Recorder()
+    dashboard.attach(run, shell, publisher=recorder)
+    run.log({"loss": 1.0})  # the init cell itself: no second view
+    for cell, logs in ((4, True), (5, False), (6, True)):
+        shell.execution_count = cell
+        shell.events.trigger("pre_run_cell", None)
+        if cell == 6:
+            run.define_metric("loss", summary="min")  # replaces the summary hook: the view survives
+        for i in range(3 if logs else 0):
+            run.log({"loss": 1.0 / (cell + i)})
+    shows = [e for e in recorder.events if e[0] == "show"]
+    main_id = shows[0][1]
+    assert [e[1] for e in shows] == [main_id, f"{main_id}-cell4", f"{main_id}-cell6"]
+    assert all(dashboard.MIME_WIDGET in e[2] for e in shows)  # the same widget, shown again
+    assert shows[1][2][dashboard.MIME_WIDGET] == shows[0][2][dashboard.MIME_WIDGET]
+    run.finish()
+    updates = {e[1]: e[2] for e in recorder.events if e[0] == "update"}
+    assert "tracker-run-snapshot" in updates[main_id]["text/html"]
+    for follower in (f"{main_id}-cell4", f"{main_id}-cell6"):
+        assert "tj-finished-line" in updates[follower]["text/html"]
+        assert "finished · step 6" in updates[follower]["text/plain"]
+        assert "loss min 0.125" in updates[follower]["text/plain"]
+    assert shell.events.callbacks["pre_run_cell"] == []  # nothing left behind in the shell
+
+
+def test_a_failing_log_callback_never_reaches_the_caller(tmp_path: Path) -> None:
+    run = _run(tmp_path, settings={"show_widget": False})
+    calls: list[int] = []
+
+    def boom() -> None:
+        calls.append(run.step)
+        raise RuntimeError("display gone")
+
+    run._on_next_log(boom)
+    run._on_next_log(boom)  # one pending at a time
+    run.log({"x": 1})
+    run.log({"x": 2}, step=5)
+    assert calls == [0] and run.summary["x"] == 2  # once, during the first log()
+    run.finish()
+
+
 def test_show_widget_setting_turns_attach_off(tmp_path: Path) -> None:
     class Shell:
         kernel = object()
@@ -711,8 +764,16 @@ def test_kernel_shows_the_widget_and_saves_the_snapshot(tmp_path: Path) -> None:
     assert dashboard.MIME_WIDGET in shown["data"] and shown["transient"]["display_id"]
     # The timer thread's updates reached the client while the logging cell was still busy.
     assert any(cell == 1 and kind == "comm_msg" for cell, kind, _ in seen)
-    [replaced] = [content for cell, kind, content in seen if kind == "update_display_data"]
-    assert replaced["transient"]["display_id"] == shown["transient"]["display_id"]
+    # The cell that logged showed a live view of the same widget, below its own prints' cell.
+    [follow] = [content for cell, kind, content in seen if cell == 1 and kind == "display_data"]
+    assert follow["data"][dashboard.MIME_WIDGET] == shown["data"][dashboard.MIME_WIDGET]
+    assert follow["transient"]["display_id"] != shown["transient"]["display_id"]
+    # At finish the init cell's view became the snapshot and the follower's a one-line summary.
+    replaced = {c["transient"]["display_id"]: c for _, kind, c in seen if kind == "update_display_data"}
+    assert set(replaced) == {shown["transient"]["display_id"], follow["transient"]["display_id"]}
+    [line] = [o for o in notebook.cells[1].outputs if o.output_type == "display_data"]
+    assert "tj-finished-line" in line.data["text/html"] and "<img" not in line.data["text/html"]
+    assert "finished · step 29" in line.data["text/plain"] and "loss 0.0333" in line.data["text/plain"]
 
     first = notebook.cells[0]
     displays = [o for o in first.outputs if o.output_type == "display_data"]
@@ -729,6 +790,23 @@ def test_kernel_shows_the_widget_and_saves_the_snapshot(tmp_path: Path) -> None:
     assert "tracker-run-snapshot" in again.data["text/html"]
     [runs] = notebook.cells[4].outputs  # the runs dashboard is a widget too
     assert dashboard.MIME_WIDGET in runs.data and "text/plain" in runs.data
+
+
+@pytest.mark.kernel
+def test_kernel_follow_setting_off_keeps_one_view(tmp_path: Path) -> None:
+    cells = [
+        "import tracker_jupyter\n"
+        "run = tracker_jupyter.init(project='p', dir='store', mode='offline',\n"
+        "                           settings={'widget_follow': False})",
+        "for i in range(5):\n    run.log({'loss': float(i)})",
+        "run.define_metric('loss', summary='min')\nrun.log({'loss': -1.0})\nrun.finish()",
+    ]
+    notebook, seen = _execute(tmp_path, cells)
+    assert [kind for cell, kind, _ in seen if kind == "display_data"] == ["display_data"]
+    assert [o.output_type for o in notebook.cells[1].outputs] == []
+    assert [o.output_type for o in notebook.cells[2].outputs] == []
+    [display] = notebook.cells[0].outputs
+    assert "tracker-run-snapshot" in display.data["text/html"]
 
 
 @pytest.mark.kernel

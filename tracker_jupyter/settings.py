@@ -73,6 +73,12 @@ class Settings:
     show_widget: bool | None = _setting(
         "TRACKER_WIDGET", kind="bool", default=True, help="the live widget below the cell in notebooks"
     )
+    widget_follow: bool | None = _setting(
+        "TRACKER_WIDGET_FOLLOW",
+        kind="bool",
+        default=True,
+        help="a live view below each later cell that logs to the run, too",
+    )
     widget_fps: float | None = _setting(
         "TRACKER_WIDGET_FPS",
         kind="float",

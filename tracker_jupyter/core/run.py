@@ -9,6 +9,7 @@ and the ``on_finish`` / ``on_closed`` hooks. Nothing outside sets a run's privat
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 from tracker_jupyter.core.config import Config, Summary
 from tracker_jupyter.core.metrics import Metric, MetricDefinitions, make_metric
+from tracker_jupyter.core.oneshot import one_shot, pending
 from tracker_jupyter.core.report import Once
 from tracker_jupyter.core.rows import SCALARS as _SCALARS
 from tracker_jupyter.core.rows import check_keys, check_step, normalize_row
@@ -106,6 +108,21 @@ class Run:
         self._plain = True  # False once a metric's step is synced into rows: every row then takes _log_at
         self.parts = RunParts()
         self.exit_code: int | None = None
+
+    def _set_summarize(self, summarize: Callable[[dict[str, Any]], None]) -> None:
+        """Replace how a logged row reaches the summary, keeping a pending ``_on_next_log`` callback."""
+        callback = pending(self._summarize)
+        self._summarize = summarize
+        if callback is not None:
+            self._on_next_log(callback)
+
+    def _on_next_log(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once, in the thread of the next ``log()``, after its row is taken (the
+        dashboard shows itself below a later cell that logs). It rides on the summary update every
+        ``log()`` makes, so nothing is paid when none is pending; a failing callback is only reported."""
+        if pending(self._summarize) is None:
+            restore = functools.partial(setattr, self, "_summarize")
+            self._summarize = one_shot(self._summarize, callback, restore)
 
     # ----- what other parts read
     @property
@@ -394,7 +411,7 @@ class Run:
             self._metrics = MetricDefinitions()
             summarize = self._metrics.summarize
             data = self._summary_data
-            self._summarize = lambda row: summarize(data, row)
+            self._set_summarize(lambda row: summarize(data, row))
         metric = self._metrics.define(metric, bool(overwrite))
         if self._metrics.syncs_steps and self._plain:
             self._plain = False

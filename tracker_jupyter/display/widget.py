@@ -31,7 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.core.report import log
 from tracker_jupyter.display import charts
+from tracker_jupyter.display.charts import escape, format_duration, format_number
 from tracker_jupyter.display.view import (
+    MUTED,
+    NUMERIC,
+    STATE_COLORS,
     RunFeed,
     artifact_items,
     config_items,
@@ -203,11 +207,16 @@ class _Dashboard:
         except Exception as exc:
             _report(f"could not leave the final snapshot: {exc!r}")
         finally:
+            self._unfollow()
             with contextlib.suppress(Exception):
                 run.sink.unsubscribe(self.feed.ingest)
 
+    def _unfollow(self) -> None:
+        """Stop showing views below later cells (only the widget does)."""
+
     def _detach(self) -> None:
         """Stop following the run (a dashboard that failed to build must not linger)."""
+        self._unfollow()
         self._stop.set()
         self.finished = True
         with contextlib.suppress(Exception):
@@ -250,6 +259,8 @@ class WidgetDashboard(_Dashboard):
         self.media_label = w.HTML()
         self.media = w.VBox([self.media_label], layout=w.Layout(display="none"))
         self._media_shown: tuple[Any, ...] | None = None
+        self._shell: Any = None
+        self.followers: list[str] = []  # display ids of the views below later cells that logged
         super().__init__(run, publisher=publisher, fps=fps, start_timer=False)
         try:
             self.panel = LivePanel(
@@ -267,6 +278,41 @@ class WidgetDashboard(_Dashboard):
         if start_timer and not run.finished:
             self._thread = threading.Thread(target=self._loop, name=f"tracker-widget-{run.id}", daemon=True)
             self._thread.start()
+
+    # ----- following the cells that log
+    def follow_cells(self, shell: Any) -> None:
+        """Show a live view below each later cell that logs to the run (the ``widget_follow`` setting).
+
+        A cell's first ``log()`` shows it (IPython's ``pre_run_cell`` arms a one-shot callback on the
+        run, run in ``log()``'s own thread, so the view lands under the cell that logs). Each view is
+        the same widget model, so it costs no extra comm traffic; at finish each one becomes a line.
+        """
+        events = getattr(shell, "events", None)
+        if events is None or self.finished:
+            return
+        self._shell = shell
+        events.register("pre_run_cell", self._on_cell)
+
+    def _on_cell(self, *_: Any) -> None:
+        if self.finished:
+            self._unfollow()
+            return
+        self.run._on_next_log(self._show_here)
+
+    def _show_here(self) -> None:
+        cell = getattr(self._shell, "execution_count", None)
+        if self.finished or cell is None or cell in self._shown_in:
+            return
+        self._shown_in.add(cell)
+        display_id = f"{self.display_id}-cell{cell}"
+        self.publisher.show(self.live_bundle(), display_id)
+        self.followers.append(display_id)
+
+    def _unfollow(self) -> None:
+        shell, self._shell = self._shell, None
+        if shell is not None:
+            with contextlib.suppress(Exception):
+                shell.events.unregister("pre_run_cell", self._on_cell)
 
     @property
     def view(self) -> dict[str, Any]:
@@ -349,7 +395,12 @@ class WidgetDashboard(_Dashboard):
             # The widget's last state says the run is over (its charts are replaced right after, by the
             # snapshot's, so redrawing them would only cost time at finish).
             self._set(self.header, render_header(self.info(), self.feed))
+            self._unfollow()
             self.publisher.update(snapshot_bundle(self.run, view=self.view), self.display_id)
+            if self.followers:
+                line = finished_line(self.run, self.info())
+                for display_id in self.followers:
+                    self.publisher.update(line, display_id)
             for widget in self._all_widgets():
                 with contextlib.suppress(Exception):
                     widget.close()
@@ -374,6 +425,34 @@ def _section(child: Any, title: str) -> Any:
     section = w.Accordion(children=[child], titles=(title,))
     section.selected_index = None
     return section
+
+
+def finished_line(run: Run, info: Mapping[str, Any], *, values: int = 4) -> dict[str, str]:
+    """The one line a view below a later cell becomes at finish: the run, its state, steps, time and
+    its first numeric summary values (the full snapshot stays below the cell that started the run)."""
+    state = str(info.get("state"))
+    color = STATE_COLORS.get(state, "#555")
+    numbers = []
+    for key, value in summary_items(run):
+        if str(key).startswith("_"):
+            continue
+        if isinstance(value, Mapping):  # define_metric(summary="min") keeps {"min": ...}
+            numbers += [(f"{key} {k}", v) for k, v in value.items() if type(v) in NUMERIC]
+        elif type(value) in NUMERIC:
+            numbers.append((key, value))
+    parts = [f"step {format_number(info.get('step'))}", format_duration(info.get("elapsed"))]
+    parts += [f"{k} {format_number(v)}" for k, v in numbers[:values]]
+    where = "its charts are below the cell that started it"
+    text = f"run {info.get('name')} ({info.get('id')}) {state} · {' · '.join(parts)} · {where}"
+    html = (
+        '<div class="tj-finished-line" style="font:13px/1.5 sans-serif">'
+        f'<span style="display:inline-block;width:9px;height:9px;border-radius:50%;background:{color}">'
+        "</span> "
+        f'<b>{escape(info.get("name"))}</b> <code style="{MUTED};background:transparent">'
+        f"{escape(info.get('id'))}</code> {escape(state)} · {escape(' · '.join(parts))} "
+        f'<span style="{MUTED}">· {escape(where)}</span></div>'
+    )
+    return {"text/plain": text, "text/html": html}
 
 
 class TextDashboard(_Dashboard):
@@ -442,6 +521,15 @@ def _widget_enabled(run: Run) -> bool:
         return True
 
 
+def _follow_enabled(run: Run) -> bool:
+    from tracker_jupyter.settings import Settings, resolve
+
+    try:
+        return bool(resolve("widget_follow", None, run.settings or Settings()))
+    except Exception:
+        return True
+
+
 def _widgets_available() -> bool:
     try:
         import ipywidgets  # noqa: F401
@@ -457,6 +545,8 @@ def _dashboard_for(run: Run, shell: Any, publisher: Publisher) -> _Dashboard:
         if in_kernel and _widgets_available():
             try:
                 dashboard = WidgetDashboard(run, publisher=publisher, fps=_fps(run))
+                if _follow_enabled(run):
+                    dashboard.follow_cells(shell)
             except Exception as exc:
                 _report(f"the live widget could not be built ({exc!r}); showing a text view instead")
         if dashboard is None:
