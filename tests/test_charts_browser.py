@@ -6,12 +6,12 @@ Screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.lab import JupyterLab, open_notebook, save_screenshot
+from tests.support.page_checks import assert_readable, set_theme
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -42,72 +42,6 @@ for i in range(80):
 
 FINISH = "run.finish()\n"
 
-# Contrast of every visible text in `root` against what lies behind it, as WCAG 2 computes it: the
-# text colour (with the opacity of the element and its ancestors) is composited over the first opaque
-# background found going up (the page's own at the top).
-CONTRAST = """(root) => {
-  const parse = (c) => {
-    const m = c.match(/rgba?\\(([^)]+)\\)/);
-    if (!m) return null;
-    const p = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
-    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
-  };
-  const over = (top, bottom) => ({
-    r: top.r * top.a + bottom.r * (1 - top.a), g: top.g * top.a + bottom.g * (1 - top.a),
-    b: top.b * top.a + bottom.b * (1 - top.a), a: 1,
-  });
-  const lum = (c) => {
-    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
-    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
-  };
-  const backgroundOf = (el) => {
-    const layers = [];
-    for (let n = el; n && n.nodeType === 1; n = n.parentElement) {
-      const bg = parse(getComputedStyle(n).backgroundColor);
-      if (bg && bg.a > 0) { layers.push(bg); if (bg.a >= 1) break; }
-    }
-    let color = { r: 255, g: 255, b: 255, a: 1 };
-    for (const layer of layers.reverse()) color = over(layer, color);
-    return color;
-  };
-  const out = [];
-  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
-  while (walker.nextNode()) {
-    const node = walker.currentNode;
-    const text = node.textContent.trim();
-    if (!text) continue;
-    const el = node.parentElement;
-    const rect = el.getBoundingClientRect();
-    const style = getComputedStyle(el);
-    if (!rect.width || !rect.height || style.visibility === "hidden" || el.closest("[style*='display: none']")) continue;
-    if (el.closest("option, select, script, style")) continue;
-    const svgText = el instanceof SVGElement;
-    let color = parse(svgText ? style.fill : style.color);
-    if (!color) continue;
-    let alpha = color.a * (svgText ? +style.fillOpacity || 1 : 1);
-    for (let n = el; n && n.nodeType === 1; n = n.parentElement) alpha *= +getComputedStyle(n).opacity;
-    const bg = backgroundOf(el);
-    const fg = over({ ...color, a: alpha }, bg);
-    const [l1, l2] = [lum(fg), lum(bg)].sort((a, b) => b - a);
-    out.push({ text: text.slice(0, 40), ratio: (l1 + 0.05) / (l2 + 0.05) });
-  }
-  return out;
-}"""
-
-
-def _assert_readable(where: Locator, label: str, *, least: int = 20) -> None:
-    results: list[dict[str, Any]] = where.evaluate(CONTRAST)
-    assert len(results) >= least, f"{label}: only {len(results)} texts found"
-    poor = [r for r in results if r["ratio"] < 4.5]
-    assert not poor, f"{label}: text below 4.5:1 contrast: {poor[:8]}"
-
-
-def _set_theme(page: Page, theme: str) -> None:
-    page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})")
-    light = "true" if theme == "JupyterLab Light" else "false"
-    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
-    time.sleep(0.5)  # the theme's stylesheet applies after the attribute flips
-
 
 def _tile(widget: Locator, metric: str) -> Locator:
     return widget.locator(f'.tj-tile[data-metric="{metric}"]')
@@ -121,7 +55,7 @@ def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: Jupyt
     store = str(jupyter_lab.root / f"store-{theme.split()[-1].lower()}")
     jupyter_lab.write_notebook("charts.ipynb", [INIT.format(store=store), LOOP, FINISH])
     notebook = open_notebook(page, jupyter_lab, "charts.ipynb")
-    _set_theme(page, theme)
+    set_theme(page, theme)
     notebook.run_cell(0)
     notebook.wait_for_cell_done(0)
     notebook.run_cell(1)
@@ -160,12 +94,12 @@ def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: Jupyt
     save_screenshot(page, f"test_charts_browser-hover-{theme.split()[-1].lower()}")
     page.mouse.move(0, 0)
 
-    _assert_readable(widget, f"live widget in {theme}")
+    assert_readable(widget, f"live widget in {theme}")
 
     # log scale: the perplexity axis in decades
     widget.locator("input.tj-log").check()
     page.wait_for_function(
-        "el => [...el.querySelectorAll('text.tj-tick')].some(t => t.textContent === '1,000')",
+        "el => [...el.querySelectorAll('text.tj-tick')].some(t => t.textContent === '1000')",
         arg=ppl.element_handle(),
     )
     assert "(log)" in " ".join(ppl.locator("text.tj-axis-title").all_text_contents())
@@ -200,6 +134,16 @@ def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: Jupyt
     save_screenshot(page, f"test_charts_browser-filtered-{theme.split()[-1].lower()}")
     widget.locator("input.tj-filter").fill("")
 
+    # train/val pairs on request: one chart with both lines and a legend, in a section of its own
+    widget.locator("input.tj-pair").check()
+    pair = widget.locator('details.tj-section[data-section="train · val"] .tj-tile')
+    pair.locator("path.tj-raw").nth(1).wait_for()
+    assert pair.count() == 1 and pair.locator(".tj-legend-item").count() == 2
+    assert pair.locator(".tj-title").inner_text() == "loss"
+    save_screenshot(page, f"test_charts_browser-pairs-{theme.split()[-1].lower()}")
+    widget.locator("input.tj-pair").uncheck()
+    _tile(widget, "val/loss").wait_for()
+
     # the snapshot at finish follows the chosen scale and smoothing, and reads well too
     notebook.run_cell(2)
     snapshot = notebook.wait_for_output(0, ".tracker-run-snapshot")
@@ -208,10 +152,10 @@ def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: Jupyt
     images = snapshot.locator(".tj-chart img")
     assert images.count() == 5
     assert all(images.nth(i).evaluate("i => i.complete && i.naturalWidth > 0") for i in range(5))
-    _assert_readable(snapshot, f"snapshot in {theme}")
+    assert_readable(snapshot, f"snapshot in {theme}")
     line = notebook.wait_for_output(1, ".tj-finished-line")  # the follower became one line
     assert "resnet-baseline" in line.inner_text() and "finished" in line.inner_text()
     assert notebook.outputs(1).locator(".jupyter-widgets").count() == 0
-    _assert_readable(line, f"finished line in {theme}", least=3)
+    assert_readable(line, f"finished line in {theme}", least=3)
     save_screenshot(page, f"test_charts_browser-snapshot-{theme.split()[-1].lower()}")
     assert not errors, errors

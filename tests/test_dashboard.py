@@ -25,6 +25,7 @@ from tracker_jupyter.display import panel
 from tracker_jupyter.display import runs as runs_dashboard
 from tracker_jupyter.display import view as _view
 from tracker_jupyter.display import widget as dashboard
+from tracker_jupyter.display.charts import escape
 
 XSS = '<img src=x onerror="window.__xss=1">'
 
@@ -56,6 +57,9 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
             messages.append({"type": msg_type, "data": data, "time": time.monotonic()})
 
     monkeypatch.setattr(comm, "create_comm", lambda *a, **k: RecordingComm(*a, **k))
+    # no browser builds these widgets: show them at once, and replace them at once at finish
+    monkeypatch.setattr(dashboard, "WIDGET_AFTER_S", 0.0)
+    monkeypatch.setattr(dashboard, "SETTLE_S", 0.0)
     return messages
 
 
@@ -331,14 +335,14 @@ def test_online_header_links_to_the_server_and_shows_sync_status(
         url="https://user:pw@mlflow.example/#/experiments/1/runs/abc",
         sync={"synced": 120, "pending": 3, "error": f"HTTP 503 {XSS} token=abc123"},
     )
-    html = dashboard.render_header(dashboard.run_info(run))
+    html = _view.render_header(_view.run_info(run))
     assert 'href="https://***@mlflow.example/#/experiments/1/runs/abc"' in html
     assert "synced 120 · pending 3" in html and "last sync error" in html
     assert "<img" not in html and "abc123" not in html and "user:pw" not in html
     run.update_meta(url="javascript:alert(1)")
-    assert "href" not in dashboard.render_header(dashboard.run_info(run))
+    assert "href" not in _view.render_header(_view.run_info(run))
     run.parts.sync_status = lambda: {"synced": 7, "pending": 0, "error": None}
-    assert "synced 7 · pending 0" in dashboard.render_header(dashboard.run_info(run))
+    assert "synced 7 · pending 0" in _view.render_header(_view.run_info(run))
     run.finish()
 
 
@@ -434,6 +438,7 @@ def test_the_browser_view_settings_are_checked_and_drive_the_snapshot(
         "smoothing": 0.99,
         "filter": "ppl",
         "closed": ["val"],
+        "pair": False,
     }
     widget.panel.widget.view = {"x": "<script>", "smoothing": "lots"}
     assert widget.view == panel.DEFAULT_VIEW
@@ -445,6 +450,27 @@ def test_the_browser_view_settings_are_checked_and_drive_the_snapshot(
     ]  # fmt: skip
     assert html.count("relative time · log y · smoothing 0.60") == 2
     assert "none on the log scale" in html  # x is always negative
+
+
+def test_train_val_pairs_overlaid_in_the_snapshot_when_the_view_asks(
+    tmp_path: Path, sent: list[dict[str, Any]]
+) -> None:
+    run = _run(tmp_path)
+    recorder = Recorder()
+    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    for step in range(30):
+        run.log({"train/loss": 1 / (step + 1), "val/loss": 1.2 / (step + 1), "train/acc": step / 30,
+                 "loss": 2.0, "val_loss": 2.5, XSS: 1.0})  # fmt: skip
+    widget.panel.widget.view = {"pair": True}
+    run.finish()
+    html = recorder.events[-1][2]["text/html"]
+    sections = re.findall(r'<details class="tj-section"( open)?><summary[^>]*>([^<]+?) <span', html)
+    assert [name for _, name in sections] == ["charts", "train · val", "train"]
+    titles = re.findall(r'class="tj-chart-title"[^>]*>([^<]*)<', html)
+    # Keras' loss + val_loss and train/loss + val/loss are one chart each; train/acc has no pair
+    assert sorted(titles) == sorted([escape(XSS), "loss", "loss", "train/acc"])
+    assert [svg.count("<path") for svg in _images(html)].count(2) == 2
+    assert html.count('class="tj-legend-item"') == 4 and "<img src=x" not in html
 
 
 def test_resumed_run_shows_earlier_history(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
@@ -519,6 +545,37 @@ def test_a_later_cell_that_logs_gets_a_live_view_and_a_line_at_finish(
         assert "finished · step 6" in updates[follower]["text/plain"]
         assert "loss min 0.125" in updates[follower]["text/plain"]
     assert shell.events.callbacks["pre_run_cell"] == []  # nothing left behind in the shell
+
+
+def test_a_run_shorter_than_a_render_never_puts_a_widget_on_screen(
+    tmp_path: Path, sent: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard, "WIDGET_AFTER_S", 0.4)
+    monkeypatch.setattr(dashboard, "SETTLE_S", 0.3)
+
+    class Shell:
+        kernel = object()
+        execution_count = 1
+
+    quick = _run(tmp_path)
+    recorder = Recorder()
+    dashboard.attach(quick, Shell(), publisher=recorder)
+    quick.log({"loss": 1.0})
+    quick.finish()
+    kinds = [(kind, dashboard.MIME_WIDGET in bundle) for kind, _, bundle in recorder.events]
+    assert kinds == [("show", False), ("update", False)]  # the header, then the snapshot
+    assert "tracker-run-snapshot" in recorder.events[-1][2]["text/html"]
+
+    slow, recorder = _run(tmp_path), Recorder()
+    dashboard.attach(slow, Shell(), publisher=recorder)
+    deadline = time.monotonic() + 5
+    while not any(dashboard.MIME_WIDGET in b for _, _, b in recorder.events) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    shown_at = time.monotonic()
+    slow.finish()  # right after the widget went up: finish lets the browser build it first
+    assert time.monotonic() - shown_at >= 0.25
+    kinds = [(kind, dashboard.MIME_WIDGET in bundle) for kind, _, bundle in recorder.events]
+    assert kinds == [("show", False), ("update", True), ("update", False)]
 
 
 def test_a_failing_log_callback_never_reaches_the_caller(tmp_path: Path) -> None:
@@ -681,11 +738,40 @@ def test_runs_table_markup_is_escaped_and_masks_secrets(records: list[Any]) -> N
     table = runs_dashboard.runs_table(records, metric="loss")
     html = table._repr_mimebundle_()["text/html"]
     assert "<img src=x" not in html and "<b>x" not in html and "hunter2" not in html
-    assert "&lt;img" in html and html.count("<tr>") == 4
-    [overlay] = _images(html)
-    assert len(table.selected) == 3 and overlay.count("<path") == 3  # the overlay: one line per run
-    assert "<img" not in overlay and "&lt;img" in overlay
+    assert "&lt;img" in html and html.count("<tr>") == 2 + 3  # the group and title rows, three runs
+    overlays = _images(html)
+    # the static comparison: one chart per metric (loss first), a line per selected run
+    assert len(table.selected) == 3 and [svg.count("<path") for svg in overlays] == [3, 3]
+    titles = re.findall(r'class="tj-chart-title"[^>]*>([^<]*)<', html)
+    assert titles == ["loss", "acc"] and html.count('class="tj-legend-item"') == 6
+    assert all("<img" not in svg and XSS not in svg for svg in overlays)
     assert "3 runs" in repr(table)
+
+
+def test_runs_table_reads_well(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        run = _run(tmp_path / "store", name=name, config={"lr": 0.1 if name == "a" else 0.2})
+        run.log({"loss": 1.0})
+        run.finish()
+    records = Api(tmp_path / "store").runs("p")
+    table = runs_dashboard.runs_table(records)
+    # nothing set a group, a job type or tags: those columns are left out
+    assert table.columns[:4] == ["name", "state", "start", "duration"]
+    assert not {"group", "job_type", "tags"} & set(table.columns)
+    html = table.html()
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    assert headers[:4] == ["", "run", "config", "summary"] and "lr" in headers and "started" in headers
+    assert "config.lr" not in headers
+    start = records[0].start_time
+    assert time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start)) in html  # to the second
+
+
+def test_runs_keep_their_colour_whatever_is_selected_or_filtered(records: list[Any]) -> None:
+    colors = runs_dashboard.runs_table(records).colors
+    assert len(set(colors.values())) == 3
+    oldest_first = sorted(records, key=lambda r: r.start_time)
+    assert [colors[r.id] for r in oldest_first] == list(runs_dashboard.PALETTE[:3])
+    assert runs_dashboard.runs_table(records, filter="tuned", sort="name").colors == colors
 
 
 def test_runs_overlay_is_downsampled_history(records: list[Any]) -> None:
@@ -693,27 +779,46 @@ def test_runs_overlay_is_downsampled_history(records: list[Any]) -> None:
     run_id = next(r["id"] for r in table.rows if r["name"] == "beta")
     series = table.series(run_id, "loss")
     assert series.count == 100 and series.last == pytest.approx(1 / 100 + 1)
+    assert table.series(run_id, "no-such-metric").count == 0
 
 
 def test_runs_widget_with_no_runs(sent: list[dict[str, Any]]) -> None:
     board = runs_dashboard.RunsDashboard(runs_dashboard.runs_table([]))
-    assert board.metric.value is None and board.runs.options == ()
-    assert "pick a metric" in board.chart.value and board.table_html.value.count("<tr>") == 1
+    assert board.widget.rows == [] and board.widget.runs == [] and board.widget.total == 0
+    assert board.widget.data["series"] == {}
+    bundle = board.bundle()
+    assert dashboard.MIME_WIDGET in bundle and "<table" in bundle["text/html"]
+    assert bundle["text/plain"] == "0 runs"
 
 
-def test_runs_widget_filters_sorts_and_overlays(records: list[Any], sent: list[dict[str, Any]]) -> None:
+def test_runs_widget_keeps_the_selection_and_colours_across_filter_and_sort(
+    records: list[Any], sent: list[dict[str, Any]]
+) -> None:
     board = runs_dashboard.RunsDashboard(runs_dashboard.runs_table(records), metric="acc")
-    assert board.metric.value == "acc" and len(board.runs.value) == 3
-    assert board.chart.value.count("<path") == 3
-    board.filter.value = "tuned"
-    assert board.table_html.value.count("<tr>") == 3 and len(board.runs.options) == 2
-    assert board.chart.value.count("<path") == 2
-    board.sort.value = "name"
-    board.descending.value = False
-    assert [label.split(" (")[0] for label, _ in board.runs.options] == [XSS, "beta"]
-    board.runs.value = (board.runs.options[0][1],)
-    assert board.chart.value.count("<path") == 1
-    assert "<img" not in board.table_html.value and "<img" not in board.chart.value
+    widget = board.widget
+    ids = {r.name: r.id for r in records}
+    colors = {run["id"]: run["color"] for run in widget.runs}
+    assert len(widget.selected) == 3 and len(set(colors.values())) == 3
+    assert len(widget.data["series"]) == 3 * 2  # loss and acc of each run
+    assert {row["color"] for row in widget.rows} == set(colors.values())
+    titles = [c["title"] for c in widget.columns]
+    assert titles[:4] == ["name", "state", "started", "duration"] and "lr" in titles
+    # the filter hides a selected run: it stays selected, and its lines stay in the charts
+    widget.query = {"filter": "tuned", "sort": "start", "descending": True}
+    assert {row["name"] for row in widget.rows} == {"beta", XSS} and len(widget.selected) == 3
+    assert len(widget.runs) == 3
+    widget.query = {"filter": "tuned", "sort": "name", "descending": False}
+    assert [row["name"] for row in widget.rows] == [XSS, "beta"]
+    assert widget.rows[0]["cells"][0] == XSS  # text, which the browser shows as text
+    # deselecting one run changes no other run's colour
+    widget.selected = [ids["beta"], ids["alpha"]]
+    assert [run["id"] for run in widget.runs] == [ids["beta"], ids["alpha"]]
+    assert {run["id"]: run["color"] for run in widget.runs} == {i: colors[i] for i in widget.selected}
+    assert {k.split("\x1f")[0] for k in widget.data["series"]} == {ids["beta"], ids["alpha"]}
+    # what the browser sends is checked: unknown ids and a bogus sort column are ignored
+    widget.selected = ["nope", ids["beta"], 7]
+    widget.query = {"filter": "", "sort": "<script>", "descending": "yes"}
+    assert [run["id"] for run in widget.runs] == [ids["beta"]] and len(widget.rows) == 3
 
 
 # ------------------------------------------------------------------------------------ real kernel
@@ -761,16 +866,22 @@ def test_kernel_shows_the_widget_and_saves_the_snapshot(tmp_path: Path) -> None:
     notebook, seen = _execute(tmp_path, cells)
 
     [shown] = [content for cell, kind, content in seen if cell == 0 and kind == "display_data"]
-    assert dashboard.MIME_WIDGET in shown["data"] and shown["transient"]["display_id"]
+    main_id = shown["transient"]["display_id"]
+    # The run's header stood alone for its first moments; the widget then took its place.
+    assert dashboard.MIME_WIDGET not in shown["data"] and "tj-header" in shown["data"]["text/html"]
+    updates = [content for _, kind, content in seen if kind == "update_display_data"]
+    [widget] = [u for u in updates if dashboard.MIME_WIDGET in u["data"]]
+    assert widget["transient"]["display_id"] == main_id
     # The timer thread's updates reached the client while the logging cell was still busy.
     assert any(cell == 1 and kind == "comm_msg" for cell, kind, _ in seen)
     # The cell that logged showed a live view of the same widget, below its own prints' cell.
     [follow] = [content for cell, kind, content in seen if cell == 1 and kind == "display_data"]
-    assert follow["data"][dashboard.MIME_WIDGET] == shown["data"][dashboard.MIME_WIDGET]
-    assert follow["transient"]["display_id"] != shown["transient"]["display_id"]
+    assert follow["data"][dashboard.MIME_WIDGET] == widget["data"][dashboard.MIME_WIDGET]
+    assert follow["transient"]["display_id"] != main_id
     # At finish the init cell's view became the snapshot and the follower's a one-line summary.
-    replaced = {c["transient"]["display_id"]: c for _, kind, c in seen if kind == "update_display_data"}
-    assert set(replaced) == {shown["transient"]["display_id"], follow["transient"]["display_id"]}
+    final = {u["transient"]["display_id"]: u for u in updates}
+    assert set(final) == {main_id, follow["transient"]["display_id"]}
+    assert "tracker-run-snapshot" in final[main_id]["data"]["text/html"]
     [line] = [o for o in notebook.cells[1].outputs if o.output_type == "display_data"]
     assert "tj-finished-line" in line.data["text/html"] and "<img" not in line.data["text/html"]
     assert "finished · step 29" in line.data["text/plain"] and "loss 0.0333" in line.data["text/plain"]

@@ -18,6 +18,20 @@ from tracker_jupyter.display.charts import MinMaxSeries
 
 CHARTS_JS = Path(scales.__file__).with_name("static") / "charts.js"
 
+PAIR_NAMES = [
+    "train/loss",
+    "val/loss",
+    "loss",
+    "val_loss",
+    "train/acc",
+    "Train_acc",
+    "valid_acc",
+    "eval/loss",
+    "testing/x",
+    "test",
+    "val/only",
+]
+
 RANGES = [
     (0.013, 403.0, 5),
     (0, 1, 4),
@@ -97,6 +111,8 @@ const out = {{
   smooth: c.smooth({json.dumps(means)}, 0.8).map((p) => p[1]),
   sections: ["train/loss", "loss", "/x", "system/gpu.0.util"].map(c.sectionOf),
   match: ["^VAL/", "acc[", ""].map((q) => ["val/loss", "train/val/x", "acc[top5]"].map(c.matcher(q))),
+  pairs: [...c.pairGroups({json.dumps(PAIR_NAMES)})].map(([id, g]) => [id, g.title, g.members]),
+  pairSection: c.PAIR_SECTION,
 }};
 console.log(JSON.stringify(out));
 """
@@ -113,6 +129,14 @@ console.log(JSON.stringify(out));
     assert js["sections"] == [figure.section_of(n) for n in ["train/loss", "loss", "/x", "system/gpu.0.util"]]
     # a regex when it is one (case-insensitive), else a plain substring
     assert js["match"] == [[True, False, False], [False, False, True], [True, True, True]]
+    # train/val pairs: the same groups, in the same order, in the same section
+    want_pairs = [[k, title, members] for k, (title, members) in figure.pair_groups(PAIR_NAMES).items()]
+    assert js["pairs"] == want_pairs and js["pairSection"] == figure.PAIR_SECTION
+    assert want_pairs == [
+        ["/loss", "loss", ["train/loss", "val/loss", "eval/loss"]],
+        ["_loss", "loss", ["loss", "val_loss"]],
+        ["_acc", "acc", ["Train_acc", "valid_acc"]],
+    ]
 
 
 def test_snapshot_chart_has_round_ticks_gridlines_and_escaped_text() -> None:
@@ -121,7 +145,7 @@ def test_snapshot_chart_has_round_ticks_gridlines_and_escaped_text() -> None:
     tile = figure.chart_tile('<img src=x onerror="alert(1)">', series, log=True)
     assert "<img src=x" not in tile and "&lt;img src=x" in tile
     labels = re.findall(r"text-align:right;opacity:0.78\">([^<]+)<", tile)
-    assert labels == ["1", "10", "100", "1,000"]
+    assert labels == ["1", "10", "100", "1000"]
     svg = base64.b64decode(tile.split("base64,")[1].split('"')[0]).decode()
     assert svg.count("<line") >= 4 + 2 and "<text" not in svg  # gridlines; all text is HTML around it
     assert "step · log y" in tile

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tracker_jupyter.display import scales
 from tracker_jupyter.display.charts import MinMaxSeries, column_decimate, escape, format_number
 
-__all__ = ["chart_sections", "chart_tile", "section_of", "sections"]
+__all__ = ["Line", "chart_sections", "chart_tile", "pair_groups", "section_of", "sections"]
 
 WIDTH = 320
 HEIGHT = 150
@@ -30,6 +32,10 @@ GRID = "rgba(128,128,128,0.28)"
 FRAME = "rgba(128,128,128,0.5)"
 MUTED = "opacity:0.78"  # of the page's text colour: >= 4.5:1 in JupyterLab's light and dark themes
 AXIS_TITLES = {"step": "step", "time": "wall time", "relative": "relative time"}
+# the live charts' palette (static/charts.js): a run keeps its colour in the table, legend and lines
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+PAIR_SECTION = "train · val"
+_PAIR_PREFIX = re.compile(r"^(train|training|val|valid|validation|eval|test)([/_])(.+)$", re.IGNORECASE)
 
 
 def _points(
@@ -75,20 +81,31 @@ def _frame(plot_w: int, plot_h: int) -> str:
     return f'<rect x="0.5" y="0.5" width="{plot_w - 1}" height="{plot_h - 1}" fill="none" stroke="{FRAME}"/>'
 
 
+@dataclass(frozen=True)
+class Line:
+    """One line of a chart: a label (the run's name, or the metric's in a train/val pair), its series,
+    colour and the wall time its relative-time axis counts from (a run's start; default the chart's)."""
+
+    label: str
+    series: MinMaxSeries
+    color: str = PALETTE[0]
+    origin_ms: float | None = None
+
+
 def _drawing(
-    raw: list[tuple[float, float]],
-    smoothed: list[tuple[float, float]],
+    lines: Sequence[tuple[list[tuple[float, float]], list[tuple[float, float]], str]],
     *,
     axis: str,
     log: bool,
     size: tuple[int, int],
-    color: str,
 ) -> tuple[list[str], list[str]]:
-    """The SVG elements (gridlines, frame, lines) and the HTML tick labels of a chart with data."""
+    """The SVG elements (gridlines, frame, lines) and the HTML tick labels of a chart with data:
+    ``lines`` are (raw points, smoothed points, colour), each with at least one raw point."""
     plot_w, plot_h = size
     body: list[str] = []
     labels: list[str] = []
-    x_lo, x_hi = raw[0][0], raw[-1][0]
+    x_lo = min(raw[0][0] for raw, _, _ in lines)
+    x_hi = max(raw[-1][0] for raw, _, _ in lines)
     if not x_hi > x_lo:
         x_hi = x_lo + (1000 if axis == "time" else 1)
     count = max(2, plot_w // 80)
@@ -99,7 +116,7 @@ def _drawing(
         xt = scales.Ticks(ms.lo / 1000, ms.hi / 1000, tuple(v / 1000 for v in ms.values), ms.step / 1000)
     else:
         xt = scales.nice_ticks(x_lo, x_hi, count)
-    ys = [y for _, y in raw]
+    ys = [y for raw, _, _ in lines for _, y in raw]
     yt = scales.log_ticks(min(ys), max(ys)) if log else scales.nice_ticks(min(ys), max(ys), 4)
     fy = math.log10 if log else float
     y_lo, y_hi = fy(yt.lo), fy(yt.hi)
@@ -113,7 +130,7 @@ def _drawing(
     for t in yt.values:
         y = sy(t)
         body.append(f'<line x1="0" x2="{plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>')
-        text = format_number(t) if log else scales.format_tick(t, yt.step)
+        text = scales.format_tick(t, t) if log else scales.format_tick(t, yt.step)
         labels.append(_label(0, PAD_TOP + y - 8, PAD_LEFT - 6, "right", text))
     eps = (x_hi - x_lo) * 1e-9
     for t in (v for v in xt.values if x_lo - eps <= v <= x_hi + eps):
@@ -128,44 +145,64 @@ def _drawing(
         pixels = column_decimate([(sx(x), sy(y)) for x, y in points])
         return "M" + "L".join(f"{x:.1f},{y:.1f}" for x, y in pixels)
 
-    faint = ' stroke-opacity="0.3"' if smoothed else ""
-    body.append(
-        f'<path d="{path(raw)}" fill="none" stroke="{color}" stroke-width="{1 if smoothed else 1.6}"'
-        f'{faint} stroke-linejoin="round"/>'
-    )
-    if smoothed:
+    for raw, smoothed, color in lines:
+        faint = ' stroke-opacity="0.3"' if smoothed else ""
         body.append(
-            f'<path d="{path(smoothed)}" fill="none" stroke="{color}" stroke-width="2" stroke-linejoin="round"/>'
+            f'<path d="{path(raw)}" fill="none" stroke="{color}" stroke-width="{1 if smoothed else 1.6}"'
+            f'{faint} stroke-linejoin="round"/>'
         )
-    if len(raw) == 1:
-        body.append(f'<circle cx="{sx(raw[0][0]):.1f}" cy="{sy(raw[0][1]):.1f}" r="2.5" fill="{color}"/>')
+        if smoothed:
+            body.append(
+                f'<path d="{path(smoothed)}" fill="none" stroke="{color}" stroke-width="2" '
+                'stroke-linejoin="round"/>'
+            )
+        if len(raw) == 1:
+            body.append(f'<circle cx="{sx(raw[0][0]):.1f}" cy="{sy(raw[0][1]):.1f}" r="2.5" fill="{color}"/>')
     return body, labels
+
+
+def swatch(color: str) -> str:
+    """A small square of a line's colour, for legends (a block, not text: no contrast rule applies)."""
+    return (
+        f'<span style="display:inline-block;width:10px;height:10px;border-radius:2px;background:{color};'
+        'vertical-align:-1px"></span>'
+    )
 
 
 def chart_tile(
     name: str,
-    series: MinMaxSeries,
+    series: MinMaxSeries | None = None,
     *,
+    lines: Sequence[Line] | None = None,
     axis: str = "step",
     log: bool = False,
     smoothing: float = 0.0,
     origin_ms: float = 0.0,
-    color: str = "#1f77b4",
+    color: str = PALETTE[0],
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> str:
-    """One metric as a static chart tile (all user text escaped)."""
-    raw, means = _points(series, axis, origin_ms)
-    smoothed = scales.smooth(means, smoothing) if smoothing > 0 else []
+    """A static chart tile (all user text escaped): one metric's ``series``, or several ``lines`` in one
+    chart (runs compared, or a train/val pair), with a legend."""
+    if lines is None:
+        if series is None:
+            raise TypeError("chart_tile() needs a series or lines")
+        lines = [Line(name, series, color, origin_ms)]
+    drawn = []
     dropped = 0
-    if log:
-        kept = [p for p in raw if p[1] > 0]
-        dropped = len(raw) - len(kept)
-        raw = kept
-        smoothed = [p for p in smoothed if p[1] > 0]
+    for line in lines:
+        raw, means = _points(line.series, axis, origin_ms if line.origin_ms is None else line.origin_ms)
+        smoothed = scales.smooth(means, smoothing) if smoothing > 0 else []
+        if log:
+            kept = [p for p in raw if p[1] > 0]
+            dropped += len(raw) - len(kept)
+            raw = kept
+            smoothed = [p for p in smoothed if p[1] > 0]
+        if raw:
+            drawn.append((raw, smoothed, line.color))
     plot_w, plot_h = width - PAD_LEFT, height - PAD_BOTTOM - PAD_TOP
-    if raw:
-        body, labels = _drawing(raw, smoothed, axis=axis, log=log, size=(plot_w, plot_h), color=color)
+    if drawn:
+        body, labels = _drawing(drawn, axis=axis, log=log, size=(plot_w, plot_h))
     else:
         note = "no data yet" if not dropped else f"{dropped} point(s) ≤ 0: none on the log scale"
         body, labels = (
@@ -178,18 +215,29 @@ def chart_tile(
     )
     data = base64.b64encode(svg.encode()).decode("ascii")
     title = AXIS_TITLES.get(axis, axis) + (" · log y" if log else "")
-    title += f" · smoothing {smoothing:.2f}" if smoothed else ""
-    title += f" · {dropped} point(s) ≤ 0 left out" if dropped and raw else ""
-    stats = (
-        f"last <b>{escape(format_number(series.last))}</b> · min {escape(format_number(series.vmin))}"
-        f" · max {escape(format_number(series.vmax))}"
-    )
-    if series.skipped:
-        stats += f" · {series.skipped:,} non-finite"
+    title += f" · smoothing {smoothing:.2f}" if smoothing > 0 and drawn else ""
+    title += f" · {dropped} point(s) ≤ 0 left out" if dropped and drawn else ""
+    if len(lines) == 1:
+        only = lines[0].series
+        stats = (
+            f"last <b>{escape(format_number(only.last))}</b> · min {escape(format_number(only.vmin))}"
+            f" · max {escape(format_number(only.vmax))}"
+        )
+        if only.skipped:
+            stats += f" · {only.skipped:,} non-finite"
+        legend = ""
+    else:
+        stats = ""
+        legend = "".join(
+            f'<span class="tj-legend-item" style="margin-right:10px;white-space:nowrap">{swatch(line.color)} '
+            f"{escape(line.label)} <b>{escape(format_number(line.series.last))}</b></span> "
+            for line in lines
+        )
+        legend = f'<div class="tj-legend" style="line-height:15px">{legend}</div>'
     return (
         f'<div class="tj-chart" style="width:{width}px;margin:0 10px 10px 0;font-size:11px;line-height:16px">'
         f'<div class="tj-chart-title" style="font-weight:600;font-size:12px;white-space:nowrap;overflow:hidden;'
-        f'text-overflow:ellipsis" title="{escape(name)}">{escape(name)}</div>'
+        f'text-overflow:ellipsis" title="{escape(name)}">{escape(name)}</div>{legend}'
         f'<div style="position:relative;width:{width}px;height:{height}px">'
         f'<img src="data:image/svg+xml;base64,{data}" width="{plot_w}" height="{plot_h}" '
         f'alt="chart of {escape(name)}" style="position:absolute;left:{PAD_LEFT}px;top:{PAD_TOP}px;display:block">'
@@ -204,13 +252,37 @@ def section_of(name: str) -> str:
     return head if sep and head else ""
 
 
+def _section_order(key: str) -> tuple[int, str]:
+    """Unprefixed first, then train/val pairs, then by name, ``system`` last (as the live charts)."""
+    return ({"": 0, PAIR_SECTION: 1, "system": 3}.get(key, 2), key)
+
+
 def sections(names: Sequence[str]) -> list[tuple[str, list[str]]]:
     """Metric names grouped by prefix: unprefixed first, then by name, ``system`` last."""
     groups: dict[str, list[str]] = {}
     for name in names:
         groups.setdefault(section_of(name), []).append(name)
-    order = sorted(groups, key=lambda k: (k == "system", k != "", k))
-    return [(key, groups[key]) for key in order]
+    return [(key, groups[key]) for key in sorted(groups, key=_section_order)]
+
+
+def pair_groups(names: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
+    """Metrics of one quantity on train and validation data, to overlay on request (``pair`` in the
+    view): ``train/loss`` with ``val/loss`` (train, training, val, valid, validation, eval or test, with
+    ``/`` or ``_``), and Keras' ``loss`` with ``val_loss``. Returns id → (title, members), groups of two
+    or more, in the order the live charts (``pairGroups``) find them."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for name in names:
+        match = _PAIR_PREFIX.match(name)
+        if match:
+            found.setdefault(match[2] + match[3], (match[3], []))[1].append(name)
+    present = set(names)
+    groups = {}
+    for key, (title, members) in found.items():
+        if key[0] == "_" and key[1:] in present:
+            members.insert(0, key[1:])
+        if len(members) >= 2:
+            groups[key] = (title, members)
+    return groups
 
 
 def chart_sections(
@@ -219,30 +291,42 @@ def chart_sections(
     *,
     view: Mapping[str, Any],
     origin_ms: float,
-    color: str = "#1f77b4",
+    color: str = PALETTE[0],
 ) -> str:
     """The charts of ``names`` in collapsible sections by prefix, drawn as ``view`` says (x axis, log
-    scale, smoothing; sections the user closed stay closed)."""
-    closed = set(view.get("closed") or ())
+    scale, smoothing, train/val pairs overlaid; sections the user closed stay closed)."""
+    style = {
+        "axis": view.get("x", "step"),
+        "log": bool(view.get("log")),
+        "smoothing": float(view.get("smoothing") or 0.0),
+        "origin_ms": origin_ms,
+    }
+    paired: dict[str, str] = {}
+    groups = pair_groups(names) if view.get("pair") else {}
+    for group_id, (_, members) in groups.items():
+        paired.update(dict.fromkeys(members, group_id))
+    tiles: dict[str, list[str]] = {}
+    for name in names:
+        key = paired.get(name)
+        if key is None:
+            tile = chart_tile(name, all_series[name], color=color, **style)
+            tiles.setdefault(section_of(name), []).append(tile)
+        elif groups[key][1][0] == name:
+            title, members = groups[key]
+            lines = [Line(m, all_series[m], PALETTE[i % len(PALETTE)]) for i, m in enumerate(members)]
+            tiles.setdefault(PAIR_SECTION, []).append(chart_tile(title, lines=lines, **style))
+    return section_list(tiles, closed=set(view.get("closed") or ()))
+
+
+def section_list(tiles: Mapping[str, Sequence[str]], *, closed: set[str]) -> str:
+    """Chart tiles by section as collapsible ``<details>`` (closed ones stay closed)."""
     parts = []
-    for key, members in sections(names):
+    for key in sorted(tiles, key=_section_order):
         title = key or "charts"
-        tiles = "".join(
-            chart_tile(
-                name,
-                all_series[name],
-                axis=view.get("x", "step"),
-                log=bool(view.get("log")),
-                smoothing=float(view.get("smoothing") or 0.0),
-                origin_ms=origin_ms,
-                color=color,
-            )
-            for name in members
-        )
         is_open = "" if title in closed else " open"
         parts.append(
             f'<details class="tj-section"{is_open}><summary style="font-weight:600;cursor:pointer">'
-            f'{escape(title)} <span style="{MUTED};font-weight:400">({len(members)})</span></summary>'
-            f'<div style="display:flex;flex-wrap:wrap;margin-top:4px">{tiles}</div></details>'
+            f'{escape(title)} <span style="{MUTED};font-weight:400">({len(tiles[key])})</span></summary>'
+            f'<div style="display:flex;flex-wrap:wrap;margin-top:4px">{"".join(tiles[key])}</div></details>'
         )
     return "".join(parts)

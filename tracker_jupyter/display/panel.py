@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 
 STATIC = Path(__file__).with_name("static")
 FULL_REFRESH_S = 30.0
-DEFAULT_VIEW: dict[str, Any] = {"x": "step", "log": False, "smoothing": 0.0, "filter": "", "closed": []}
+DEFAULT_VIEW: dict[str, Any] = {
+    "x": "step", "log": False, "smoothing": 0.0, "filter": "", "closed": [], "pair": False,
+}  # fmt: skip
 X_AXES = ("step", "time", "relative")
 
 
@@ -107,6 +109,7 @@ def clean_view(value: Any) -> dict[str, Any]:
     if value.get("x") in X_AXES:
         view["x"] = value["x"]
     view["log"] = bool(value.get("log", False))
+    view["pair"] = bool(value.get("pair", False))
     try:
         view["smoothing"] = min(0.99, max(0.0, float(value.get("smoothing", 0.0))))
     except (TypeError, ValueError):
@@ -133,8 +136,31 @@ def panel_class() -> type:
         color = traitlets.Unicode("#1f77b4").tag(sync=True)
         data = traitlets.Dict().tag(sync=True)
         view = traitlets.Dict(dict(DEFAULT_VIEW)).tag(sync=True)
+        kind = traitlets.Unicode("run").tag(sync=True)
 
     return ChartPanel
+
+
+@functools.cache
+def runs_panel_class() -> type:
+    """The runs dashboard's widget: the same charts (a line per selected run) under a runs table.
+
+    The kernel holds the rows and the rules (``runs.filter_rows`` / ``sort_rows``): the browser sends
+    ``query`` (filter, sort, descending) and ``selected`` (run ids, in the order ticked) and gets the
+    rows shown, formatted, in ``rows``; ``runs`` names, colours and start times the selected runs.
+    """
+    import traitlets
+
+    class RunsPanel(panel_class()):  # type: ignore[misc]
+        kind = traitlets.Unicode("runs").tag(sync=True)
+        columns: Any = traitlets.List().tag(sync=True)
+        rows: Any = traitlets.List().tag(sync=True)
+        total = traitlets.Int(0).tag(sync=True)
+        query = traitlets.Dict({"filter": "", "sort": "start", "descending": True}).tag(sync=True)
+        selected: Any = traitlets.List().tag(sync=True)
+        runs: Any = traitlets.List().tag(sync=True)
+
+    return RunsPanel
 
 
 class LivePanel:

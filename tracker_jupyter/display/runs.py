@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tracker_jupyter.display import charts
+from tracker_jupyter.display import charts, figure
 from tracker_jupyter.display.charts import MinMaxSeries, escape, format_duration
-from tracker_jupyter.display.view import NUMERIC, STATE_COLORS, artifacts_line
+from tracker_jupyter.display.figure import PALETTE
+from tracker_jupyter.display.view import MUTED, NUMERIC, STATE_COLORS, RunFeed, artifacts_line
 from tracker_jupyter.display.widget import _report, _widgets_available
 
 __all__ = ["RunsTable", "project_runs", "runs_table", "show_runs"]
@@ -141,7 +142,7 @@ def _cell(column: str, value: Any) -> str:
     if value is None:
         return ""
     if column == "start":
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
     if column == "duration":
         return format_duration(value)
     if column == "tags":
@@ -149,52 +150,108 @@ def _cell(column: str, value: Any) -> str:
     return charts.format_value(value, column)
 
 
-def table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, limit: int = 200) -> str:
-    """The runs as an HTML table (text escaped, secret-looking config masked)."""
-    head = "".join(
-        f'<th style="text-align:left;padding:2px 8px;border-bottom:1px solid #ccc">{escape(c)}</th>'
+_TITLES = {"start": "started", "job_type": "job type", "artifacts": "artifacts", "sweep": "sweep trial"}
+
+
+def column_title(column: str) -> tuple[str, str]:
+    """A column's group and readable title: ``config.lr`` → (config, lr), ``job_type`` → (run, job type)."""
+    group, dot, rest = column.partition(".")
+    if dot and group in ("config", "summary"):
+        return group, rest
+    return "run", _TITLES.get(column, column)
+
+
+def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
+    values = [r.get(column) for r in rows if r.get(column) is not None]
+    return bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def run_colors(rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """A colour for each run, by start time (oldest first): a run keeps it whatever is selected,
+    filtered or sorted, and keeps it when newer runs join the project."""
+    ordered = sorted(rows, key=lambda r: (r.get("start") is None, r.get("start") or 0, r["id"]))
+    return {row["id"]: PALETTE[i % len(PALETTE)] for i, row in enumerate(ordered)}
+
+
+def table_html(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, limit: int = 200,
+    colors: Mapping[str, str] | None = None, selected: Iterable[str] = (),
+) -> str:  # fmt: skip
+    """The runs as an HTML table (text escaped, secret-looking config masked): a group row (run,
+    config, summary) over readable column titles; with ``colors``, each run's swatch, ticked when it
+    is in ``selected``."""
+    picked = set(selected)
+    groups: list[list[Any]] = []
+    for column in columns:
+        group = column_title(column)[0]
+        if groups and groups[-1][0] == group:
+            groups[-1][1] += 1
+        else:
+            groups.append([group, 1])
+    lead = '<th style="padding:0 4px"></th>' if colors is not None else ""
+    group_row = lead + "".join(
+        f'<th colspan="{span}" style="text-align:left;padding:0 8px;font-weight:400;{MUTED}">{escape(g)}</th>'
+        for g, span in groups
+    )
+    numeric = {c: _numeric(rows, c) or c == "duration" for c in columns}
+    title_row = lead + "".join(
+        f'<th style="text-align:{"right" if numeric[c] else "left"};padding:2px 8px;border-bottom:1px solid '
+        f'rgba(128,128,128,0.5)" title="{escape(c)}">{escape(column_title(c)[1])}</th>'
         for c in columns
     )
     body = []
     for row in rows[:limit]:
         cells = []
+        if colors is not None:
+            mark = "✓" if row["id"] in picked else ""
+            cells.append(
+                f'<td style="padding:1px 4px;white-space:nowrap">{figure.swatch(colors.get(row["id"], "#777"))}'
+                f" {mark}</td>"
+            )
         for column in columns:
             value = row.get(column)
             text = escape(_cell(column, value))
             if column == "state":
                 color = STATE_COLORS.get(str(value), "#555")
-                text = f'<span style="color:{color}">{text}</span>'
-            cells.append(f'<td style="text-align:left;padding:1px 8px;white-space:nowrap">{text}</td>')
+                text = (
+                    f'<span style="padding:0 6px;border-radius:8px;background:{color};color:#fff;'
+                    f'font-size:11px">{text}</span>'
+                )
+            align = "right" if numeric[column] else "left"
+            cells.append(f'<td style="text-align:{align};padding:1px 8px;white-space:nowrap">{text}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
     more = (
-        f'<div style="color:#888;font:11px sans-serif">… and {len(rows) - limit} more runs</div>'
+        f'<div style="{MUTED};font:11px sans-serif">… and {len(rows) - limit} more runs</div>'
         if len(rows) > limit
         else ""
     )
     return (
-        '<div style="overflow-x:auto"><table class="tj-runs" style="border-collapse:collapse;font:12px sans-serif">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{more}"
+        '<div style="overflow-x:auto"><table class="tj-runs" style="border-collapse:collapse;font:12px sans-serif;'
+        f'font-variant-numeric:tabular-nums"><thead><tr>{group_row}</tr><tr>{title_row}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>{more}"
     )
 
 
 class RunsTable:
-    """Runs of a project as a table, optionally with one metric of some of them overlaid in a chart.
+    """Runs of a project as a table, with the metrics of some of them overlaid in charts.
 
-    Made by ``runs_table()``; shows itself as HTML in a notebook and as text elsewhere.
-    ``rows`` is a list of dicts (``name``, ``state``, ``start``, ``duration``, ``tags``, ``group``,
-    ``job_type``, ``config.<key>``, ``summary.<key>``); ``to_pandas()`` makes it a DataFrame.
+    Made by ``runs_table()``; shows itself as HTML in a notebook (the table, then one chart per metric
+    with a line per selected run) and as text elsewhere. ``rows`` is a list of dicts (``name``,
+    ``state``, ``start``, ``duration``, ``tags``, ``group``, ``job_type``, ``config.<key>``,
+    ``summary.<key>``); ``colors`` gives each run its colour; ``to_pandas()`` makes it a DataFrame.
     """
 
     def __init__(
         self, records: Sequence[Any], rows: list[dict[str, Any]], columns: list[str], metric: str | None,
-        selected: list[str],
+        selected: list[str], colors: dict[str, str] | None = None,
     ) -> None:  # fmt: skip
         self.records = {r.id: r for r in records}
         self.rows = rows
         self.columns = columns
         self.metric = metric
         self.selected = selected
-        self._series: dict[tuple[str, str], MinMaxSeries] = {}
+        self.colors = colors if colors is not None else run_colors(rows)
+        self._feeds: dict[str, dict[str, MinMaxSeries]] = {}
 
     def metrics(self) -> list[str]:
         """Numeric summary metrics of the runs, the ones most runs have first."""
@@ -205,43 +262,64 @@ class RunsTable:
                     counts[key[8:]] = counts.get(key[8:], 0) + 1
         return sorted(counts, key=lambda k: (-counts[k], k))
 
-    def series(self, run_id: str, metric: str) -> MinMaxSeries:
-        """The downsampled history of one metric of one run (read once from the store, then cached)."""
-        cached = self._series.get((run_id, metric))
+    def run_series(self, run_id: str) -> dict[str, MinMaxSeries]:
+        """Every numeric metric of one run as a downsampled series (read once, then cached).
+
+        A local run's history is read in one pass; a server's run is read metric by metric (its summary's
+        numbers), as MLflow serves it.
+        """
+        cached = self._feeds.get(run_id)
         if cached is None:
-            cached = MinMaxSeries()
-            steps: list[int] = []
-            values: list[Any] = []
-            times: list[float] = []
-            for row in self.records[run_id].scan_history(keys=[metric]):
-                steps.append(row.get("_step", 0))
-                values.append(row[metric])
-                times.append(row.get("_timestamp", 0))
-                if len(steps) >= 8192:
-                    cached.extend(steps, values, times)
-                    steps, values, times = [], [], []
-            cached.extend(steps, values, times)
-            self._series[(run_id, metric)] = cached
+            record = self.records[run_id]
+            feed = RunFeed()
+            if getattr(record, "source", "local") == "local":
+                feed.preload(record.scan_history())
+            else:
+                summary = record.summary or {}
+                for key in [k for k, v in summary.items() if type(v) in NUMERIC and not k.startswith("_")]:
+                    feed.preload(record.scan_history(keys=[key]))
+            cached = self._feeds[run_id] = feed.series
         return cached
 
-    def overlay_svg(self, metric: str | None = None, run_ids: Sequence[str] | None = None) -> str:
-        """One chart with ``metric`` of each selected run (labelled by run name)."""
-        metric = metric or self.metric
-        if not metric:
-            return '<div style="color:#888;font:12px sans-serif">pick a metric to compare runs</div>'
-        ids = [i for i in (self.selected if run_ids is None else run_ids) if i in self.records]
+    def series(self, run_id: str, metric: str) -> MinMaxSeries:
+        """The downsampled history of one metric of one run (empty when the run has none)."""
+        return self.run_series(run_id).get(metric) or MinMaxSeries()
+
+    def _selected_ids(self, run_ids: Sequence[str] | None = None) -> list[str]:
+        return [i for i in (self.selected if run_ids is None else run_ids) if i in self.records]
+
+    def compared_metrics(self, run_ids: Sequence[str] | None = None) -> list[str]:
+        """The metrics of the selected runs, ``metric`` first, then as the runs logged them."""
+        names: dict[str, None] = {}
+        for run_id in self._selected_ids(run_ids):
+            names.update(dict.fromkeys(self.run_series(run_id)))
+        ordered = list(names)
+        if self.metric in names:
+            ordered.remove(self.metric)
+            ordered.insert(0, self.metric)
+        return ordered
+
+    def overlay_tiles(self, run_ids: Sequence[str] | None = None, *, limit: int = 12) -> str:
+        """The selected runs' metrics as static charts in sections, a line per run in its colour."""
+        ids = self._selected_ids(run_ids)
         names = {row["id"]: row["name"] for row in self.rows}
-        lines = [(f"{names.get(i, i)} ({i})", self.series(i, metric).points()) for i in ids]
-        return charts.overlay_svg(lines, title=metric)
+        tiles: dict[str, list[str]] = {}
+        for metric in self.compared_metrics(ids)[:limit]:
+            lines = [
+                figure.Line(str(names.get(i, i)), self.run_series(i)[metric], self.colors.get(i, PALETTE[0]),
+                            self.records[i].start_time * 1000 if self.records[i].start_time else None)
+                for i in ids
+                if metric in self.run_series(i)
+            ]  # fmt: skip
+            tiles.setdefault(figure.section_of(metric), []).append(figure.chart_tile(metric, lines=lines))
+        return figure.section_list(tiles, closed=set())
 
     def html(self) -> str:
-        """The table, and the overlay chart as an image (this HTML is a notebook output: see ``svg_image``)."""
-        chart = (
-            charts.svg_image(self.overlay_svg(), alt=f"{self.metric} of the selected runs")
-            if self.metric
-            else ""
-        )
-        return table_html(self.rows, self.columns) + chart
+        """The table, then the selected runs' charts (static HTML: see ``figure``)."""
+        table = table_html(self.rows, self.columns, colors=self.colors, selected=self.selected)
+        if not self._selected_ids():
+            return table
+        return table + f'<div class="tj-runs-charts" style="margin-top:8px">{self.overlay_tiles()}</div>'
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": repr(self), "text/html": self.html()}
@@ -283,7 +361,8 @@ def runs_table(
     records
         Run records from ``tracker_jupyter.Api(...).runs(project)``.
     metric
-        A summary metric to overlay, for the ``select``ed runs (default: the first five shown that have it).
+        A summary metric: its chart comes first, and without ``select`` the first five runs shown that
+        have it are the ones compared.
     filter
         Words that must all appear in a run's name, id, state, tags, group, job_type or config values;
         ``key=value`` matches a column exactly (``state=finished``, ``lr=0.01``).
@@ -292,7 +371,7 @@ def runs_table(
     descending
         Sort direction; runs without a value come last either way.
     select
-        Run ids to overlay.
+        Run ids to compare (their metrics overlaid, a line per run).
     max_config, max_summary
         How many config and summary columns to show (those that differ between runs first).
     """
@@ -307,12 +386,13 @@ def runs_table(
         fixed.append("artifacts")
     if any(r["sweep"] for r in all_rows):
         fixed.append("sweep")
+    fixed = [c for c in fixed if c == "name" or any(r.get(c) not in (None, "", ()) for r in all_rows)]
     columns = [*fixed, *_pick_columns(all_rows, "config.", max_config),
                *_pick_columns(all_rows, "summary.", max_summary)]  # fmt: skip
     if select is None:
         key = f"summary.{metric}"
         select = [r["id"] for r in rows if metric and r.get(key) is not None][:5]
-    return RunsTable(records, rows, columns, metric, list(select))
+    return RunsTable(records, rows, columns, metric, list(select), colors=run_colors(all_rows))
 
 
 def project_runs(
@@ -348,17 +428,20 @@ def project_runs(
 
 
 def show_runs(records: Iterable[Any], metric: str | None = None) -> None:
-    """Display the runs dashboard: a filter box, a sort menu, the runs table, and a metric overlay chart.
+    """Display the runs dashboard: the runs table (filter, sort by a column, tick runs to compare) over
+    the ticked runs' metrics as interactive charts, a line per run in the run's own colour.
 
-    Built from ipywidgets (Text, Dropdown, SelectMultiple, HTML); without a kernel or ipywidgets the
-    static ``runs_table()`` is displayed instead.
+    A widget (``anywidget``, the run widget's charts) in a kernel; its output also carries the static
+    table and charts as HTML, which a saved notebook, nbconvert and GitHub show. Without a kernel or
+    ipywidgets that static form is displayed alone.
 
     Parameters
     ----------
     records
         Run records from ``tracker_jupyter.Api(...).runs(project)``.
     metric
-        The metric to overlay first (default: the one most runs have).
+        The metric whose chart comes first (default: the one most runs have); the first five runs that
+        have it are compared.
     """
     from IPython.display import display
 
@@ -370,62 +453,101 @@ def show_runs(records: Iterable[Any], metric: str | None = None) -> None:
         display(table)
         return
     try:
-        display(RunsDashboard(table, metric).box)
+        board = RunsDashboard(table, metric)
+        display(board.bundle(), raw=True)
     except Exception as exc:
         _report(f"the runs widget could not be built ({exc!r}); showing the table instead")
         display(table)
 
 
 class RunsDashboard:
-    """The ipywidgets form of a ``RunsTable``: filter, sort, select runs, pick a metric."""
+    """The runs dashboard widget of a ``RunsTable``.
+
+    The kernel keeps the rules: the browser's ``query`` (filter words, sort column and direction) is
+    applied with ``filter_rows`` / ``sort_rows`` and the rows shown are sent back formatted; its
+    ``selected`` run ids are kept across filtering and sorting (a run hidden by the filter stays
+    selected), and their histories are read once and sent as the charts' series.
+    """
 
     def __init__(self, table: RunsTable, metric: str | None = None) -> None:
-        import ipywidgets as w
+        import uuid
 
-        self.all_rows = table.rows
+        from tracker_jupyter.display.panel import runs_panel_class
+
         self.table = table
+        self.all_rows = list(table.rows)
         metrics = table.metrics()
-        metric = metric if metric in metrics else (metrics[0] if metrics else None)
-        table.metric = metric
-        sortable = [c for c in table.columns if c != "tags"]
-        self.filter = w.Text(placeholder="filter: words, or key=value (state=finished, lr=0.01)",
-                             description="filter", layout=w.Layout(width="420px"))  # fmt: skip
-        self.sort = w.Dropdown(options=sortable, value="start", description="sort by")
-        self.descending = w.ToggleButton(value=True, description="descending", icon="sort-amount-desc")
-        self.metric = w.Dropdown(options=metrics, value=metric, description="metric")
-        self.runs = w.SelectMultiple(description="runs", rows=8, layout=w.Layout(width="360px"))
-        self.table_html = w.HTML()
-        self.chart = w.HTML()
-        self.box = w.VBox(
-            [
-                w.HBox([self.filter, self.sort, self.descending]),
-                self.table_html,
-                w.HBox([w.VBox([self.metric, self.runs]), self.chart]),
-            ]
-        )
-        self.box.add_class("tracker-runs")
-        for control in (self.filter, self.sort, self.descending):
-            control.observe(lambda _: self.refresh_table(), names="value")
-        self.metric.observe(lambda _: self.refresh_chart(pick=True), names="value")
-        self.runs.observe(lambda _: self.refresh_chart(), names="value")
-        self.refresh_table()
-        self.refresh_chart(pick=True)
+        table.metric = metric if metric in metrics else (metrics[0] if metrics else None)
+        if not table.selected and table.metric:
+            key = f"summary.{table.metric}"
+            table.selected = [r["id"] for r in self.all_rows if r.get(key) is not None][:5]
+        self.columns = [c for c in table.columns if c != "tags" or any(r.get("tags") for r in self.all_rows)]
+        self.widget = runs_panel_class()(
+            uid=uuid.uuid4().hex,
+            columns=[
+                {"key": c, "group": column_title(c)[0], "title": column_title(c)[1],
+                 "numeric": _numeric(self.all_rows, c) or c == "duration"}
+                for c in self.columns
+            ],
+            total=len(self.all_rows),
+            selected=list(table.selected),
+        )  # fmt: skip
+        self._seq = 0
+        self.refresh_rows()
+        self.refresh_charts()
+        self.widget.observe(lambda _: self.refresh_rows(), names="query")
+        self.widget.observe(lambda _: self.refresh_charts(), names="selected")
 
-    def refresh_table(self) -> None:
-        rows = sort_rows(filter_rows(self.all_rows, self.filter.value), self.sort.value,
-                         descending=self.descending.value)  # fmt: skip
+    @property
+    def box(self) -> Any:
+        return self.widget
+
+    @property
+    def selected(self) -> list[str]:
+        known = {r["id"] for r in self.all_rows}
+        return [i for i in self.widget.selected if isinstance(i, str) and i in known]
+
+    def shown(self) -> list[dict[str, Any]]:
+        """The rows the browser's query shows, in its order."""
+        query = self.widget.query if isinstance(self.widget.query, dict) else {}
+        column = str(query["sort"]) if query.get("sort") in self.table.columns else "start"
+        rows = filter_rows(self.all_rows, str(query.get("filter") or "")[:500])
+        return sort_rows(rows, column, descending=bool(query.get("descending", True)))
+
+    def refresh_rows(self) -> None:
+        rows = self.shown()
         self.table.rows = rows
-        self.table_html.value = table_html(rows, self.table.columns)
-        chosen = tuple(i for i in self.runs.value if any(r["id"] == i for r in rows))
-        self.runs.options = [(f"{r['name']} ({r['id']})", r["id"]) for r in rows]
-        self.runs.value = chosen
+        self.widget.rows = [
+            {"id": r["id"], "name": str(r["name"]), "color": self.table.colors.get(r["id"], PALETTE[0]),
+             "cells": [_cell(c, r.get(c)) for c in self.columns]}
+            for r in rows[:500]
+        ]  # fmt: skip
 
-    def refresh_chart(self, *, pick: bool = False) -> None:
-        metric = self.metric.value
-        if pick and metric:
-            key = f"summary.{metric}"
-            wanted = tuple(r["id"] for r in self.table.rows if r.get(key) is not None)[:5]
-            if wanted != tuple(self.runs.value):
-                self.runs.value = wanted  # observing runs redraws the chart
-                return
-        self.chart.value = self.table.overlay_svg(metric, list(self.runs.value))
+    def refresh_charts(self) -> None:
+        """Send the selected runs (names, colours, starts) and their series as the charts' state."""
+        from tracker_jupyter.display.panel import series_wire
+
+        ids = self.selected
+        self.table.selected = ids
+        names = {r["id"]: str(r["name"]) for r in self.all_rows}
+        series = {}
+        for run_id in ids:
+            for metric, one in self.table.run_series(run_id).items():
+                series[f"{run_id}\x1f{metric}"] = series_wire(one)
+        start: dict[str, float | None] = {r["id"]: r.get("start") for r in self.all_rows}
+        self._seq += 1
+        with self.widget.hold_sync():
+            self.widget.runs = [
+                {"id": i, "name": names[i], "color": self.table.colors.get(i, PALETTE[0]),
+                 "origin": (start[i] or 0) * 1000 or None}
+                for i in ids
+            ]  # fmt: skip
+            self.widget.data = {"seq": self._seq, "origin": None, "series": series}
+
+    def bundle(self) -> dict[str, Any]:
+        """The widget, with the static table and charts beside it for frontends without widgets."""
+        shown = self.widget._repr_mimebundle_()
+        bundle = dict(shown[0] if isinstance(shown, tuple) else shown)  # anywidget: (data, metadata)
+        bundle["text/html"] = self.table.html()
+        bundle["text/plain"] = repr(self.table)
+        return bundle

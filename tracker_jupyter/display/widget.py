@@ -1,37 +1,38 @@
-"""The live run widget and its static snapshot on screen (the runs dashboard is ``runs``; the data and
-markup both show come from ``view``).
+"""The live run widget below the cell, and the entry points that show a run (the runs dashboard is
+``runs``; the machinery every live display shares, and the text fallback, are ``live``; the data and
+markup come from ``view``).
 
-``attach(run, shell)`` shows one compact widget below the current cell: a header (name, state, elapsed
-time, step, steps per second, where the run lives), one small chart per numeric metric, and the latest
-values and config in an accordion. It is built from standard ipywidgets (HTML holding inline SVG made by
-``charts``), so every frontend that renders widgets shows it, with no custom JavaScript and no iframe.
+``attach(run, shell)`` shows one widget below the current cell: a header (name, state, elapsed time,
+step, steps per second, where the run lives), the interactive charts (``panel``: an anywidget whose
+code comes over the kernel's comm), the newest media, and collapsible details (latest values, config,
+artifacts, system, output). A later cell that logs gets a live view of the same widget too.
 
-How data reaches it: the run's writer thread hands each batch of rows that reached the disk to
-``RunFeed.ingest``, which folds them into fixed-size min/max series (memory does not grow with steps).
-A timer thread of the dashboard redraws at most ``widget_fps`` times a second, and only what changed; its
-trait updates are comm messages that ipykernel sends through its IOPub thread, so they reach the frontend
+Its updates are comm messages that ipykernel sends through its IOPub thread, so they reach the frontend
 while the cell that logs is still running. Nothing clears the cell's outputs: the widget is a display
-with a ``display_id`` and is only ever updated in place.
-
-On ``finish()`` the widget draws the final state, the display is replaced (``update_display``) by a static
-HTML snapshot with the SVG charts inlined (as data-URI images), and the widgets' comms are closed, so a
-saved notebook shows the result without a kernel. Where widgets cannot render (terminal IPython, no ipywidgets) a compact HTML and
-text display takes its place; nothing here raises into the user's cell.
+with a ``display_id`` and is only ever updated in place. On ``finish()`` the display is replaced by the
+static HTML snapshot and the widgets' comms are closed, so a saved notebook shows the result without a
+kernel. Where widgets cannot render (terminal IPython, no ipywidgets) ``live.TextDashboard`` takes its
+place; nothing here raises into the user's cell.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tracker_jupyter.core.report import log
 from tracker_jupyter.display import charts
 from tracker_jupyter.display.charts import escape, format_duration, format_number
+from tracker_jupyter.display.live import (  # TEXT_REFRESH_S: the fallback's pace, read by the tests
+    MAX_FPS,
+    TEXT_REFRESH_S,
+    Publisher,
+    TextDashboard,
+    _Dashboard,
+    _report,
+)
 from tracker_jupyter.display.view import (
     MUTED,
     NUMERIC,
@@ -39,191 +40,28 @@ from tracker_jupyter.display.view import (
     RunFeed,
     artifact_items,
     config_items,
-    history_extent,
-    history_path,
     latest_media,
     output_tail,
-    render_charts,
     render_header,
     render_media_label,
     render_output,
     render_text,
-    rows_before,
-    run_info,
     snapshot_bundle,
     summary_items,
-    sync_status,
     system_items,
 )
 
 if TYPE_CHECKING:
     from tracker_jupyter.core.run import Run
 
-__all__ = ["RunFeed", "attach", "show", "snapshot_bundle"]
+__all__ = ["TEXT_REFRESH_S", "RunFeed", "TextDashboard", "attach", "show", "snapshot_bundle"]
 
 MEDIA_WIDGET_BYTES = 8 << 20  # the newest video or image is sent to the widget up to this size
-DRAIN_TIMEOUT_S = 2.0  # how long finish waits for the writer to hand over the last rows
-MAX_FPS = 10.0  # widget_fps above this is taken as this: each redraw costs the kernel time and comm traffic
 HEADER_REFRESH_S = 1.0  # the elapsed time ticks this often even when no rows arrive
 CONFIG_REFRESH_S = 2.0
-SYNC_REFRESH_S = 2.0  # the sync status counts unsent rows in the history file: not at every redraw
-TEXT_REFRESH_S = 1.0  # the fallback display is re-sent whole, so it updates less often
 MIME_WIDGET = "application/vnd.jupyter.widget-view+json"
-
-
-def _report(message: str) -> None:
-    """Say that the display failed (the ``tracker_jupyter`` logger): the run itself goes on unharmed."""
-    log(message)
-
-
-# ------------------------------------------------------------------------------------------ displays
-
-
-class Publisher:
-    """Where displays go: IPython's ``display`` / ``update_display``. Tests pass a recorder instead."""
-
-    def show(self, bundle: dict[str, Any], display_id: str | None) -> None:
-        from tracker_jupyter.core import host
-
-        if host.get_shell() is None:  # a plain script: IPython's display would print the dict itself
-            print(bundle.get("text/plain", ""))
-            return
-        from IPython.display import display
-
-        display(bundle, raw=True, display_id=display_id)
-
-    def update(self, bundle: dict[str, Any], display_id: str) -> None:
-        from IPython.display import update_display
-
-        update_display(bundle, raw=True, display_id=display_id)
-
-
-class _Dashboard:
-    """What every dashboard does: follow the run's rows, redraw on a timer, leave a snapshot at finish."""
-
-    refresh_s = 1.0 / MAX_FPS  # the shortest pause between redraws
-
-    def __init__(self, run: Run, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
-        self.run = run
-        self.publisher = publisher
-        self.feed = RunFeed()
-        self.display_id = f"tracker-{run.id}-{uuid.uuid4().hex[:8]}"
-        self.refresh_s = max(self.refresh_s, 1.0 / max(fps, 0.01))
-        self.redraws = 0
-        self.finished = False
-        self._shown_in: set[Any] = set()
-        self._preload: threading.Thread | None = None
-        self._sync: tuple[float, Mapping[str, Any] | None] = (-math.inf, None)
-        self._draw_lock = threading.RLock()
-        self._stop = threading.Event()
-        self._follow()
-        run.on_finish(self._on_finish)
-        self._thread: threading.Thread | None = None
-        if start_timer and not run.finished:
-            self._thread = threading.Thread(target=self._loop, name=f"tracker-widget-{run.id}", daemon=True)
-            self._thread.start()
-
-    def _follow(self) -> None:
-        """Subscribe to the writer and read what was written before, with no row missed or doubled.
-
-        The file is read up to its size at subscription, in a thread of its own (a long history must not
-        hold up ``init()``); the writer delivers everything written after that. A batch written before
-        but delivered after is in both: its steps, up to the last one read, are skipped on delivery.
-        """
-        sink = self.run.sink
-        history = history_path(self.run)
-        if history is None or self.run.step == 0:
-            sink.subscribe(self.feed.ingest)
-            return
-        with self.feed.lock:
-            sink.subscribe(self.feed.ingest)
-            size, first, last = history_extent(history)
-            self.feed.origin = first
-            self.feed._skip_through = last
-        if size:
-            self._preload = threading.Thread(
-                target=self.feed.preload, args=(rows_before(history, size),), daemon=True,
-                name=f"tracker-widget-preload-{self.run.id}",
-            )  # fmt: skip
-            self._preload.start()
-
-    def show(self, shell: Any) -> None:
-        """Display a view below the current cell (once per cell execution)."""
-        cell = getattr(shell, "execution_count", None)
-        if cell is not None and cell in self._shown_in:
-            return  # init() already showed it in this cell; the Run's repr at the end would repeat it
-        self._shown_in.add(cell)
-        if self.finished:
-            self.publisher.show(snapshot_bundle(self.run), None)
-            return
-        self.publisher.show(self.live_bundle(), self.display_id)
-
-    def info(self, now: float | None = None) -> dict[str, Any]:
-        """``run_info`` with the sync status read at most every ``SYNC_REFRESH_S`` seconds."""
-        now = time.time() if now is None else now
-        read_at, status = self._sync
-        if now - read_at >= SYNC_REFRESH_S or self.finished:
-            status = sync_status(self.run)
-            self._sync = (now, status)
-        return run_info(self.run, now, sync=status or {})
-
-    def live_bundle(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def redraw(self, *, force: bool = False) -> bool:
-        raise NotImplementedError
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.refresh_s):
-            try:
-                self.redraw()
-            except Exception as exc:  # a closed comm, a frontend gone: stop drawing, keep the run going
-                _report(f"the live display stopped updating: {exc!r}")
-                return
-
-    def _drain(self) -> None:
-        """Wait (briefly) until the earlier history is read and the writer has handed us every row."""
-        run = self.run
-        if run.disabled or run.step == 0:
-            return
-        if self._preload is not None:
-            self._preload.join(timeout=DRAIN_TIMEOUT_S * 5)
-        with contextlib.suppress(Exception):
-            run.sink.flush()
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while self.feed.last_step < run.step - 1 and time.monotonic() < deadline:
-            time.sleep(0.005)
-
-    def _on_finish(self, run: Run) -> None:
-        if self.finished:  # detached
-            return
-        try:
-            self._stop.set()
-            if self._thread is not None and self._thread is not threading.current_thread():
-                self._thread.join(timeout=5)
-            self._drain()
-            self.finished = True
-            self.teardown()
-        except Exception as exc:
-            _report(f"could not leave the final snapshot: {exc!r}")
-        finally:
-            self._unfollow()
-            with contextlib.suppress(Exception):
-                run.sink.unsubscribe(self.feed.ingest)
-
-    def _unfollow(self) -> None:
-        """Stop showing views below later cells (only the widget does)."""
-
-    def _detach(self) -> None:
-        """Stop following the run (a dashboard that failed to build must not linger)."""
-        self._unfollow()
-        self._stop.set()
-        self.finished = True
-        with contextlib.suppress(Exception):
-            self.run.sink.unsubscribe(self.feed.ingest)
-
-    def teardown(self) -> None:
-        self.publisher.update(snapshot_bundle(self.run), self.display_id)
+WIDGET_AFTER_S = 0.5  # a run shows its header alone until it has lived this long, then its widget
+SETTLE_S = 1.0  # finish waits until a widget has been on screen this long before replacing it
 
 
 class WidgetDashboard(_Dashboard):
@@ -261,6 +99,9 @@ class WidgetDashboard(_Dashboard):
         self._media_shown: tuple[Any, ...] | None = None
         self._shell: Any = None
         self.followers: list[str] = []  # display ids of the views below later cells that logged
+        self._created = time.monotonic()
+        self._placeholder = False  # the header stands in for the widget (a run younger than WIDGET_AFTER_S)
+        self._on_screen_at: float | None = None  # when the widget itself was first displayed (monotonic)
         super().__init__(run, publisher=publisher, fps=fps, start_timer=False)
         try:
             self.panel = LivePanel(
@@ -305,6 +146,9 @@ class WidgetDashboard(_Dashboard):
             return
         self._shown_in.add(cell)
         display_id = f"{self.display_id}-cell{cell}"
+        with self._draw_lock:
+            self._upgrade(self._created + WIDGET_AFTER_S)  # a later cell: the widget goes up now
+        self._on_screen_at = time.monotonic()
         self.publisher.show(self.live_bundle(), display_id)
         self.followers.append(display_id)
 
@@ -329,6 +173,8 @@ class WidgetDashboard(_Dashboard):
         """Send what changed since the last redraw; returns whether anything was drawn."""
         with self._draw_lock:
             now = time.time()
+            if self._placeholder:
+                self._upgrade(time.monotonic())
             changed = self.feed.version != self._drawn_version or self.panel.resync_requested
             if not (force or changed or now - self._header_at >= HEADER_REFRESH_S):
                 return False
@@ -382,6 +228,32 @@ class WidgetDashboard(_Dashboard):
             self.media.layout.display = "flex"
         self.messages += 1
 
+    def first_bundle(self) -> dict[str, Any]:
+        """The header alone while the run is younger than ``WIDGET_AFTER_S``; the widget after that.
+
+        A run that ends within a fraction of a second (a cell that runs many) never puts a widget on
+        screen: its header is replaced by the snapshot. Replacing a widget whose views the browser is
+        still building makes JupyterLab log errors ("Could not add child view to box").
+        """
+        if self._on_screen_at is None and time.monotonic() - self._created < WIDGET_AFTER_S:
+            self._placeholder = True
+            info = self.info()
+            return {"text/plain": render_text(info, self.feed), "text/html": render_header(info, self.feed)}
+        self._on_screen_at = self._on_screen_at or time.monotonic()
+        return self.live_bundle()
+
+    def _upgrade(self, now: float) -> None:
+        """Put the widget where the header stood (the run lived past ``WIDGET_AFTER_S``)."""
+        if self._placeholder and now - self._created >= WIDGET_AFTER_S:
+            self._placeholder = False
+            self._on_screen_at = now
+            self.publisher.update(self.live_bundle(), self.display_id)
+
+    def _settle(self) -> None:
+        """Give the browser ``SETTLE_S`` to build a widget put on screen just now before replacing it."""
+        if self._on_screen_at is not None and not self._placeholder:
+            time.sleep(max(0.0, min(SETTLE_S, self._on_screen_at + SETTLE_S - time.monotonic())))
+
     def live_bundle(self) -> dict[str, Any]:
         bundle = self.box._repr_mimebundle_()
         info = self.info()
@@ -396,7 +268,9 @@ class WidgetDashboard(_Dashboard):
             # snapshot's, so redrawing them would only cost time at finish).
             self._set(self.header, render_header(self.info(), self.feed))
             self._unfollow()
-            self.publisher.update(snapshot_bundle(self.run, view=self.view), self.display_id)
+            snapshot = snapshot_bundle(self.run, view=self.view)
+            self._settle()
+            self.publisher.update(snapshot, self.display_id)
             if self.followers:
                 line = finished_line(self.run, self.info())
                 for display_id in self.followers:
@@ -453,50 +327,6 @@ def finished_line(run: Run, info: Mapping[str, Any], *, values: int = 4) -> dict
         f'<span style="{MUTED}">· {escape(where)}</span></div>'
     )
     return {"text/plain": text, "text/html": html}
-
-
-class TextDashboard(_Dashboard):
-    """Where widgets cannot render: a compact HTML + text display, re-sent in place at most once a second.
-
-    In a terminal (``live=False``) a re-sent display would print again, so it shows once at attach and
-    once, final, at finish.
-    """
-
-    refresh_s = TEXT_REFRESH_S
-
-    def __init__(
-        self, run: Run, *, publisher: Publisher, fps: float, live: bool, start_timer: bool = True
-    ) -> None:
-        self.live = live
-        self._drawn_version = -1
-        super().__init__(run, publisher=publisher, fps=fps, start_timer=start_timer and live)
-
-    def live_bundle(self) -> dict[str, Any]:
-        info = self.info()
-        with self.feed.lock:
-            names = list(self.feed.series)[:4]
-            charts_html = (
-                render_charts(self.feed, names, origin_ms=self.run.start_time * 1000) if names else ""
-            )
-        return {
-            "text/plain": render_text(info, self.feed),
-            "text/html": render_header(info, self.feed) + charts_html,
-        }
-
-    def redraw(self, *, force: bool = False) -> bool:
-        with self._draw_lock:
-            if not self.live or self.finished:
-                return False
-            self.publisher.update(self.live_bundle(), self.display_id)
-            self._drawn_version = self.feed.version
-            self.redraws += 1
-            return True
-
-    def teardown(self) -> None:
-        if self.live:
-            super().teardown()
-        else:
-            self.publisher.show({"text/plain": render_text(run_info(self.run), self.feed)}, None)
 
 
 # ----------------------------------------------------------------------------------------- entry points

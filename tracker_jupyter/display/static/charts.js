@@ -268,18 +268,54 @@ function download(name, blob) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
+function swatch(color) {
+  const node = h("span", { class: "tj-swatch", "aria-hidden": "true" });
+  node.style.background = color; // a palette colour of ours, set as a property: never markup
+  return node;
+}
+
+// Metrics of one quantity on train and validation data, to overlay on request: `train/loss` with
+// `val/loss` (any of the prefixes below, with "/" or "_"), and Keras' `loss` with `val_loss`.
+// Returns id -> {title, members}; only groups of two or more.
+const PAIR_PREFIX = /^(train|training|val|valid|validation|eval|test)([/_])(.+)$/i;
+export const PAIR_SECTION = "train · val";
+
+export function pairGroups(names) {
+  const groups = new Map();
+  const present = new Set(names);
+  for (const name of names) {
+    const m = PAIR_PREFIX.exec(name);
+    if (!m) continue;
+    const id = m[2] + m[3];
+    if (!groups.has(id)) groups.set(id, { title: m[3], members: [] });
+    groups.get(id).members.push(name);
+  }
+  for (const [id, group] of groups) {
+    if (id[0] === "_" && present.has(id.slice(1))) group.members.unshift(id.slice(1));
+    if (group.members.length < 2) groups.delete(id);
+  }
+  return groups;
+}
+
+// In the runs dashboard a series is one metric of one run: "<run id>\u001f<metric>".
+export const RUN_SEP = "\u001f";
+
 const safeName = (name) => name.replace(/[^A-Za-z0-9._-]+/g, "_") || "metric";
 
 // ------------------------------------------------------------------------------------------- chart
 
 class Chart {
-  constructor(view, name) {
+  // One tile: the lines of its spec ({title, section, lines: [{key, label, color, origin}]}), each a series
+  // of the store. A run's widget has one line a tile; train/val pairs and the runs dashboard have several.
+  constructor(view, id) {
     this.view = view;
-    this.name = name;
+    this.id = id;
     this.zoom = null; // [x0, x1] while zoomed
     this.expanded = false;
     this.drawn = null; // what was last drawn: key of inputs
-    this.title = h("span", { class: "tj-title", title: name }, name);
+    const title = this.spec().title;
+    this.title = h("span", { class: "tj-title", title }, title);
+    this.legend = h("div", { class: "tj-legend" });
     this.stats = h("span", { class: "tj-stats" });
     const button = (label, tip, fn) => h("button", { class: "tj-btn", title: tip, "aria-label": tip, onclick: fn }, label);
     this.reset = button("reset", "reset zoom (or double-click)", () => { this.zoom = null; this.draw(true); });
@@ -290,12 +326,18 @@ class Chart {
       button("PNG", "save this chart as PNG", () => this.exportPng()),
       button("CSV", "save this chart's data as CSV", () => this.exportCsv()),
     );
-    this.svg = s("svg", { class: "tj-svg", role: "img", "aria-label": `chart of ${name}` });
+    this.svg = s("svg", { class: "tj-svg", role: "img", "aria-label": `chart of ${title}` });
     this.tip = h("div", { class: "tj-tip" });
     this.tip.style.display = "none";
     this.plot = h("div", { class: "tj-plot" }, this.svg, this.tip);
-    this.el = h("div", { class: "tj-tile", "data-metric": name }, h("div", { class: "tj-head" }, this.title, tools), this.plot, this.stats);
+    this.el = h("div", { class: "tj-tile", "data-metric": id }, h("div", { class: "tj-head" }, this.title, tools), this.legend, this.plot, this.stats);
     this.attachPointer();
+  }
+
+  get name() { return this.spec().title; }
+
+  spec() {
+    return this.view.specs.get(this.id) || { title: this.id, section: "", lines: [] };
   }
 
   toggleExpand() {
@@ -304,15 +346,24 @@ class Chart {
     this.draw(true);
   }
 
-  series() {
-    return this.view.store.series.get(this.name);
+  // The spec's lines that have a series in the store, with it.
+  lines() {
+    const out = [];
+    for (const line of this.spec().lines) {
+      const series = this.view.store.series.get(line.key);
+      if (series && series.buckets.size) out.push({ ...line, series });
+    }
+    return out;
   }
 
   // Everything the drawing depends on, to skip redraws that would change nothing.
   key(width) {
-    const s = this.series();
     const v = this.view.settings;
-    return [s ? s.version : -1, s ? s.g : -1, s ? s.buckets.size : 0, width, v.x, v.log, v.smoothing, this.expanded, this.zoom && this.zoom.join()].join("|");
+    const lines = this.spec().lines.map((l) => {
+      const s = this.view.store.series.get(l.key);
+      return [l.key, l.color, l.label, s ? s.version : -1, s ? s.g : -1, s ? s.buckets.size : 0].join(":");
+    });
+    return [lines.join(","), width, v.x, v.log, v.smoothing, this.expanded, this.zoom && this.zoom.join()].join("|");
   }
 
   draw(force = false) {
@@ -326,30 +377,40 @@ class Chart {
     this.svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
     this.svg.replaceChildren();
     this.layout = null;
-    const series = this.series();
-    if (!series || series.buckets.size === 0) {
+    const lines = this.lines();
+    this.drawLegend(lines);
+    if (!lines.length) {
       this.svg.append(Object.assign(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "tj-muted" }), { textContent: "no data yet" }));
       this.stats.textContent = "";
       return true;
     }
     const settings = this.view.settings;
     const axis = settings.x;
-    const { raw, means } = bucketPoints(sortedBuckets(series), axis, this.view.store.origin ?? 0);
-    let smoothed = smooth(means, settings.smoothing);
-    let rawShown = raw;
     let dropped = 0;
-    if (settings.log) {
-      const positive = (p) => p[1] > 0;
-      dropped = raw.length - raw.filter(positive).length;
-      rawShown = raw.filter(positive);
-      smoothed = smoothed.filter(positive);
-    }
+    const positive = (p) => p[1] > 0;
+    const drawn = lines.map((line) => {
+      const origin = line.origin ?? this.view.store.origin ?? 0;
+      const { raw, means } = bucketPoints(sortedBuckets(line.series), axis, origin);
+      let smoothed = smooth(means, settings.smoothing);
+      let shown = raw;
+      if (settings.log) {
+        shown = raw.filter(positive);
+        dropped += raw.length - shown.length;
+        smoothed = smoothed.filter(positive);
+      }
+      return { ...line, origin, raw, shown, smoothed };
+    });
     const box = { left: PAD.left, top: PAD.top, width: width - PAD.left - PAD.right, height: height - PAD.top - PAD.bottom };
-    let xlo = raw[0][0], xhi = raw[raw.length - 1][0];
+    let xlo = Infinity, xhi = -Infinity;
+    for (const d of drawn) { xlo = Math.min(xlo, d.raw[0][0]); xhi = Math.max(xhi, d.raw[d.raw.length - 1][0]); }
     if (this.zoom) [xlo, xhi] = this.zoom;
     const inX = (p) => p[0] >= xlo && p[0] <= xhi;
-    const visible = rawShown.filter(inX);
-    const ys = visible.map((p) => p[1]);
+    let ymin = Infinity, ymax = -Infinity;
+    for (const d of drawn) {
+      d.visible = d.shown.filter(inX);
+      d.smoothedVisible = d.smoothed.filter(inX);
+      for (const p of d.visible) { if (p[1] < ymin) ymin = p[1]; if (p[1] > ymax) ymax = p[1]; }
+    }
     if (!(xhi > xlo)) xhi = xlo + (axis === "time" ? 1000 : 1);
     // the x domain is the data's (or the zoom's) ends: steps 0..137 end at 137, not at a round 200
     const xcount = Math.max(2, Math.floor(box.width / 90));
@@ -362,21 +423,21 @@ class Chart {
     const eps = (xhi - xlo) * 1e-9;
     const xticks = { lo: xlo, hi: xhi, step: xt.step, ticks: xt.ticks.filter((t) => t >= xlo - eps && t <= xhi + eps) };
     let yt;
-    if (ys.length === 0) yt = settings.log ? logTicks(1, 10) : niceTicks(0, 1, 4);
-    else if (settings.log) yt = logTicks(Math.min(...ys), Math.max(...ys));
-    else yt = niceTicks(Math.min(...ys), Math.max(...ys), Math.max(2, Math.floor(box.height / 36)));
+    if (!(ymax >= ymin)) yt = settings.log ? logTicks(1, 10) : niceTicks(0, 1, 4);
+    else if (settings.log) yt = logTicks(ymin, ymax);
+    else yt = niceTicks(ymin, ymax, Math.max(2, Math.floor(box.height / 36)));
     const fy = settings.log ? (v) => Math.log10(v) : (v) => v;
     const [ylo, yhi] = [fy(yt.lo), fy(yt.hi)];
     const sx = (x) => box.left + ((x - xticks.lo) / (xticks.hi - xticks.lo || 1)) * box.width;
     const sy = (y) => box.top + box.height - ((fy(y) - ylo) / (yhi - ylo || 1)) * box.height;
-    this.layout = { box, sx, sy, xticks, axis, raw: visible, smoothed: smoothed.filter(inX), log: settings.log };
+    this.layout = { box, sx, sy, xticks, axis, lines: drawn, log: settings.log };
     const g = s("g", { class: "tj-axes" });
     g.append(s("rect", { x: box.left, y: box.top, width: box.width, height: box.height, class: "tj-frame" }));
     for (const t of yt.ticks) {
       const y = sy(t);
       g.append(s("line", { x1: box.left, x2: box.left + box.width, y1: y, y2: y, class: "tj-grid" }));
       const label = s("text", { x: box.left - 6, y: y + 3.5, "text-anchor": "end", class: "tj-tick" });
-      label.textContent = settings.log ? formatNumber(t) : formatTick(t, yt.step);
+      label.textContent = settings.log ? formatTick(t, t) : formatTick(t, yt.step);
       g.append(label);
     }
     for (const t of xticks.ticks) {
@@ -390,7 +451,8 @@ class Chart {
     xTitle.textContent = { step: "step", time: "wall time", relative: "relative time" }[axis] + (this.zoom ? " (zoomed: double-click to reset)" : "");
     g.append(xTitle);
     const yTitle = s("text", { transform: `translate(12 ${box.top + box.height / 2}) rotate(-90)`, "text-anchor": "middle", class: "tj-axis-title" });
-    const shortName = this.name.length > 28 ? this.name.slice(0, 27) + "…" : this.name;
+    const name = this.name;
+    const shortName = name.length > 28 ? name.slice(0, 27) + "…" : name;
     yTitle.textContent = shortName + (settings.log ? " (log)" : "");
     g.append(yTitle);
     this.svg.append(g);
@@ -400,21 +462,20 @@ class Chart {
     cp.append(s("rect", { x: box.left, y: box.top - 1, width: box.width, height: box.height + 2 }));
     defs.append(cp);
     this.svg.append(defs);
-    const color = this.view.color;
-    const lines = s("g", { "clip-path": `url(#${clip})` });
+    const group = s("g", { "clip-path": `url(#${clip})` });
     const path = (points) => points.map((p, i) => `${i ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
     const smoothing = settings.smoothing > 0;
-    if (visible.length) {
-      const rawLine = s("path", { d: path(rawShown), fill: "none", stroke: color, "stroke-width": smoothing ? 1 : 1.6, "stroke-opacity": smoothing ? 0.3 : 1, class: "tj-raw", "stroke-linejoin": "round" });
-      lines.append(rawLine);
-      if (smoothing) lines.append(s("path", { d: path(smoothed), fill: "none", stroke: color, "stroke-width": 2, class: "tj-smooth", "stroke-linejoin": "round" }));
-      if (rawShown.length === 1) lines.append(s("circle", { cx: sx(rawShown[0][0]), cy: sy(rawShown[0][1]), r: 2.5, fill: color }));
+    for (const d of drawn) {
+      if (!d.visible.length) continue;
+      group.append(s("path", { d: path(d.shown), fill: "none", stroke: d.color, "stroke-width": smoothing ? 1 : 1.6, "stroke-opacity": smoothing ? 0.3 : 1, class: "tj-raw", "stroke-linejoin": "round", "data-line": d.key }));
+      if (smoothing) group.append(s("path", { d: path(d.smoothed), fill: "none", stroke: d.color, "stroke-width": 2, class: "tj-smooth", "stroke-linejoin": "round", "data-line": d.key }));
+      if (d.shown.length === 1) group.append(s("circle", { cx: sx(d.shown[0][0]), cy: sy(d.shown[0][1]), r: 2.5, fill: d.color }));
     }
-    this.svg.append(lines);
+    this.svg.append(group);
     this.cursor = s("g", { class: "tj-cursor", visibility: "hidden" });
     this.cursorLine = s("line", { y1: box.top, y2: box.top + box.height, class: "tj-rule" });
-    this.cursorDot = s("circle", { r: 3.5, fill: color, class: "tj-dot" });
-    this.cursor.append(this.cursorLine, this.cursorDot);
+    this.cursorDots = drawn.map((d) => s("circle", { r: 3.5, fill: d.color, class: "tj-dot" }));
+    this.cursor.append(this.cursorLine, ...this.cursorDots);
     this.svg.append(this.cursor);
     this.band = s("rect", { y: box.top, height: box.height, class: "tj-band", visibility: "hidden" });
     this.svg.append(this.band);
@@ -424,10 +485,20 @@ class Chart {
       this.svg.append(note);
     }
     this.reset.style.display = this.zoom ? "" : "none";
-    let text = `last ${formatNumber(series.last)} · min ${formatNumber(series.min)} · max ${formatNumber(series.max)}`;
-    if (series.skipped) text += ` · ${series.skipped.toLocaleString("en-US")} non-finite`;
-    this.stats.textContent = text;
+    if (drawn.length === 1) {
+      const series = drawn[0].series;
+      let text = `last ${formatNumber(series.last)} · min ${formatNumber(series.min)} · max ${formatNumber(series.max)}`;
+      if (series.skipped) text += ` · ${series.skipped.toLocaleString("en-US")} non-finite`;
+      this.stats.textContent = text;
+    } else this.stats.textContent = "";
     return true;
+  }
+
+  // A tile of several lines names them: a swatch of each line's colour, its label and last value.
+  drawLegend(lines) {
+    if (this.spec().lines.length < 2) { this.legend.replaceChildren(); return; }
+    this.legend.replaceChildren(...lines.map((l) => h("span", { class: "tj-legend-item", title: l.label },
+      swatch(l.color), " ", l.label, " ", h("span", { class: "tj-value" }, formatNumber(l.series.last)))));
   }
 
   // ----- pointer: hover readout, drag to zoom, shift-drag to pan, double-click to reset
@@ -480,37 +551,76 @@ class Chart {
     svg.addEventListener("dblclick", () => { this.zoom = null; this.draw(true); });
   }
 
-  hover(px, ev) {
-    const { box, sx, sy, raw, smoothed, axis } = this.layout;
-    if (!raw.length || px < box.left - 4 || px > box.left + box.width + 4) {
-      this.cursor.setAttribute("visibility", "hidden");
-      this.tip.style.display = "none";
-      return;
+  hover(px) {
+    const { box, sx, sy, lines, axis } = this.layout;
+    const hide = () => { this.cursor.setAttribute("visibility", "hidden"); this.tip.style.display = "none"; };
+    if (px < box.left - 4 || px > box.left + box.width + 4) return hide();
+    const nearest = (points, x) => {
+      let best = null;
+      for (const p of points) if (best === null || Math.abs(sx(p[0]) - x) < Math.abs(sx(best[0]) - x)) best = p;
+      return best;
+    };
+    // the point nearest the pointer over all lines fixes the x; each line shows its point nearest that x
+    let anchor = null;
+    for (const d of lines) {
+      const p = nearest(d.visible, px);
+      if (p && (anchor === null || Math.abs(sx(p[0]) - px) < Math.abs(sx(anchor[0]) - px))) anchor = p;
     }
-    let best = raw[0];
-    for (const p of raw) if (Math.abs(sx(p[0]) - px) < Math.abs(sx(best[0]) - px)) best = p;
-    const b = best[2];
-    const x = sx(best[0]);
+    if (anchor === null) return hide();
+    const x = sx(anchor[0]);
     this.cursorLine.setAttribute("x1", x);
     this.cursorLine.setAttribute("x2", x);
-    this.cursorDot.setAttribute("cx", x);
-    this.cursorDot.setAttribute("cy", sy(best[1]));
+    const picks = lines.map((d, i) => {
+      const p = nearest(d.visible, x);
+      const dot = this.cursorDots[i];
+      if (p) { dot.setAttribute("cx", sx(p[0])); dot.setAttribute("cy", sy(p[1])); dot.setAttribute("visibility", "visible"); }
+      else dot.setAttribute("visibility", "hidden");
+      return { d, p };
+    });
     this.cursor.setAttribute("visibility", "visible");
-    const [, s0, s1, t0, t1, first, last, lo, hi, n] = b;
-    const rows = [["run", this.view.runName], ["step", s0 === s1 ? formatNumber(s0) : `${formatNumber(s0)}–${formatNumber(s1)}`]];
-    rows.push(["value", n > 1 ? `${formatNumber(last)} (min ${formatNumber(lo)}, max ${formatNumber(hi)} over ${n} steps)` : formatNumber(first)]);
-    if (this.view.settings.smoothing > 0) {
-      const sm = smoothed.find((p) => p[2] === b);
-      if (sm) rows.push(["smoothed", formatNumber(sm[1])]);
-    }
-    rows.push(["wall time", new Date(t1).toLocaleString()]);
-    if (axis === "relative" || axis === "step") rows.push(["relative", formatDuration((t1 - (this.view.store.origin ?? t1)) / 1000)]);
-    this.tip.replaceChildren(...rows.map(([k, v]) => h("div", {}, h("span", { class: "tj-tip-key" }, k), " ", String(v))));
+    const rows = lines.length === 1 ? this.readoutOne(picks[0], axis) : this.readoutMany(picks, axis);
+    this.tip.replaceChildren(...rows);
     this.tip.style.display = "block";
     const right = x > box.left + box.width / 2;
     this.tip.style.left = right ? "" : `${x + 12}px`;
     this.tip.style.right = right ? `${this.plot.clientWidth - x + 12}px` : "";
     this.tip.style.top = `${box.top + 4}px`;
+  }
+
+  readoutOne({ d, p }, axis) {
+    const b = p[2];
+    const [, s0, s1, t0, t1, first, last, lo, hi, n] = b;
+    const rows = [["run", d.label], ["step", s0 === s1 ? formatNumber(s0) : `${formatNumber(s0)}–${formatNumber(s1)}`]];
+    rows.push(["value", n > 1 ? `${formatNumber(last)} (min ${formatNumber(lo)}, max ${formatNumber(hi)} over ${n} steps)` : formatNumber(first)]);
+    if (this.view.settings.smoothing > 0) {
+      const sm = d.smoothed.find((q) => q[2] === b);
+      if (sm) rows.push(["smoothed", formatNumber(sm[1])]);
+    }
+    rows.push(["wall time", new Date(t1).toLocaleString()]);
+    if (axis === "relative" || axis === "step") rows.push(["relative", formatDuration((t1 - (d.origin ?? t1)) / 1000)]);
+    return rows.map(([k, v]) => h("div", {}, h("span", { class: "tj-tip-key" }, k), " ", String(v)));
+  }
+
+  readoutMany(picks, axis) {
+    const smoothing = this.view.settings.smoothing > 0;
+    const out = [];
+    const first = picks.find((pick) => pick.p);
+    if (first) {
+      const [, s0, s1, , t1] = first.p[2];
+      const at = axis === "time" ? new Date(t1).toLocaleString() : axis === "relative" ? formatDuration((t1 - (first.d.origin ?? t1)) / 1000) : (s0 === s1 ? formatNumber(s0) : `${formatNumber(s0)}–${formatNumber(s1)}`);
+      out.push(h("div", {}, h("span", { class: "tj-tip-key" }, { step: "step", time: "wall time", relative: "relative" }[axis]), " ", at));
+    }
+    for (const { d, p } of picks) {
+      if (!p) continue;
+      const b = p[2];
+      let value = formatNumber(b[9] > 1 ? b[6] : b[5]);
+      if (smoothing) {
+        const sm = d.smoothed.find((q) => q[2] === b);
+        if (sm) value += ` (smoothed ${formatNumber(sm[1])})`;
+      }
+      out.push(h("div", { class: "tj-tip-line" }, swatch(d.color), " ", h("span", { class: "tj-tip-label" }, d.label), " ", value, axis !== "step" ? ` · step ${formatNumber(b[2])}` : ""));
+    }
+    return out;
   }
 
   // ----- export
@@ -551,13 +661,17 @@ class Chart {
   }
 
   csv() {
-    const series = this.series();
-    const lines = ["step_first,step_last,time_first,time_last,first,last,min,max,mean,count"];
-    for (const b of series ? sortedBuckets(series) : []) {
-      const [, s0, s1, t0, t1, first, last, lo, hi, n, sum] = b;
-      lines.push([s0, s1, new Date(t0).toISOString(), new Date(t1).toISOString(), first, last, lo, hi, sum / n, n].join(","));
+    const lines = this.lines();
+    const several = this.spec().lines.length > 1;
+    const quote = (text) => `"${String(text).replace(/"/g, '""')}"`;
+    const out = [(several ? "series," : "") + "step_first,step_last,time_first,time_last,first,last,min,max,mean,count"];
+    for (const line of lines) {
+      for (const b of sortedBuckets(line.series)) {
+        const [, s0, s1, t0, t1, first, last, lo, hi, n, sum] = b;
+        out.push((several ? quote(line.label) + "," : "") + [s0, s1, new Date(t0).toISOString(), new Date(t1).toISOString(), first, last, lo, hi, sum / n, n].join(","));
+      }
     }
-    return lines.join("\n") + "\n";
+    return out.join("\n") + "\n";
   }
 
   exportCsv() {
@@ -568,13 +682,18 @@ class Chart {
 // -------------------------------------------------------------------------------------------- view
 
 class View {
+  // The charts of a model, in sections by prefix, with a toolbar. `kind` "run" (a run's widget: one
+  // line a tile, train/val pairs overlaid on request) or "runs" (the runs dashboard: each tile one
+  // metric, a line per selected run in the run's own colour).
   constructor(model, el) {
     this.model = model;
     this.el = el;
     this.uid = model.get("uid");
+    this.kind = model.get("kind") === "runs" ? "runs" : "run";
     this.store = storeFor(model);
     this.charts = new Map();
     this.sections = new Map();
+    this.specs = new Map();
     this.runName = model.get("run_name") || "";
     this.color = model.get("color") || PALETTE[0];
     this.settings = this.readSettings();
@@ -583,6 +702,8 @@ class View {
     this.store.views.add(this);
     this.onView = () => { this.settings = this.readSettings(); this.syncControls(); this.schedule(true); };
     model.on("change:view", this.onView);
+    this.onRuns = () => this.schedule(true);
+    if (this.kind === "runs") model.on("change:runs", this.onRuns);
     this.resize = new ResizeObserver(() => this.schedule(false));
     this.resize.observe(this.root);
     this.schedule(true);
@@ -596,6 +717,7 @@ class View {
       smoothing: Math.min(0.99, Math.max(0, +v.smoothing || 0)),
       filter: typeof v.filter === "string" ? v.filter : "",
       closed: Array.isArray(v.closed) ? v.closed : [],
+      pair: !!v.pair,
     };
   }
 
@@ -619,11 +741,16 @@ class View {
       this.smoothingLabel.textContent = (+this.smoothing.value).toFixed(2);
       this.save({ smoothing: +this.smoothing.value });
     });
+    this.pairBox = h("input", { type: "checkbox", class: "tj-pair", "aria-label": "overlay train and validation" });
+    this.pairBox.addEventListener("change", () => this.save({ pair: this.pairBox.checked }));
+    this.pairControl = h("label", { class: "tj-control", title: "draw train/x and val/x (or x and val_x) in one chart" }, this.pairBox, " overlay train/val");
+    this.pairControl.style.display = "none";
     this.count = h("span", { class: "tj-count" });
     this.toolbar = h("div", { class: "tj-toolbar" },
       this.filter, this.xSelect,
       h("label", { class: "tj-control" }, this.logBox, " log y"),
       h("label", { class: "tj-control" }, "smoothing ", this.smoothing, this.smoothingLabel),
+      this.pairControl,
       this.count);
     this.body = h("div", { class: "tj-sections" });
     this.root = h("div", { class: "tj-charts" }, this.toolbar, this.body);
@@ -638,10 +765,10 @@ class View {
     this.logBox.checked = v.log;
     this.smoothing.value = String(v.smoothing);
     this.smoothingLabel.textContent = v.smoothing.toFixed(2);
+    this.pairBox.checked = v.pair;
   }
 
-  changed(names) {
-    this.dirty = this.dirty === null || names === null || this.dirty === undefined ? names : new Set([...this.dirty, ...names]);
+  changed() {
     this.schedule(false);
   }
 
@@ -673,28 +800,68 @@ class View {
     });
     section = { details, grid, count, title };
     this.sections.set(name, section);
-    // sections in name order, the unprefixed one first, system metrics last
-    const order = [...this.sections.keys()].sort((a, b) => (a === "system") - (b === "system") || (a === "" ? -1 : b === "" ? 1 : a.localeCompare(b)));
+    // unprefixed first, then train/val pairs, then by name, system metrics last
+    const rank = (k) => (k === "" ? 0 : k === PAIR_SECTION ? 1 : k === "system" ? 3 : 2);
+    const order = [...this.sections.keys()].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
     this.body.replaceChildren(...order.map((k) => this.sections.get(k).details));
     return section;
   }
 
+  // What the tiles are: id -> {title, section, names (to filter by), lines}.
+  computeSpecs(names) {
+    const specs = new Map();
+    if (this.kind === "runs") {
+      const runs = this.model.get("runs") || [];
+      const order = new Map(runs.map((r, i) => [r.id, i]));
+      for (const key of names) {
+        const cut = key.indexOf(RUN_SEP);
+        const i = order.get(key.slice(0, cut));
+        if (cut < 0 || i === undefined) continue;
+        const metric = key.slice(cut + 1);
+        let spec = specs.get(metric);
+        if (!spec) specs.set(metric, (spec = { title: metric, section: sectionOf(metric), names: [metric], lines: [] }));
+        spec.lines.push({ key, label: runs[i].name, color: runs[i].color, origin: runs[i].origin ?? null, order: i });
+      }
+      for (const spec of specs.values()) spec.lines.sort((a, b) => a.order - b.order);
+      return specs;
+    }
+    const groups = pairGroups(names);
+    this.pairControl.style.display = groups.size ? "" : "none";
+    const pairOf = new Map();
+    if (this.settings.pair) for (const [id, g] of groups) for (const name of g.members) pairOf.set(name, id);
+    for (const name of names) {
+      const id = pairOf.get(name);
+      if (id === undefined) {
+        specs.set(name, { title: name, section: sectionOf(name), names: [name], lines: [{ key: name, label: this.runName, color: this.color, origin: null }] });
+      } else if (!specs.has(`pair:${id}`)) {
+        const g = groups.get(id);
+        const lines = g.members.map((n, i) => ({ key: n, label: n, color: PALETTE[i % PALETTE.length], origin: null }));
+        specs.set(`pair:${id}`, { title: g.title, section: PAIR_SECTION, names: g.members, lines });
+      }
+    }
+    return specs;
+  }
+
   render(force) {
     const names = [...this.store.series.keys()];
+    this.specs = this.computeSpecs(names);
+    for (const [id, chart] of this.charts) {
+      if (!this.specs.has(id)) { chart.el.remove(); this.charts.delete(id); }
+    }
     const match = matcher(this.settings.filter);
     let shown = 0;
-    for (const name of names) {
-      let chart = this.charts.get(name);
+    for (const [id, spec] of this.specs) {
+      let chart = this.charts.get(id);
       if (!chart) {
-        chart = new Chart(this, name);
-        this.charts.set(name, chart);
-        this.section(sectionOf(name)).grid.append(chart.el);
+        chart = new Chart(this, id);
+        this.charts.set(id, chart);
+        this.section(spec.section).grid.append(chart.el);
       }
-      const visible = match(name);
+      const visible = match(spec.title) || spec.names.some(match);
       chart.el.style.display = visible ? "" : "none";
       shown += visible;
     }
-    for (const [key, section] of this.sections) {
+    for (const section of this.sections.values()) {
       const inSection = [...section.grid.children];
       const visible = inSection.filter((c) => c.style.display !== "none").length;
       section.count.textContent = `(${visible}${visible !== inSection.length ? ` of ${inSection.length}` : ""})`;
@@ -703,22 +870,118 @@ class View {
       if (section.details.open !== open) section.details.open = open;
       if (!open || !visible) continue;
       for (const tile of inSection) {
-        if (tile.style.display === "none") continue;
-        const chart = this.charts.get(tile.dataset.metric);
-        if (force || this.dirty === null || this.dirty === undefined || this.dirty.has(chart.name)) chart.draw(force);
-        else chart.draw(false);
+        if (tile.style.display !== "none") this.charts.get(tile.dataset.metric).draw(force);
       }
     }
-    this.dirty = new Set();
-    this.count.textContent = names.length ? `${shown} of ${names.length} metrics` : "no metrics logged yet";
+    const total = this.specs.size;
+    if (this.kind === "runs") {
+      const runs = (this.model.get("runs") || []).length;
+      this.count.textContent = runs ? `${shown} of ${total} metrics · ${runs} run${runs === 1 ? "" : "s"}` : "select runs in the table to compare their metrics";
+    } else this.count.textContent = names.length ? `${shown} of ${total} charts` : "no metrics logged yet";
     this.root.dataset.redraws = String((+this.root.dataset.redraws || 0) + 1);
   }
 
   destroy() {
     this.store.views.delete(this);
     this.model.off("change:view", this.onView);
+    this.model.off("change:runs", this.onRuns);
     this.resize.disconnect();
     if (this.pending !== null) cancelAnimationFrame(this.pending);
+  }
+}
+
+// ---------------------------------------------------------------------------------- runs dashboard
+
+// The runs table of the runs dashboard: the kernel filters and sorts (`query`), sends the rows shown
+// (`rows`, cells already formatted) and reads the selection back (`selected`, in the order chosen).
+// A run's colour comes with its row and stays the same whatever is selected, filtered or sorted.
+class RunsTable {
+  constructor(model, el) {
+    this.model = model;
+    const query = model.get("query") || {};
+    this.filter = h("input", { type: "search", class: "tj-filter tj-run-filter", placeholder: "filter runs: text, or key=value (lr=0.01)", "aria-label": "filter runs" });
+    this.filter.value = query.filter || "";
+    this.filter.addEventListener("input", () => this.saveQuery({ filter: this.filter.value }));
+    const button = (label, tip, fn) => h("button", { class: "tj-btn tj-btn-boxed", title: tip, "aria-label": tip, onclick: fn }, label);
+    this.count = h("span", { class: "tj-count" });
+    this.toolbar = h("div", { class: "tj-toolbar" }, this.filter,
+      button("select shown", "select every run the filter shows", () => this.select([...this.selected(), ...this.shownIds()])),
+      button("clear", "deselect every run", () => this.select([])),
+      this.count);
+    this.table = h("table", { class: "tj-runs-table" });
+    this.root = h("div", { class: "tj-charts tj-runs" }, this.toolbar, h("div", { class: "tj-table-wrap" }, this.table));
+    el.append(this.root);
+    this.onChange = () => this.render();
+    for (const name of ["rows", "columns", "selected", "query"]) model.on(`change:${name}`, this.onChange);
+    this.render();
+  }
+
+  selected() { return this.model.get("selected") || []; }
+  shownIds() { return (this.model.get("rows") || []).map((r) => r.id); }
+
+  saveQuery(patch) {
+    this.model.set("query", { ...(this.model.get("query") || {}), ...patch });
+    this.model.save_changes();
+  }
+
+  select(ids) {
+    this.model.set("selected", [...new Set(ids)]);
+    this.model.save_changes();
+  }
+
+  toggle(id) {
+    const now = this.selected();
+    this.select(now.includes(id) ? now.filter((x) => x !== id) : [...now, id]);
+  }
+
+  render() {
+    const columns = this.model.get("columns") || [];
+    const rows = this.model.get("rows") || [];
+    const selected = new Set(this.selected());
+    const query = this.model.get("query") || {};
+    if (document.activeElement !== this.filter) this.filter.value = query.filter || "";
+    const groupRow = h("tr", {}, h("th", { class: "tj-th-group" }));
+    let last = null;
+    for (const column of columns) {
+      if (last && last.group === column.group) { last.cell.colSpan += 1; continue; }
+      const cell = h("th", { class: "tj-th-group", scope: "colgroup" }, column.group || "");
+      groupRow.append(cell);
+      last = { group: column.group, cell };
+    }
+    const titleRow = h("tr", {}, h("th", { class: "tj-th-pick", scope: "col", title: "compare" }, "✓"));
+    for (const column of columns) {
+      const sorted = query.sort === column.key;
+      const arrow = sorted ? (query.descending ? " ▼" : " ▲") : "";
+      const th = h("th", { scope: "col", class: column.numeric ? "tj-num" : "", title: `sort by ${column.key}`, "data-column": column.key,
+        "aria-sort": sorted ? (query.descending ? "descending" : "ascending") : "none" }, column.title, arrow);
+      th.addEventListener("click", () => this.saveQuery({ sort: column.key, descending: sorted ? !query.descending : column.key !== "name" }));
+      titleRow.append(th);
+    }
+    const body = h("tbody");
+    for (const row of rows) {
+      const box = h("input", { type: "checkbox", "aria-label": `compare ${row.name}` });
+      box.checked = selected.has(row.id);
+      box.addEventListener("change", () => this.toggle(row.id));
+      const tr = h("tr", { "data-run": row.id, class: box.checked ? "tj-picked" : "" }, h("td", { class: "tj-td-pick" }, box, " ", swatch(row.color)));
+      row.cells.forEach((text, i) => {
+        const column = columns[i] || {};
+        const td = h("td", { class: column.numeric ? "tj-num" : "" });
+        if (column.key === "state") td.append(h("span", { class: `tj-state tj-state-${text}` }, text));
+        else td.append(text);
+        if (text.length > 40) td.title = text;
+        tr.append(td);
+      });
+      tr.addEventListener("click", (ev) => { if (ev.target !== box) this.toggle(row.id); });
+      body.append(tr);
+    }
+    this.table.replaceChildren(h("thead", {}, groupRow, titleRow), body);
+    const total = this.model.get("total") || rows.length;
+    const hidden = [...selected].filter((id) => !rows.some((r) => r.id === id)).length;
+    this.count.textContent = `${rows.length} of ${total} runs · ${selected.size} selected` + (hidden ? ` (${hidden} hidden by the filter)` : "");
+  }
+
+  destroy() {
+    for (const name of ["rows", "columns", "selected", "query"]) this.model.off(`change:${name}`, this.onChange);
   }
 }
 
@@ -727,8 +990,10 @@ function initialize({ model }) {
 }
 
 function render({ model, el }) {
-  const view = new View(model, el);
-  return () => view.destroy();
+  const parts = [];
+  if (model.get("kind") === "runs") parts.push(new RunsTable(model, el));
+  parts.push(new View(model, el));
+  return () => parts.forEach((part) => part.destroy());
 }
 
 export default { initialize, render };
