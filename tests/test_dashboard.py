@@ -899,8 +899,20 @@ def test_kernel_shows_the_widget_and_saves_the_snapshot(tmp_path: Path) -> None:
     assert not any(o.output_type == "error" for cell in notebook.cells for o in cell.outputs)
     [again] = notebook.cells[3].outputs  # the repr of a finished run is its snapshot
     assert "tracker-run-snapshot" in again.data["text/html"]
-    [runs] = notebook.cells[4].outputs  # the runs dashboard is a widget too
-    assert dashboard.MIME_WIDGET in runs.data and "text/plain" in runs.data
+    [runs] = notebook.cells[4].outputs  # the runs dashboard is a widget, with a static form beside it
+    assert dashboard.MIME_WIDGET in runs.data and "tj-runs" in runs.data["text/html"]
+
+    # nbconvert's HTML of the notebook as JupyterLab saves it (without the widgets' state, its default):
+    # the outputs' static HTML shows the run names and charts, never a widget's repr
+    from nbconvert import HTMLExporter
+
+    notebook.metadata.pop("widgets", None)
+    page, _ = HTMLExporter().from_notebook_node(notebook)
+    assert "tracker-run-snapshot" in page and page.count("&lt;img src=x onerror=") >= 3  # run, line, table
+    assert "<img src=x" not in page
+    assert page.count("data:image/svg+xml;base64,") >= 3  # the run's chart, the runs' two
+    assert 'class="tj-runs"' in page and "tj-finished-line" in page
+    assert not re.search(r"VBox\(|ChartPanel\(|RunsPanel\(|Error displaying widget", page)
 
 
 @pytest.mark.kernel
