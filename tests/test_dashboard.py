@@ -578,6 +578,36 @@ def test_a_run_shorter_than_a_render_never_puts_a_widget_on_screen(
     assert kinds == [("show", False), ("update", True), ("update", False)]
 
 
+def test_a_cell_of_several_runs_leaves_a_row_per_run(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    class Shell:
+        kernel = object()
+        execution_count = 7
+
+    shell, recorder = Shell(), Recorder()
+    ids = []
+    for i in range(3):
+        run = _run(tmp_path, name=f"trial-{i}")
+        dashboard.attach(run, shell, publisher=recorder)
+        for step in range(20):
+            run.log({"loss": 1 / (step + 1), "acc": step / 20, "lr": 0.1})
+        run.finish()
+        ids.append(next(e[1] for e in recorder.events if e[0] == "show" and e[1] not in ids))
+    final = {display_id: bundle for kind, display_id, bundle in recorder.events if kind == "update"}
+    rows = [final[i]["text/html"] for i in ids]
+    # the first run's full snapshot became the row with the column titles when the second one started
+    assert all('class="tj-compact-run"' in row and "tracker-run-snapshot" not in row for row in rows)
+    assert ["summary</div>" in row for row in rows] == [True, False, False]
+    assert all(len(_images(row)) == 3 and "trial-" in row for row in rows)
+    assert "loss <b>0.05</b>" in rows[2] and "20</div>" in rows[2]  # summary value, steps
+    # a new cell: a full snapshot again
+    shell.execution_count = 8
+    run = _run(tmp_path, name="alone")
+    dashboard.attach(run, shell, publisher=recorder)
+    run.log({"loss": 1.0})
+    run.finish()
+    assert "tracker-run-snapshot" in recorder.events[-1][2]["text/html"]
+
+
 def test_a_failing_log_callback_never_reaches_the_caller(tmp_path: Path) -> None:
     run = _run(tmp_path, settings={"show_widget": False})
     calls: list[int] = []

@@ -69,6 +69,14 @@ def test_runs_dashboard_keeps_selection_and_colours(page: Page, jupyter_lab: Jup
     set_theme(page, theme)
     notebook.run_cell(0)
     notebook.wait_for_cell_done(0, timeout=120)
+    # the cell that ran four runs left a row each (titles on the first), not four full snapshots
+    compact = notebook.outputs(0).locator(".tj-compact-run")
+    compact.nth(3).wait_for()
+    assert compact.count() == 4 and notebook.outputs(0).locator(".tracker-run-snapshot").count() == 0
+    assert "summary" in compact.first.inner_text() and "lr-0.003" in compact.nth(3).inner_text()
+    height = notebook.outputs(0).first.evaluate("el => el.parentElement.getBoundingClientRect().height")
+    assert height < 4 * 60, height
+    assert_readable(compact.nth(3), f"compact row in {theme}", least=8)
     notebook.run_cell(1)
     board = notebook.wait_for_output(1, ".tj-runs")
     output = notebook.outputs(1)
@@ -119,6 +127,9 @@ def test_runs_dashboard_keeps_selection_and_colours(page: Page, jupyter_lab: Jup
     assert not errors, "\n".join(errors)
     assert tip.locator(".tj-tip-line").count() == 3 and "lr-0.1" in tip.inner_text()
     save_screenshot(page, f"test_runs_browser-hover-{theme.split()[-1].lower()}")
+    notebook.outputs(0).first.scroll_into_view_if_needed()
+    save_screenshot(page, f"test_runs_browser-compact-{theme.split()[-1].lower()}")
+    svg.scroll_into_view_if_needed()
     page.mouse.move(0, 0)
     output.locator("input.tj-log").check()
     page.wait_for_function(

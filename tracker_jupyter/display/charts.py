@@ -24,18 +24,16 @@ __all__ = [
     "column_decimate",
     "escape",
     "flatten",
-    "format_axis",
     "format_duration",
     "format_number",
     "format_value",
     "is_secret_key",
     "kv_table",
-    "overlay_svg",
     "scrub",
-    "svg_image",
 ]
 
 SECRET_MASK = "••••••"
+# the live charts' palette too (static/charts.js): a run keeps its colour in table, legend and lines
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 DEFAULT_CAPACITY = 256  # buckets per series: a chart is ~250 px wide, so more would not show
 
@@ -86,17 +84,6 @@ def format_number(value: float | int | None) -> str:
     if value.is_integer() and abs(value) < 1e6:
         return f"{int(value):,}"
     return f"{value:.4g}"
-
-
-def format_axis(value: float) -> str:
-    """A tick label that fits a small chart: ``950``, ``12k``, ``1.5M``, ``0.013``."""
-    magnitude = abs(value)
-    for limit, scale, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
-        if magnitude >= limit:
-            return f"{value / scale:.3g}{suffix}"
-    if magnitude >= 100 or value == int(value):
-        return f"{value:.0f}"
-    return f"{value:.3g}"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -325,10 +312,6 @@ def _combine(a: list[Any], b: list[Any]) -> list[Any]:
 # ---------------------------------------------------------------------------------------------- svg
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.1f}"
-
-
 def column_decimate(pixels: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """At most two points per pixel column (its lowest and highest), plus the very first and last."""
     if len(pixels) <= 4:
@@ -362,136 +345,7 @@ def _emit_column(
             out.append(point)
 
 
-def _path(
-    points: Sequence[tuple[float, float]],
-    box: tuple[float, float, float, float],
-    xr: tuple[float, float],
-    yr: tuple[float, float],
-) -> str:
-    left, top, width, height = box
-    x0, x1 = xr
-    y0, y1 = yr
-    sx = width / (x1 - x0) if x1 > x0 else 0.0
-    sy = height / (y1 - y0) if y1 > y0 else 0.0
-    mid_x = left + width / 2
-    mid_y = top + height / 2
-    pixels = [
-        (left + (x - x0) * sx if sx else mid_x, top + height - (y - y0) * sy if sy else mid_y)
-        for x, y in points
-    ]
-    pixels = column_decimate(pixels)
-    if len(pixels) == 1:  # one point: a dot, since a path of one point draws nothing
-        x, y = pixels[0]
-        return f"M{_fmt(x - 1)},{_fmt(y)}h2"
-    return "M" + " L".join(f"{_fmt(x)},{_fmt(y)}" for x, y in pixels)
-
-
-def _ranges(
-    series: Iterable[Sequence[tuple[float, float]]],
-) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    xs: list[float] = []
-    ys: list[float] = []
-    for points in series:
-        if points:
-            xs.extend((points[0][0], points[-1][0]))  # points come in x order
-            ys.extend([y for _, y in points])
-    if not xs:
-        return None
-    xs_lo, xs_hi, ys_lo, ys_hi = min(xs), max(xs), min(ys), max(ys)
-    if ys_hi == ys_lo:  # a flat line sits in the middle instead of on the edge
-        pad = abs(ys_hi) * 0.1 or 1.0
-        ys_lo, ys_hi = ys_lo - pad, ys_hi + pad
-    return (xs_lo, xs_hi), (ys_lo, ys_hi)
-
-
-def _x_label(value: float, axis: str, x_origin: float) -> str:
-    if axis == "time":
-        seconds = (value - x_origin) / 1000.0
-        if 0 < seconds < 1:
-            return f"{seconds * 1000:.0f}ms"
-        return f"{seconds:.1f}s" if 0 < seconds < 10 else format_duration(seconds)
-    return format_axis(value)
-
-
-def overlay_svg(
-    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
-    *,
-    width: int = 480,
-    height: int = 220,
-    axis: str = "step",
-    legend: bool = True,
-    colors: Sequence[str] = PALETTE,
-    title: str = "",
-) -> str:
-    """Several lines in one SVG chart (one per ``(label, points)``), with a legend of the labels."""
-    pad_left, pad_right, pad_top, pad_bottom = 44, 8, 8 if not title else 20, 18
-    legend_rows = (len(series) + 1) // 2 if legend and series else 0
-    total_height = height + legend_rows * 14
-    box = (pad_left, pad_top, width - pad_left - pad_right, height - pad_top - pad_bottom)
-    aria = escape(title or ", ".join(label for label, _ in series) or "chart")
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_height}" '
-        f'viewBox="0 0 {width} {total_height}" role="img" aria-label="{aria}" '
-        'style="font-family:sans-serif;font-size:10px;overflow:visible">',
-        f'<rect x="{box[0]}" y="{box[1]}" width="{box[2]}" height="{box[3]}" fill="none" stroke="#ddd"/>',
-    ]
-    if title:
-        parts.append(f'<text x="{pad_left}" y="12" fill="#333">{escape(title)}</text>')
-    ranges = _ranges(points for _, points in series)
-    if ranges is None:
-        parts.append(
-            f'<text x="{box[0] + box[2] / 2:.0f}" y="{box[1] + box[3] / 2:.0f}" text-anchor="middle" '
-            'fill="#999">no data yet</text></svg>'
-        )
-        return "".join(parts)
-    (x0, x1), (y0, y1) = ranges
-    bottom = box[1] + box[3]
-    parts.append(
-        f'<text x="{pad_left - 3}" y="{box[1] + 8}" text-anchor="end" fill="#666">{escape(format_axis(y1))}</text>'
-    )
-    parts.append(
-        f'<text x="{pad_left - 3}" y="{bottom}" text-anchor="end" fill="#666">{escape(format_axis(y0))}</text>'
-    )
-    parts.append(f'<text x="{box[0]}" y="{bottom + 12}" fill="#666">{escape(_x_label(x0, axis, x0))}</text>')
-    parts.append(
-        f'<text x="{box[0] + box[2]}" y="{bottom + 12}" text-anchor="end" fill="#666">'
-        f"{escape(_x_label(x1, axis, x0))}{' (' + axis + ')' if axis in ('step', 'time') else ''}</text>"
-    )
-    for i, (_, points) in enumerate(series):
-        if points:
-            color = colors[i % len(colors)]
-            parts.append(
-                f'<path d="{_path(points, box, (x0, x1), (y0, y1))}" fill="none" stroke="{color}" '
-                'stroke-width="1.5" stroke-linejoin="round"/>'
-            )
-    for i, (label, _) in enumerate(series if legend_rows else ()):
-        lx = pad_left + (i % 2) * (box[2] / 2)
-        ly = height + (i // 2) * 14 + 4
-        color = colors[i % len(colors)]
-        short = label if len(label) <= 40 else label[:39] + "…"
-        parts.append(
-            f'<rect x="{lx:.0f}" y="{ly}" width="10" height="3" fill="{color}"/>'
-            f'<text x="{lx + 14:.0f}" y="{ly + 5}" fill="#333">{escape(short)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 # ------------------------------------------------------------------------------------------- markup
-
-
-def svg_image(svg: str, *, alt: str = "") -> str:
-    """``svg`` (as made here) as an ``<img>`` with a data URI, for HTML that a sanitizer will see.
-
-    JupyterLab drops ``<svg>`` from the HTML of an untrusted notebook (a saved one opened elsewhere) but
-    keeps ``<img>`` with its ``src``; and an SVG shown as an image cannot run scripts.
-    """
-    import base64
-
-    size = re.match(r'<svg [^>]*?width="(\d+)" height="(\d+)"', svg)
-    dims = f'width="{size[1]}" height="{size[2]}" ' if size else ""
-    data = base64.b64encode(svg.encode()).decode()
-    return f'<img src="data:image/svg+xml;base64,{data}" {dims}alt="{escape(alt)}" style="display:block">'
 
 
 def kv_table(items: Iterable[tuple[str, Any]], *, limit: int = 200, empty: str = "nothing yet") -> str:

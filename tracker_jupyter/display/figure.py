@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracker_jupyter.display import scales
-from tracker_jupyter.display.charts import MinMaxSeries, column_decimate, escape, format_number
+from tracker_jupyter.display.charts import PALETTE, MinMaxSeries, column_decimate, escape, format_number
 
 __all__ = ["Line", "chart_sections", "chart_tile", "pair_groups", "section_of", "sections"]
 
@@ -32,8 +32,6 @@ GRID = "rgba(128,128,128,0.28)"
 FRAME = "rgba(128,128,128,0.5)"
 MUTED = "opacity:0.78"  # of the page's text colour: >= 4.5:1 in JupyterLab's light and dark themes
 AXIS_TITLES = {"step": "step", "time": "wall time", "relative": "relative time"}
-# the live charts' palette (static/charts.js): a run keeps its colour in the table, legend and lines
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 PAIR_SECTION = "train · val"
 _PAIR_PREFIX = re.compile(r"^(train|training|val|valid|validation|eval|test)([/_])(.+)$", re.IGNORECASE)
 

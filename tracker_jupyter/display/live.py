@@ -41,6 +41,8 @@ DRAIN_TIMEOUT_S = 2.0  # how long finish waits for the writer to hand over the l
 MAX_FPS = 10.0  # widget_fps above this is taken as this: each redraw costs the kernel time and comm traffic
 SYNC_REFRESH_S = 2.0  # the sync status counts unsent rows in the history file: not at every redraw
 TEXT_REFRESH_S = 1.0  # the fallback display is re-sent whole, so it updates less often
+MAX_CELL_RUNS = 64
+_CELL: dict[str, Any] = {}  # the shell and cell execution showing runs now, and their dashboards
 
 
 def _report(message: str) -> None:
@@ -83,6 +85,8 @@ class _Dashboard:
         self.refresh_s = max(self.refresh_s, 1.0 / max(fps, 0.01))
         self.redraws = 0
         self.finished = False
+        self.compact = False  # one of several runs of a cell: a row at finish (``compact``)
+        self.compact_head = False  # the first of them, whose row has the column titles
         self._shown_in: set[Any] = set()
         self._preload: threading.Thread | None = None
         self._sync: tuple[float, Mapping[str, Any] | None] = (-math.inf, None)
@@ -124,6 +128,8 @@ class _Dashboard:
         cell = getattr(shell, "execution_count", None)
         if cell is not None and cell in self._shown_in:
             return  # init() already showed it in this cell; the Run's repr at the end would repeat it
+        if not self._shown_in:
+            self._join_cell(shell, cell)
         self._shown_in.add(cell)
         if self.finished:
             self.publisher.show(snapshot_bundle(self.run), None)
@@ -199,8 +205,38 @@ class _Dashboard:
         with contextlib.suppress(Exception):
             self.run.sink.unsubscribe(self.feed.ingest)
 
+    def _join_cell(self, shell: Any, cell: Any) -> None:
+        """Count this run among those the cell shows; from the second on, each leaves a compact row
+        (``compact``), and the first one, if it already finished, turns into the row with the titles."""
+        if cell is None:
+            return
+        if _CELL.get("shell") is not shell or _CELL.get("cell") != cell:
+            _CELL.clear()
+            _CELL.update(shell=shell, cell=cell, runs=[])
+        runs: list[_Dashboard] = _CELL["runs"]
+        runs.append(self)
+        if len(runs) < 2:
+            return
+        self.compact = True
+        first = runs[0]
+        if not first.compact:
+            first.compact = first.compact_head = True
+            if first.finished:
+                with contextlib.suppress(Exception):
+                    first.publisher.update(first.final_bundle(), first.display_id)
+        if len(runs) > MAX_CELL_RUNS:
+            del runs[1:-1]  # only the first (the titles) and the newest are ever looked at again
+
+    def final_bundle(self, view: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What the display becomes at finish: the snapshot, or a compact row in a cell of many runs."""
+        if self.compact:
+            from tracker_jupyter.display.compact import compact_row
+
+            return compact_row(self.run, self.feed, self.info(), head=self.compact_head)
+        return snapshot_bundle(self.run, view=view)
+
     def teardown(self) -> None:
-        self.publisher.update(snapshot_bundle(self.run), self.display_id)
+        self.publisher.update(self.final_bundle(), self.display_id)
 
 
 class TextDashboard(_Dashboard):

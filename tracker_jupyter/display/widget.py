@@ -268,7 +268,7 @@ class WidgetDashboard(_Dashboard):
             # snapshot's, so redrawing them would only cost time at finish).
             self._set(self.header, render_header(self.info(), self.feed))
             self._unfollow()
-            snapshot = snapshot_bundle(self.run, view=self.view)
+            snapshot = self.final_bundle(self.view)
             self._settle()
             self.publisher.update(snapshot, self.display_id)
             if self.followers:
