@@ -141,7 +141,9 @@ def test_widget_layout_and_live_bundle(tmp_path: Path, sent: list[dict[str, Any]
     assert set(bundle) == {"text/plain", "text/html", dashboard.MIME_WIDGET}
     assert bundle[dashboard.MIME_WIDGET]["model_id"] == widget.box.model_id
     assert "running" in bundle["text/html"] and run.name in bundle["text/plain"]
-    assert [type(c).__name__ for c in widget.box.children] == ["HTML", "ChartPanel", "VBox", "VBox"]
+    children = [type(c).__name__ for c in widget.box.children]
+    assert children == ["HTML", "ChartPanel", "MediaPanel", "VBox", "VBox"]
+    assert widget.media_panel.media == {}
     assert widget.media.layout.display == "none"  # no media logged yet
     # one accordion per part, all closed, so any of them can be opened beside the others
     parts = widget.details.children
@@ -158,7 +160,9 @@ def test_widget_layout_and_live_bundle(tmp_path: Path, sent: list[dict[str, Any]
     assert "lr" in widget.config.value and "tracker sync" in widget.header.value
 
 
-def test_widget_shows_the_newest_image_or_video(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+def test_widget_shows_images_in_the_media_panel_and_the_newest_video(
+    tmp_path: Path, sent: list[dict[str, Any]]
+) -> None:
     import numpy as np
 
     run = _run(tmp_path)
@@ -168,13 +172,13 @@ def test_widget_shows_the_newest_image_or_video(tmp_path: Path, sent: list[dict[
     run.log({"sample": tracker_jupyter.Image(pixels, caption="<b>half white</b>"), "loss": 1.0})
     run.sink.flush()
     widget.redraw(force=True)
-    assert widget.media.layout.display == "flex"
-    label, viewer = widget.media.children
     stored = next(iter(tracker_jupyter.Api(tmp_path).run(run.id).scan_history()))["sample"]
-    assert type(viewer).__name__ == "Image" and viewer.format == "png"
-    assert viewer.value == (Path(run.run_dir) / stored["path"]).read_bytes()
-    assert "latest image" in label.value and "sample" in label.value and "step 0" in label.value
-    assert "&lt;b&gt;half white&lt;/b&gt;" in label.value  # the caption is text
+    [entry] = widget.media_panel.media["sample"]["steps"]
+    assert widget.media_panel.media["sample"]["kind"] == "image"
+    assert (entry["step"], entry["w"], entry["h"], entry["caption"]) == (0, 12, 8, "<b>half white</b>")
+    png = (Path(run.run_dir) / stored["path"]).read_bytes()
+    assert entry["src"] == "data:image/png;base64," + base64.b64encode(png).decode()
+    assert widget.media.layout.display == "none"  # the video player stays hidden: no video yet
 
     frames = np.zeros((4, 16, 16, 3), dtype=np.uint8)
     run.log({"episode": tracker_jupyter.Video(frames, fps=4, format="mp4")})
@@ -192,15 +196,64 @@ def test_widget_shows_the_newest_image_or_video(tmp_path: Path, sent: list[dict[
     assert "latest video" in snapshot and "episode" in snapshot  # named, with where its file is
 
 
+def test_media_state_holds_galleries_histograms_tables_and_charts(tmp_path: Path) -> None:
+    import numpy as np
+
+    from tracker_jupyter.display import media_panel
+
+    run = _run(tmp_path, settings={"show_widget": False})
+    feed = _view.RunFeed()
+    feed.media = media_panel.MediaFeed()
+    run.sink.subscribe(feed.ingest)
+    image = lambda v: tracker_jupyter.Image(np.full((4, 6, 3), v, dtype=np.uint8), caption=f"v{v}")  # noqa: E731
+    table = tracker_jupyter.Table(columns=["x", "y", XSS], data=[[i, i * i, "<b>"] for i in range(30)])
+    for step in range(100):
+        row: dict[str, Any] = {"h": tracker_jupyter.Histogram(np.arange(10) + step), "loss": 1.0}
+        if step % 10 == 0:
+            row["pics"] = [image(step), image(step + 1)]
+        row["one"] = image(step % 256)
+        run.log(row)
+    run.log({"t": table, "curve": tracker_jupyter.plot.line(table, "x", "y", title="y over x")})
+    run.sink.flush()
+    state = media_panel.media_state(feed.media, Path(run.run_dir))
+    assert {k: v["kind"] for k, v in state.items()} == {
+        "h": "histogram", "pics": "gallery", "one": "image", "t": "table", "curve": "chart",
+    }  # fmt: skip
+    steps = [e["step"] for e in state["one"]["steps"]]
+    # thinned to at most MAX_STEPS, keeping the first and the newest
+    assert (
+        len(steps) <= media_panel.MAX_STEPS and steps[0] == 0 and steps[-1] == 99 and steps == sorted(steps)
+    )
+    assert [len(e["items"]) for e in state["pics"]["steps"]] == [2] * 10
+    assert state["pics"]["steps"][3]["items"][1]["caption"] == "v31"
+    last = state["h"]["steps"][-1]
+    assert sum(last["values"]) == 10 and len(last["bins"]) == len(last["values"]) + 1
+    [t] = state["t"]["steps"]
+    assert t["columns"] == ["x", "y", XSS] and t["rows"] == 30 and t["data"][3] == [3, 9, "<b>"]
+    [chart] = state["curve"]["steps"]
+    assert (chart["chart"], chart["title"], chart["fields"]) == ("line", "y over x", {"x": "x", "y": "y"})
+    assert len(chart["data"]) == 30 and "loss" not in state
+    run.finish()
+
+
 def test_snapshot_keeps_a_small_newest_image(tmp_path: Path) -> None:
     import numpy as np
 
     run = _run(tmp_path)
-    run.log({"sample": tracker_jupyter.Image(np.full((4, 4, 3), 200, dtype=np.uint8))})
+    for step in range(3):
+        pixels = np.full((4, 6, 3), 60 * step, dtype=np.uint8)
+        run.log({"sample": tracker_jupyter.Image(pixels, caption=f"<i>shade {step}</i>"), "loss": 1.0})
+    run.log({"t": tracker_jupyter.Table(columns=["a"], data=[[i] for i in range(30)])})
     run.finish()
     html = dashboard.snapshot_bundle(run)["text/html"]
-    [image] = re.findall(r'<img class="tj-media"[^>]*src="data:image/png;base64,([^"]+)"', html)
+    # the newest image, enlarged by whole pixels (4 × 6 px shown 4×, pixelated), its caption as text
+    [(image, width, height)] = re.findall(
+        r'<img src="data:image/png;base64,([^"]+)" width="(\d+)" height="(\d+)"', html
+    )
+    assert (width, height) == ("24", "16") and "image-rendering:pixelated" in html
     assert base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "&lt;i&gt;shade 2&lt;/i&gt;" in html and "shade 1" not in html and "6×4 · step 2" in html
+    assert html.count("<tr>") >= 10 and "10 of 30 rows" in html  # the table's first rows
 
 
 def test_lineage_shows_in_the_widget_snapshot_and_runs_table(

@@ -80,7 +80,7 @@ class _Dashboard:
     def __init__(self, run: Run, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
         self.run = run
         self.publisher = publisher
-        self.feed = RunFeed()
+        self.feed = self.new_feed()
         self.display_id = f"tracker-{run.id}-{uuid.uuid4().hex[:8]}"
         self.refresh_s = max(self.refresh_s, 1.0 / max(fps, 0.01))
         self.redraws = 0
@@ -204,6 +204,14 @@ class _Dashboard:
         self.finished = True
         with contextlib.suppress(Exception):
             self.run.sink.unsubscribe(self.feed.ingest)
+
+    def new_feed(self) -> RunFeed:
+        """The feed the run's rows go to (made before the first row can arrive), with its media."""
+        from tracker_jupyter.display.media_panel import MediaFeed
+
+        feed = RunFeed()
+        feed.media = MediaFeed()
+        return feed
 
     def _join_cell(self, shell: Any, cell: Any) -> None:
         """Count this run among those the cell shows; from the second on, each leaves a compact row

@@ -142,6 +142,22 @@ def panel_class() -> type:
 
 
 @functools.cache
+def media_panel_class() -> type:
+    """The run widget's media (``media_panel``): images, histograms, tables, ``plot.*`` charts."""
+    import anywidget
+    import traitlets
+
+    class MediaPanel(anywidget.AnyWidget):  # type: ignore[misc]
+        _esm = STATIC / "charts.js"
+        _css = STATIC / "charts.css"
+        kind = traitlets.Unicode("media").tag(sync=True)
+        uid = traitlets.Unicode().tag(sync=True)
+        media = traitlets.Dict().tag(sync=True)
+
+    return MediaPanel
+
+
+@functools.cache
 def runs_panel_class() -> type:
     """The runs dashboard's widget: the same charts (a line per selected run) under a runs table.
 

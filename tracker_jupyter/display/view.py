@@ -22,6 +22,7 @@ from tracker_jupyter.display.charts import MinMaxSeries, escape, format_duration
 
 if TYPE_CHECKING:
     from tracker_jupyter.core.run import Run
+    from tracker_jupyter.display.media_panel import MediaFeed
 
 PAGE_SIZE = 12  # metrics in the text view
 IDLE_AFTER_S = 1.5  # no row for this long (or three row intervals) and the steps/s reading is dropped
@@ -77,6 +78,7 @@ class RunFeed:
         self._rate: deque[tuple[float, int]] = deque(maxlen=64)
         self._skip_through: int | None = None  # deliveries of steps up to this one are read from the file
         self.origin: int | None = None  # the first step of the history, when rows may come out of order
+        self.media: MediaFeed | None = None  # where values that are not numbers go (the widget's media)
 
     def ingest(self, rows: list[dict[str, Any]]) -> None:
         """Fold a batch of committed rows (dicts with ``_step``, ``_timestamp`` and metrics) into the series."""
@@ -147,6 +149,8 @@ class RunFeed:
             series = self._new_series(key, values)
         if series is not None:
             series.extend(steps, values, times)
+        elif self.media is not None:
+            self.media.add(key, values, steps)
         return complete
 
     def _new_series(self, key: str, values: list[Any]) -> MinMaxSeries | None:
@@ -423,11 +427,11 @@ def artifacts_line(meta: Mapping[str, Any]) -> str:
                                          ("↓ " + ", ".join(down)) if down else "") if part)  # fmt: skip
 
 
-def latest_media(run: Run) -> tuple[dict[str, Any], Path | None] | None:
-    """The run's newest logged video or image, and its file when the run has one on disk."""
+def latest_media(run: Run, kind: str | None = None) -> tuple[dict[str, Any], Path | None] | None:
+    """The run's newest logged video or image (``kind``: one of them), and its file when it is on disk."""
     from tracker_jupyter import media
 
-    newest = media.latest_media(run)
+    newest = media.latest_media(run, kind)
     if newest is None:
         return None
     run_dir = run.run_dir
@@ -446,7 +450,15 @@ def render_media_label(newest: Mapping[str, Any], path: Path | None, *, shown: b
     return f'<div class="tj-media-label" style="font:12px sans-serif;{MUTED}">{" · ".join(parts)}</div>'
 
 
-def _render_media_snapshot(run: Run) -> str:
+def _render_media_snapshot(run: Run, feed: RunFeed) -> str:
+    """The media section (``media_panel``) and the newest video's line; without a media feed, the
+    newest image or video alone."""
+    if feed.media is not None:
+        from tracker_jupyter.display.media_panel import media_snapshot
+
+        video = latest_media(run, "video")
+        label = render_media_label(video[0], video[1], shown=False) if video is not None else ""
+        return media_snapshot(feed.media, run.run_dir) + label
     found = latest_media(run)
     if found is None:
         return ""
@@ -496,7 +508,7 @@ def render_snapshot(
     return (
         '<div class="tracker-run tracker-run-snapshot" style="border:1px solid rgba(128,128,128,0.4);'
         'border-radius:6px;padding:8px 10px;font-family:sans-serif">'
-        f"{render_header(info)}{charts_html}{more}{_render_media_snapshot(run)}"
+        f"{render_header(info)}{charts_html}{more}{_render_media_snapshot(run, feed)}"
         f"<details open><summary>Summary ({len(summary)})</summary>{charts.kv_table(summary)}</details>"
         f"<details><summary>Config ({len(config)})</summary>{charts.kv_table(config, empty='no config')}"
         f"</details>{_render_artifacts(run)}{_render_system_and_output(run)}</div>"
@@ -538,7 +550,10 @@ def _feed_of(run: Run) -> RunFeed:
     dashboard = run.parts.dashboard
     if dashboard is not None:
         return dashboard.feed
+    from tracker_jupyter.display.media_panel import MediaFeed
+
     feed = RunFeed()
+    feed.media = MediaFeed()
     history = history_path(run)
     if history is not None:
         from tracker_jupyter.store import iter_history

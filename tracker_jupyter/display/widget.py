@@ -18,8 +18,10 @@ place; nothing here raises into the user's cell.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TEXT_REFRESH_S", "RunFeed", "TextDashboard", "attach", "show", "snapshot_bundle"]
 
+MEDIA_REFRESH_S = 2.0  # the media panel is re-sent at most this often (it reads the files it shows)
 MEDIA_WIDGET_BYTES = 8 << 20  # the newest video or image is sent to the widget up to this size
 HEADER_REFRESH_S = 1.0  # the elapsed time ticks this often even when no rows arrive
 CONFIG_REFRESH_S = 2.0
@@ -71,7 +74,7 @@ class WidgetDashboard(_Dashboard):
     def __init__(self, run: Run, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
         import ipywidgets as w
 
-        from tracker_jupyter.display.panel import LivePanel
+        from tracker_jupyter.display.panel import LivePanel, media_panel_class
 
         self.messages = 0  # trait updates sent (each one comm message)
         self._header_at = 0.0
@@ -97,6 +100,7 @@ class WidgetDashboard(_Dashboard):
         self.media_label = w.HTML()
         self.media = w.VBox([self.media_label], layout=w.Layout(display="none"))
         self._media_shown: tuple[Any, ...] | None = None
+        self._media_version, self._media_at = 0, -math.inf
         self._shell: Any = None
         self.followers: list[str] = []  # display ids of the views below later cells that logged
         self._created = time.monotonic()
@@ -107,8 +111,9 @@ class WidgetDashboard(_Dashboard):
             self.panel = LivePanel(
                 self.feed, run_name=str(run.name or run.id), origin_ms=run.start_time * 1000, view={}
             )
+            self.media_panel = media_panel_class()(uid=uuid.uuid4().hex)
             self.box = w.VBox(
-                [self.header, self.panel.widget, self.media, self.details],
+                [self.header, self.panel.widget, self.media_panel, self.media, self.details],
                 layout=w.Layout(padding="6px 10px", margin="4px 0"),
             )
             self.box.add_class("tracker-run")
@@ -186,6 +191,7 @@ class WidgetDashboard(_Dashboard):
                     self.messages += 1
                 self._set(self.latest, charts.kv_table(summary_items(self.run)))
                 self._draw_media()
+            self._draw_media_panel(now, force)
             if force or now - self._config_at >= CONFIG_REFRESH_S:
                 self._set(self.config, charts.kv_table(config_items(self.run), empty="no config"))
                 found = artifact_items(self.run.meta)
@@ -196,8 +202,23 @@ class WidgetDashboard(_Dashboard):
             self.redraws += 1
             return True
 
+    def _draw_media_panel(self, now: float, force: bool) -> None:
+        """Send the media state when it changed, at most every ``MEDIA_REFRESH_S`` (it reads files)."""
+        media = self.feed.media
+        if media is None:
+            return
+        version = media.version
+        if version == self._media_version or not (force or now - self._media_at >= MEDIA_REFRESH_S):
+            return
+        from tracker_jupyter.display.media_panel import media_state
+
+        self._media_version, self._media_at = version, now
+        self.media_panel.media = media_state(media, self.run.run_dir)
+        self.messages += 1
+
     def _draw_media(self) -> None:
-        found = latest_media(self.run)
+        """The newest video, as a player (images and the other media are the media panel's)."""
+        found = latest_media(self.run, "video")
         if found is None:
             return
         newest, path = found
@@ -210,13 +231,13 @@ class WidgetDashboard(_Dashboard):
         kind, fmt = newest.get("_type"), newest.get("format")
         viewer = None
         if path is not None and path.stat().st_size <= MEDIA_WIDGET_BYTES:
-            layout = w.Layout(max_width="360px")
+            layout = w.Layout(max_width="min(100%, 640px)")
             if kind == "video" and fmt in ("mp4", "webm", "ogg"):
                 data = path.read_bytes()
                 viewer = w.Video(
                     value=data, format=fmt, autoplay=False, loop=False, controls=True, layout=layout
                 )
-            else:  # images, and gif videos
+            else:  # gif videos
                 viewer = w.Image(value=path.read_bytes(), format=fmt, layout=layout)
         self._set(self.media_label, render_media_label(newest, path, shown=viewer is not None))
         old = [child for child in self.media.children if child is not self.media_label]

@@ -985,14 +985,330 @@ class RunsTable {
   }
 }
 
+// ------------------------------------------------------------------------------------------- media
+
+// The run widget's media (model kind "media"): `media` = {key: {kind, steps: [{step, ...}]}}, made by
+// display/media_panel.py. Images at their natural size (small ones scaled up by whole pixels, never
+// blurred), a step slider through the kept steps, galleries, histograms as a heatmap over steps, tables
+// paged and sortable, plot.* charts drawn as charts. Every user text is set as text, never markup.
+const MEDIA_PAGE = 10;
+
+function scaleFor(w) {
+  if (!(w > 0)) return 1;
+  return w >= 160 ? 1 : Math.max(1, Math.min(4, Math.floor(320 / w)));
+}
+
+function imageNode(item) {
+  const box = h("figure", { class: "tj-figure" });
+  if (item.src) {
+    const img = h("img", { class: "tj-image", src: item.src, alt: item.caption || item.name || "image" });
+    const scale = scaleFor(item.w);
+    if (item.w && item.h) { img.width = item.w * scale; img.height = item.h * scale; }
+    if (scale > 1) img.classList.add("tj-pixelated");
+    box.append(img);
+  } else box.append(h("div", { class: "tj-muted-text" }, `${item.name || "image"}${item.skipped ? ` (${item.skipped})` : ""}`));
+  const meta = [item.w && item.h ? `${item.w}×${item.h}` : "", item.name || ""].filter(Boolean).join(" · ");
+  if (item.caption) box.append(h("figcaption", { class: "tj-caption" }, item.caption));
+  if (meta) box.append(h("div", { class: "tj-media-meta" }, meta));
+  return box;
+}
+
+function heatmap(steps, width) {
+  const cols = steps.filter((s) => Array.isArray(s.values) && Array.isArray(s.bins) && s.bins.length === s.values.length + 1);
+  const svg = s("svg", { class: "tj-svg", width, height: 170, viewBox: `0 0 ${width} 170`, role: "img", "aria-label": "histogram over steps" });
+  if (!cols.length) return svg;
+  let lo = Infinity, hi = -Infinity;
+  for (const c of cols) { lo = Math.min(lo, c.bins[0]); hi = Math.max(hi, c.bins[c.bins.length - 1]); }
+  if (!(hi > lo)) hi = lo + 1;
+  const box = { left: PAD.left, top: 6, width: width - PAD.left - PAD.right, height: 130 };
+  const yt = niceTicks(lo, hi, 4);
+  const sy = (v) => box.top + box.height - ((v - yt.lo) / (yt.hi - yt.lo || 1)) * box.height;
+  const colW = box.width / cols.length;
+  const g = s("g");
+  g.append(s("rect", { x: box.left, y: box.top, width: box.width, height: box.height, class: "tj-frame" }));
+  cols.forEach((c, i) => {
+    const peak = Math.max(...c.values) || 1;
+    c.values.forEach((n, j) => {
+      if (!(n > 0)) return;
+      const y0 = sy(c.bins[j + 1]), y1 = sy(c.bins[j]);
+      g.append(s("rect", { x: box.left + i * colW, y: y0, width: Math.max(1, colW - 0.5), height: Math.max(0.5, y1 - y0), fill: PALETTE[0], "fill-opacity": (0.12 + 0.88 * n / peak).toFixed(3) }));
+    });
+  });
+  for (const t of yt.ticks) {
+    if (t < yt.lo || t > yt.hi) continue;
+    const label = s("text", { x: box.left - 6, y: sy(t) + 3.5, "text-anchor": "end", class: "tj-tick" });
+    label.textContent = formatTick(t, yt.step);
+    g.append(label);
+  }
+  const first = s("text", { x: box.left, y: box.top + box.height + 14, class: "tj-tick" });
+  first.textContent = `step ${formatNumber(cols[0].step)}`;
+  const last = s("text", { x: box.left + box.width, y: box.top + box.height + 14, "text-anchor": "end", class: "tj-tick" });
+  last.textContent = `step ${formatNumber(cols[cols.length - 1].step)}`;
+  const title = s("text", { x: box.left + box.width / 2, y: box.top + box.height + 28, "text-anchor": "middle", class: "tj-axis-title" });
+  title.textContent = `${cols.length} step${cols.length === 1 ? "" : "s"} · darker: more values in the bin`;
+  g.append(first, last, title);
+  svg.append(g);
+  return svg;
+}
+
+function dataTable(entry) {
+  const columns = entry.columns || [];
+  const rows = (entry.data || []).map((r, i) => ({ r, i }));
+  const state = { sort: -1, desc: false, page: 0 };
+  const numeric = columns.map((_, k) => rows.some(({ r }) => typeof r[k] === "number") && rows.every(({ r }) => r[k] === null || r[k] === undefined || typeof r[k] === "number"));
+  const wrap = h("div", { class: "tj-media-table" });
+  const render = () => {
+    let shown = rows;
+    if (state.sort >= 0) {
+      const k = state.sort;
+      const key = (v) => (v === null || v === undefined ? [2, 0] : typeof v === "number" ? [0, v] : [1, String(v).toLowerCase()]);
+      shown = [...rows].sort((a, b) => {
+        const [ka, va] = key(a.r[k]), [kb, vb] = key(b.r[k]);
+        const c = ka - kb || (va < vb ? -1 : va > vb ? 1 : 0);
+        return state.desc && ka === kb && ka < 2 ? -c : c;
+      });
+    }
+    const pages = Math.max(1, Math.ceil(shown.length / MEDIA_PAGE));
+    state.page = Math.min(state.page, pages - 1);
+    const head = h("tr", {}, ...columns.map((c, k) => {
+      const th = h("th", { scope: "col", class: numeric[k] ? "tj-num" : "", "aria-sort": state.sort === k ? (state.desc ? "descending" : "ascending") : "none" }, c, state.sort === k ? (state.desc ? " ▼" : " ▲") : "");
+      th.addEventListener("click", () => { state.desc = state.sort === k ? !state.desc : false; state.sort = k; state.page = 0; render(); });
+      return th;
+    }));
+    const body = shown.slice(state.page * MEDIA_PAGE, (state.page + 1) * MEDIA_PAGE).map(({ r }) =>
+      h("tr", {}, ...columns.map((_, k) => h("td", { class: typeof r[k] === "number" ? "tj-num" : "" }, r[k] === null || r[k] === undefined ? "" : typeof r[k] === "number" ? formatNumber(r[k]) : String(r[k])))));
+    const table = h("table", { class: "tj-runs-table" }, h("thead", {}, head), h("tbody", {}, ...body));
+    const button = (label, tip, page) => {
+      const b = h("button", { class: "tj-btn tj-btn-boxed", title: tip, "aria-label": tip }, label);
+      b.disabled = page < 0 || page >= pages;
+      b.addEventListener("click", () => { state.page = page; render(); });
+      return b;
+    };
+    const from = shown.length ? state.page * MEDIA_PAGE + 1 : 0;
+    const more = entry.rows > rows.length ? ` (the first ${rows.length} of ${entry.rows} rows)` : "";
+    const pager = h("div", { class: "tj-pager" }, button("‹", "previous page", state.page - 1),
+      h("span", { class: "tj-count" }, `${from}–${Math.min(shown.length, (state.page + 1) * MEDIA_PAGE)} of ${shown.length}${more}`),
+      button("›", "next page", state.page + 1));
+    wrap.replaceChildren(h("div", { class: "tj-table-wrap" }, table), pager);
+  };
+  render();
+  return wrap;
+}
+
+function chartOf(entry, width) {
+  const f = entry.fields || {};
+  const columns = entry.columns || [];
+  const col = (name) => columns.indexOf(name);
+  const data = entry.data || [];
+  const kind = entry.chart;
+  if (kind === "confusion_matrix") {
+    const [a, p, n] = [col(f.Actual || "Actual"), col(f.Predicted || "Predicted"), col(f.nPredictions || "nPredictions")];
+    const labels = [...new Set(data.map((r) => String(r[a])))];
+    const peak = Math.max(1, ...data.map((r) => +r[n] || 0));
+    const grid = h("table", { class: "tj-confusion" }, h("tr", {}, h("th", {}, "actual \\ predicted"), ...labels.map((l) => h("th", {}, l))));
+    for (const actual of labels) {
+      const tr = h("tr", {}, h("th", {}, actual));
+      for (const predicted of labels) {
+        const row = data.find((r) => String(r[a]) === actual && String(r[p]) === predicted);
+        const count = row ? +row[n] || 0 : 0;
+        const td = h("td", { class: "tj-num" }, formatNumber(count));
+        td.style.background = `rgba(31, 119, 180, ${(0.08 + 0.6 * count / peak).toFixed(3)})`;
+        tr.append(td);
+      }
+      grid.append(tr);
+    }
+    return grid;
+  }
+  // everything else is drawn on x/y axes: lines (by stroke), points, bars, or a histogram of one column
+  let series = [];
+  let bars = null;
+  if (kind === "bar" || kind === "histogram") {
+    if (kind === "bar") bars = data.map((r) => [String(r[col(f.label)]), +r[col(f.value)]]).filter(([, v]) => Number.isFinite(v));
+    else {
+      const values = data.map((r) => +r[col(f.value)]).filter(Number.isFinite);
+      const t = niceTicks(Math.min(...values), Math.max(...values), 10);
+      const counts = new Map();
+      for (const v of values) { const b = Math.min(t.ticks.length - 2, Math.max(0, Math.floor((v - t.lo) / t.step))); counts.set(b, (counts.get(b) || 0) + 1); }
+      bars = t.ticks.slice(0, -1).map((lo, i) => [`${formatTick(lo, t.step)}–${formatTick(lo + t.step, t.step)}`, counts.get(i) || 0]);
+    }
+  } else {
+    const [x, y, stroke] = [col(f.x), col(f.y), f.stroke ? col(f.stroke) : -1];
+    const groups = new Map();
+    for (const r of data) {
+      const px = +r[x], py = +r[y];
+      if (!Number.isFinite(px) || !Number.isFinite(py)) continue;
+      const g = stroke >= 0 ? String(r[stroke]) : "";
+      if (!groups.has(g)) groups.set(g, []);
+      groups.get(g).push([px, py]);
+    }
+    series = [...groups].map(([label, points]) => ({ label, points: kind === "scatter" ? points : points.sort((p, q) => p[0] - q[0]) }));
+  }
+  const height = 200;
+  const svg = s("svg", { class: "tj-svg", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": entry.title || kind });
+  const box = { left: PAD.left, top: PAD.top, width: width - PAD.left - PAD.right, height: height - PAD.top - PAD.bottom };
+  const g = s("g");
+  g.append(s("rect", { x: box.left, y: box.top, width: box.width, height: box.height, class: "tj-frame" }));
+  if (bars) {
+    const peak = Math.max(0, ...bars.map(([, v]) => v));
+    const yt = niceTicks(Math.min(0, ...bars.map(([, v]) => v)), peak || 1, 4);
+    const sy = (v) => box.top + box.height - ((v - yt.lo) / (yt.hi - yt.lo || 1)) * box.height;
+    const bw = box.width / Math.max(1, bars.length);
+    bars.forEach(([label, v], i) => {
+      const r = s("rect", { x: box.left + i * bw + bw * 0.1, width: bw * 0.8, y: Math.min(sy(v), sy(0)), height: Math.abs(sy(0) - sy(v)), fill: PALETTE[0] });
+      const tip = s("title"); tip.textContent = `${label}: ${formatNumber(v)}`; r.append(tip);
+      g.append(r);
+      if (bars.length <= 12) {
+        const t = s("text", { x: box.left + (i + 0.5) * bw, y: box.top + box.height + 14, "text-anchor": "middle", class: "tj-tick" });
+        t.textContent = label.length > 10 ? label.slice(0, 9) + "…" : label;
+        g.append(t);
+      }
+    });
+    for (const t of yt.ticks) {
+      const label = s("text", { x: box.left - 6, y: sy(t) + 3.5, "text-anchor": "end", class: "tj-tick" });
+      label.textContent = formatTick(t, yt.step);
+      g.append(label);
+    }
+  } else {
+    const all = series.flatMap((l) => l.points);
+    if (all.length) {
+      const xt = niceTicks(Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0])), Math.max(2, Math.floor(box.width / 90)));
+      const yt = niceTicks(Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1])), 4);
+      const sx = (v) => box.left + ((v - xt.lo) / (xt.hi - xt.lo || 1)) * box.width;
+      const sy = (v) => box.top + box.height - ((v - yt.lo) / (yt.hi - yt.lo || 1)) * box.height;
+      for (const t of yt.ticks) {
+        g.append(s("line", { x1: box.left, x2: box.left + box.width, y1: sy(t), y2: sy(t), class: "tj-grid" }));
+        const label = s("text", { x: box.left - 6, y: sy(t) + 3.5, "text-anchor": "end", class: "tj-tick" });
+        label.textContent = formatTick(t, yt.step);
+        g.append(label);
+      }
+      for (const t of xt.ticks) {
+        g.append(s("line", { x1: sx(t), x2: sx(t), y1: box.top, y2: box.top + box.height, class: "tj-grid" }));
+        const label = s("text", { x: sx(t), y: box.top + box.height + 14, "text-anchor": "middle", class: "tj-tick" });
+        label.textContent = formatTick(t, xt.step);
+        g.append(label);
+      }
+      series.forEach((line, i) => {
+        const color = PALETTE[i % PALETTE.length];
+        if (kind === "scatter") for (const [px, py] of line.points) g.append(s("circle", { cx: sx(px), cy: sy(py), r: 2.5, fill: color, "fill-opacity": 0.7 }));
+        else g.append(s("path", { d: line.points.map((p, j) => `${j ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(""), fill: "none", stroke: color, "stroke-width": 1.6, class: "tj-raw" }));
+      });
+    }
+    const xTitle = s("text", { x: box.left + box.width / 2, y: height - 4, "text-anchor": "middle", class: "tj-axis-title" });
+    xTitle.textContent = f.x || "";
+    const yTitle = s("text", { transform: `translate(12 ${box.top + box.height / 2}) rotate(-90)`, "text-anchor": "middle", class: "tj-axis-title" });
+    yTitle.textContent = f.y || "";
+    g.append(xTitle, yTitle);
+  }
+  svg.append(g);
+  const out = h("div", {});
+  if (series.length > 1) out.append(h("div", { class: "tj-legend" }, ...series.map((l, i) => h("span", { class: "tj-legend-item" }, swatch(PALETTE[i % PALETTE.length]), " ", l.label))));
+  out.append(svg);
+  return out;
+}
+
+class MediaTile {
+  constructor(view, key) {
+    this.view = view;
+    this.key = key;
+    this.index = null; // the step shown; null: follow the newest
+    this.title = h("span", { class: "tj-title", title: key }, key);
+    this.kindLabel = h("span", { class: "tj-count" });
+    this.slider = h("input", { type: "range", class: "tj-step", min: "0", step: "1", "aria-label": `step of ${key}` });
+    this.stepLabel = h("span", { class: "tj-count tj-step-label" });
+    this.slider.addEventListener("input", () => {
+      const n = this.entry().steps.length;
+      this.index = +this.slider.value >= n - 1 ? null : +this.slider.value;
+      this.draw(true);
+    });
+    this.controls = h("div", { class: "tj-step-controls" }, this.slider, this.stepLabel);
+    this.body = h("div", { class: "tj-media-body" });
+    this.el = h("div", { class: "tj-tile tj-media-tile", "data-key": key }, h("div", { class: "tj-head" }, this.title, this.kindLabel), this.controls, this.body);
+    this.drawn = null;
+  }
+
+  entry() { return this.view.media()[this.key] || { kind: "", steps: [] }; }
+
+  draw(force = false) {
+    const entry = this.entry();
+    const steps = entry.steps || [];
+    const width = Math.max(240, Math.floor(this.body.clientWidth || 320));
+    const key = [steps.length, steps.length ? steps[steps.length - 1].step : -1, this.index, width, entry.kind].join("|");
+    if (!force && key === this.drawn) return;
+    this.drawn = key;
+    const kind = entry.kind;
+    this.kindLabel.textContent = { image: "image", gallery: "images", histogram: "histogram", table: "table", chart: "chart" }[kind] || kind;
+    const sliding = (kind === "image" || kind === "gallery") && steps.length > 1;
+    this.controls.style.display = sliding ? "" : "none";
+    const i = this.index === null ? steps.length - 1 : Math.min(this.index, steps.length - 1);
+    const current = steps[i] || {};
+    if (sliding) {
+      this.slider.max = String(steps.length - 1);
+      this.slider.value = String(i);
+      this.stepLabel.textContent = `step ${formatNumber(current.step)} (${i + 1} of ${steps.length}${this.index === null ? ", newest" : ""})`;
+    }
+    let node;
+    if (kind === "image") node = imageNode(current);
+    else if (kind === "gallery") node = h("div", { class: "tj-gallery" }, ...(current.items || []).map(imageNode));
+    else if (kind === "histogram") node = heatmap(steps, width);
+    else if (kind === "table") node = dataTable(current);
+    else if (kind === "chart") node = h("div", {}, current.title ? h("div", { class: "tj-chart-title" }, current.title) : "", chartOf(current, width));
+    else node = h("div", { class: "tj-muted-text" }, `${steps.length} value(s)`);
+    const note = kind === "table" || kind === "chart" ? h("div", { class: "tj-media-meta" }, `step ${formatNumber(current.step)}${steps.length > 1 ? ` (newest of ${steps.length})` : ""}`) : "";
+    this.body.replaceChildren(node, note);
+  }
+}
+
+class MediaView {
+  constructor(model, el) {
+    this.model = model;
+    this.tiles = new Map();
+    this.grid = h("div", { class: "tj-grid-tiles tj-media-grid" });
+    this.count = h("span", { class: "tj-count" });
+    this.details = h("details", { class: "tj-section", "data-section": "media", open: "" }, h("summary", { class: "tj-summary" }, "media ", this.count), this.grid);
+    this.root = h("div", { class: "tj-charts tj-media" }, this.details);
+    el.append(this.root);
+    this.onChange = () => this.render();
+    model.on("change:media", this.onChange);
+    this.resize = new ResizeObserver(() => this.render(false));
+    this.resize.observe(this.root);
+    this.render(true);
+  }
+
+  media() { return this.model.get("media") || {}; }
+
+  render(force = false) {
+    const media = this.media();
+    const keys = Object.keys(media);
+    this.root.style.display = keys.length ? "" : "none";
+    this.count.textContent = `(${keys.length})`;
+    for (const key of keys) {
+      let tile = this.tiles.get(key);
+      if (!tile) {
+        tile = new MediaTile(this, key);
+        this.tiles.set(key, tile);
+        this.grid.append(tile.el);
+      }
+      try { tile.draw(force); } catch (err) { console.error("tracker_jupyter media:", err); }
+    }
+  }
+
+  destroy() {
+    this.model.off("change:media", this.onChange);
+    this.resize.disconnect();
+  }
+}
+
 function initialize({ model }) {
-  storeFor(model);
+  if (model.get("kind") !== "media") storeFor(model);
 }
 
 function render({ model, el }) {
   const parts = [];
-  if (model.get("kind") === "runs") parts.push(new RunsTable(model, el));
-  parts.push(new View(model, el));
+  if (model.get("kind") === "media") parts.push(new MediaView(model, el));
+  else {
+    if (model.get("kind") === "runs") parts.push(new RunsTable(model, el));
+    parts.push(new View(model, el));
+  }
   return () => parts.forEach((part) => part.destroy());
 }
 
