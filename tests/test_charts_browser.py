@@ -25,6 +25,7 @@ run = tracker_jupyter.init(
     project="charts", dir={store!r}, mode="offline", name="resnet-baseline",
     config={{"lr": 0.01}}, settings={{"widget_fps": 4, "flush_interval": 0.1}},
 )
+run.define_metric("val/*", step_metric="epoch")
 """
 
 # Logs while the page looks: 80 steps over about 4 s.
@@ -36,6 +37,7 @@ for i in range(80):
         "val/loss": 2.6 * math.exp(-i / 22),
         "perplexity": 403 * math.exp(-i / 12) + 1,
         "lr": 0.01 * (0.97 ** i),
+        "epoch": i // 10,
     })
     time.sleep(0.05)
 """
@@ -63,17 +65,26 @@ def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: Jupyt
     _tile(widget, "perplexity").locator("path.tj-raw").wait_for()
 
     # sections by prefix, unprefixed first; while the loop runs the charts redraw
-    sections = widget.locator("details.tj-section")
+    sections = widget.locator(".tj-charts details.tj-section")
     sections.first.wait_for()
     redraws = int(widget.locator(".tj-charts").get_attribute("data-redraws") or 0)
     notebook.wait_for_cell_done(1)
     assert int(widget.locator(".tj-charts").get_attribute("data-redraws") or 0) > redraws
     assert [s.get_attribute("data-section") for s in sections.all()] == ["charts", "train", "val"]
-    assert widget.locator(".tj-tile").count() == 5
+    assert widget.locator(".tj-tile").count() == 6
     # the cell that logged shows a live view of the same widget below it
     follower = notebook.wait_for_output(1, ".tracker-run")
     _tile(follower, "perplexity").locator("path.tj-raw").wait_for()
-    assert follower.locator(".tj-tile").count() == 5
+    assert follower.locator(".tj-tile").count() == 6
+
+    # val/* was defined with epoch as its step metric: drawn against it, and epoch is an x choice
+    val_title = _tile(widget, "val/loss").locator("text.tj-axis-title")
+    page.wait_for_function(
+        "el => [...el.querySelectorAll('text.tj-axis-title')].some(t => t.textContent === 'epoch')",
+        arg=_tile(widget, "val/loss").element_handle(),
+    )
+    assert "epoch" in val_title.all_text_contents()
+    assert "x: epoch" in widget.locator("select.tj-select option").all_text_contents()
 
     # round ticks and an axis title
     ppl = _tile(widget, "perplexity")
@@ -112,6 +123,7 @@ def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: Jupyt
 
     # drag to zoom, double-click to reset
     loss = _tile(widget, "train/loss").locator("svg.tj-svg")
+    loss.scroll_into_view_if_needed()
     lbox = loss.bounding_box()
     assert lbox is not None
     page.mouse.move(lbox["x"] + 80, lbox["y"] + 60)
@@ -150,8 +162,8 @@ def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: Jupyt
     assert snapshot.locator("details.tj-section").count() == 3
     assert "log y" in snapshot.inner_text() and "smoothing 0.90" in snapshot.inner_text()
     images = snapshot.locator(".tj-chart img")
-    assert images.count() == 5
-    assert all(images.nth(i).evaluate("i => i.complete && i.naturalWidth > 0") for i in range(5))
+    assert images.count() == 6
+    assert all(images.nth(i).evaluate("i => i.complete && i.naturalWidth > 0") for i in range(6))
     assert_readable(snapshot, f"snapshot in {theme}")
     line = notebook.wait_for_output(1, ".tj-finished-line")  # the follower became one line
     assert "resnet-baseline" in line.inner_text() and "finished" in line.inner_text()

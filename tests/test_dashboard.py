@@ -526,6 +526,32 @@ def test_train_val_pairs_overlaid_in_the_snapshot_when_the_view_asks(
     assert html.count('class="tj-legend-item"') == 4 and "<img src=x" not in html
 
 
+def test_a_metric_with_a_step_metric_is_drawn_against_it(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    run = _run(tmp_path)
+    recorder = Recorder()
+    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    run.define_metric("epoch")
+    run.define_metric("val/*", step_metric="epoch")
+    for step in range(200):
+        row: dict[str, Any] = {"train/loss": 1 / (step + 1)}
+        if step % 20 == 19:
+            row.update({"epoch": step // 20, "val/acc": step / 200})
+        run.log(row)
+    run.sink.flush()
+    widget.redraw(force=True)
+    assert widget.panel.widget.steps_of == {"val/acc": "epoch"}
+    run.finish()
+    html = recorder.events[-1][2]["text/html"]
+    tiles = dict(
+        re.findall(r'class="tj-chart-title"[^>]*>([^<]*)<.*?>(step|epoch)(?: ·[^<]*)?</div>', html, re.S)
+    )
+    assert tiles == {"train/loss": "step", "val/acc": "epoch", "epoch": "step"}
+    # every chart against epoch, when the browser chose it
+    view = {"x": "metric:epoch"}
+    again = _view.render_snapshot(run, widget.feed, None, panel.clean_view(view))
+    assert again.count(">epoch</div>") == 3
+
+
 def test_resumed_run_shows_earlier_history(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
     run = _run(tmp_path, id="resumable")
     for step in range(300):

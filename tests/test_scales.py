@@ -32,6 +32,16 @@ PAIR_NAMES = [
     "val/only",
 ]
 
+LOOKUP_STEPS = [-5, 0, 3, 50, 99, 100, 101, 150, 420, 999, 5000]
+
+
+def _epoch_buckets() -> list[list[Any]]:
+    """An ``epoch`` step metric logged every 100 steps (0..9), in buckets of a few points each."""
+    series = MinMaxSeries(4)
+    series.extend(range(0, 1000, 100), [float(e) for e in range(10)], [0.0] * 10)
+    return series.buckets()
+
+
 RANGES = [
     (0.013, 403.0, 5),
     (0, 1, 4),
@@ -112,6 +122,7 @@ const out = {{
   sections: ["train/loss", "loss", "/x", "system/gpu.0.util"].map(c.sectionOf),
   match: ["^VAL/", "acc[", ""].map((q) => ["val/loss", "train/val/x", "acc[top5]"].map(c.matcher(q))),
   pairs: [...c.pairGroups({json.dumps(PAIR_NAMES)})].map(([id, g]) => [id, g.title, g.members]),
+  lookup: {json.dumps(LOOKUP_STEPS)}.map(c.stepLookup({json.dumps(_epoch_buckets())})),
   pairSection: c.PAIR_SECTION,
 }};
 console.log(JSON.stringify(out));
@@ -129,6 +140,10 @@ console.log(JSON.stringify(out));
     assert js["sections"] == [figure.section_of(n) for n in ["train/loss", "loss", "/x", "system/gpu.0.util"]]
     # a regex when it is one (case-insensitive), else a plain substring
     assert js["match"] == [[True, False, False], [False, False, True], [True, True, True]]
+    # a step metric's value at a step: the same, inside buckets, between them and beyond the ends
+    want_x = [scales.step_lookup(_epoch_buckets())(step) for step in LOOKUP_STEPS]
+    assert js["lookup"] == pytest.approx(want_x)
+    assert want_x[0] == 0 and want_x[-1] == 9 and want_x == sorted(want_x)
     # train/val pairs: the same groups, in the same order, in the same section
     want_pairs = [[k, title, members] for k, (title, members) in figure.pair_groups(PAIR_NAMES).items()]
     assert js["pairs"] == want_pairs and js["pairSection"] == figure.PAIR_SECTION

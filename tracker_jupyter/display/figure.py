@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +37,16 @@ _PAIR_PREFIX = re.compile(r"^(train|training|val|valid|validation|eval|test)([/_
 
 
 def _points(
-    series: MinMaxSeries, axis: str, origin_ms: float
+    series: MinMaxSeries, axis: str, origin_ms: float, x_of: Callable[[float], float] | None = None
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float, int]]]:
-    """The raw points to draw (first, extremes, last per bucket) and each bucket's mean, on ``axis``."""
+    """The raw points to draw (first, extremes, last per bucket) and each bucket's mean, on ``axis``
+    (``x_of``: the x of a step, on a step metric's axis)."""
     raw: list[tuple[float, float]] = []
     means: list[tuple[float, float, int]] = []
     for _, s0, s1, t0, t1, first, last, lo, hi, n, total in series.buckets():
-        if axis == "time":
+        if x_of is not None:
+            x0, x1 = x_of(s0), x_of(s1)
+        elif axis == "time":
             x0, x1 = t0, t1
         elif axis == "relative":
             x0, x1 = (t0 - origin_ms) / 1000, (t1 - origin_ms) / 1000
@@ -88,6 +91,7 @@ class Line:
     series: MinMaxSeries
     color: str = PALETTE[0]
     origin_ms: float | None = None
+    x_of: Callable[[float], float] | None = None  # on a step metric's axis: the x of a step
 
 
 def _drawing(
@@ -179,17 +183,21 @@ def chart_tile(
     color: str = PALETTE[0],
     width: int = WIDTH,
     height: int = HEIGHT,
+    x_of: Callable[[float], float] | None = None,
+    x_title: str | None = None,
 ) -> str:
     """A static chart tile (all user text escaped): one metric's ``series``, or several ``lines`` in one
-    chart (runs compared, or a train/val pair), with a legend."""
+    chart (runs compared, or a train/val pair), with a legend. ``x_of`` and ``x_title``: on a step
+    metric's axis, the x of a step and the axis title."""
     if lines is None:
         if series is None:
             raise TypeError("chart_tile() needs a series or lines")
-        lines = [Line(name, series, color, origin_ms)]
+        lines = [Line(name, series, color, origin_ms, x_of)]
     drawn = []
     dropped = 0
     for line in lines:
-        raw, means = _points(line.series, axis, origin_ms if line.origin_ms is None else line.origin_ms)
+        origin = origin_ms if line.origin_ms is None else line.origin_ms
+        raw, means = _points(line.series, axis, origin, line.x_of)
         smoothed = scales.smooth(means, smoothing) if smoothing > 0 else []
         if log:
             kept = [p for p in raw if p[1] > 0]
@@ -212,7 +220,7 @@ def chart_tile(
         f'viewBox="0 0 {plot_w} {plot_h}">{"".join(body)}</svg>'
     )
     data = base64.b64encode(svg.encode()).decode("ascii")
-    title = AXIS_TITLES.get(axis, axis) + (" · log y" if log else "")
+    title = (x_title or AXIS_TITLES.get(axis, axis)) + (" · log y" if log else "")
     title += f" · smoothing {smoothing:.2f}" if smoothing > 0 and drawn else ""
     title += f" · {dropped} point(s) ≤ 0 left out" if dropped and drawn else ""
     if len(lines) == 1:
@@ -290,11 +298,27 @@ def chart_sections(
     view: Mapping[str, Any],
     origin_ms: float,
     color: str = PALETTE[0],
+    steps_of: Mapping[str, str] | None = None,
 ) -> str:
     """The charts of ``names`` in collapsible sections by prefix, drawn as ``view`` says (x axis, log
-    scale, smoothing, train/val pairs overlaid; sections the user closed stay closed)."""
-    style = {
-        "axis": view.get("x", "step"),
+    scale, smoothing, train/val pairs overlaid; sections the user closed stay closed). On the step axis a
+    metric with a step metric of its own (``steps_of``) is drawn against it; ``x: metric:<name>`` draws
+    every chart against that metric."""
+    axis = str(view.get("x", "step"))
+    lookups: dict[str, Callable[[float], float]] = {}
+
+    def x_for(name: str) -> tuple[Callable[[float], float] | None, str | None]:
+        step = (
+            axis[7:] if axis.startswith("metric:") else (steps_of or {}).get(name) if axis == "step" else None
+        )
+        if step is None or step not in all_series or step == name:
+            return None, None
+        if step not in lookups:
+            lookups[step] = scales.step_lookup(all_series[step].buckets())
+        return lookups[step], step
+
+    style: dict[str, Any] = {
+        "axis": "step" if axis.startswith("metric:") else axis,
         "log": bool(view.get("log")),
         "smoothing": float(view.get("smoothing") or 0.0),
         "origin_ms": origin_ms,
@@ -307,12 +331,20 @@ def chart_sections(
     for name in names:
         key = paired.get(name)
         if key is None:
-            tile = chart_tile(name, all_series[name], color=color, **style)
+            x_of, x_title = x_for(name)
+            tile = chart_tile(name, all_series[name], color=color, x_of=x_of, x_title=x_title, **style)
             tiles.setdefault(section_of(name), []).append(tile)
         elif groups[key][1][0] == name:
             title, members = groups[key]
-            lines = [Line(m, all_series[m], PALETTE[i % len(PALETTE)]) for i, m in enumerate(members)]
-            tiles.setdefault(PAIR_SECTION, []).append(chart_tile(title, lines=lines, **style))
+            lines = [
+                Line(m, all_series[m], PALETTE[i % len(PALETTE)], None, x_for(m)[0])
+                for i, m in enumerate(members)
+            ]
+            x_titles = {x_for(m)[1] for m in members}
+            x_title = x_titles.pop() if len(x_titles) == 1 else None
+            tiles.setdefault(PAIR_SECTION, []).append(
+                chart_tile(title, lines=lines, x_title=x_title, **style)
+            )
     return section_list(tiles, closed=set(view.get("closed") or ()))
 
 

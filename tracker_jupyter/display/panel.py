@@ -106,8 +106,9 @@ def clean_view(value: Any) -> dict[str, Any]:
     view = dict(DEFAULT_VIEW)
     if not isinstance(value, dict):
         return view
-    if value.get("x") in X_AXES:
-        view["x"] = value["x"]
+    x = value.get("x")
+    if x in X_AXES or (isinstance(x, str) and x.startswith("metric:") and 7 < len(x) <= 207):
+        view["x"] = x  # metric:<name>: every chart against that metric (the snapshot checks it exists)
     view["log"] = bool(value.get("log", False))
     view["pair"] = bool(value.get("pair", False))
     try:
@@ -137,6 +138,8 @@ def panel_class() -> type:
         data = traitlets.Dict().tag(sync=True)
         view = traitlets.Dict(dict(DEFAULT_VIEW)).tag(sync=True)
         kind = traitlets.Unicode("run").tag(sync=True)
+        # metric -> its step metric (define_metric): on the step axis it is drawn against it
+        steps_of = traitlets.Dict().tag(sync=True)
 
     return ChartPanel
 

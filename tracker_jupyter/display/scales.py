@@ -6,10 +6,12 @@ same cases, so a chart looks the same live and in the snapshot. Pure functions o
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Ticks", "format_tick", "log_ticks", "nice_step", "nice_ticks", "smooth", "time_ticks"]
 
@@ -127,4 +129,55 @@ def smooth(points: Sequence[tuple[float, float, int]], weight: float) -> list[tu
         acc = acc * w + (1 - w) * y
         norm = norm * w + (1 - w)
         out.append((x, acc / norm))
+    return out
+
+
+def step_lookup(buckets: Sequence[Sequence[Any]]) -> Callable[[float], float]:
+    """A function from a step to the value of a step metric (``define_metric(step_metric=...)``) at that
+    step, read from the step metric's buckets (``MinMaxSeries.buckets()``): within a bucket, between its
+    first and last values; between buckets, between one's last and the next one's first; before the
+    first or after the last, that end's value. The live charts' ``stepLookup`` computes the same."""
+    ordered = sorted(buckets, key=lambda b: b[1])
+    starts = [b[1] for b in ordered]
+
+    def at(step: float) -> float:
+        if not ordered:
+            return step
+        if step <= ordered[0][1]:
+            return float(ordered[0][5])
+        if step >= ordered[-1][2]:
+            return float(ordered[-1][6])
+        i = bisect.bisect_right(starts, step) - 1
+        _, s0, s1, _, _, first, last = ordered[i][:7]
+        if step >= s1:
+            nxt = ordered[i + 1]
+            return float(last + (nxt[5] - last) * (step - s1) / ((nxt[1] - s1) or 1))
+        return float(first if s1 == s0 else first + (last - first) * (step - s0) / (s1 - s0))
+
+    return at
+
+
+def step_metrics(definitions: Iterable[Mapping[str, Any]], names: Iterable[str]) -> dict[str, str]:
+    """Which charted metrics have a step metric of their own (``define_metric("val/*",
+    step_metric="epoch")``), as ``{metric: step metric}``: an exact name's definition, else the first
+    glob (``prefix*``) that matches; only step metrics that are charted too."""
+    exact: dict[str, Any] = {}
+    globs: list[tuple[str, Any]] = []
+    for definition in definitions:
+        name = str(definition.get("name", ""))
+        if name.endswith("*"):
+            globs.append((name[:-1], definition.get("step_metric")))
+        else:
+            exact[name] = definition.get("step_metric")
+    present = set(names)
+    out = {}
+    for name in present:
+        if name in exact:
+            step = exact[name]
+        else:
+            step = next(
+                (s for p, s in globs if name.startswith(p) and not (p == "" and name.startswith("_"))), None
+            )
+        if isinstance(step, str) and step in present and step != name:
+            out[name] = step
     return out

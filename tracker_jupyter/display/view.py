@@ -488,6 +488,7 @@ def render_snapshot(
     sections; see ``figure``). Nothing sets a background or a text colour: the page's theme shows through.
     """
     from tracker_jupyter.display import figure
+    from tracker_jupyter.display.scales import step_metrics
 
     info = run_info(run) if info is None else info
     view = view or {}
@@ -495,7 +496,13 @@ def render_snapshot(
         names = list(feed.series)
         shown = names[:SNAPSHOT_CHARTS]
         charts_html = (
-            figure.chart_sections(feed.series, shown, view=view, origin_ms=run.start_time * 1000)
+            figure.chart_sections(
+                feed.series,
+                shown,
+                view=view,
+                origin_ms=run.start_time * 1000,
+                steps_of=step_metrics(run.meta.get("metrics") or (), feed.series),
+            )
             if shown
             else f'<div style="{MUTED}">no metrics logged</div>'
         )

@@ -35,6 +35,7 @@ from tracker_jupyter.display.live import (  # TEXT_REFRESH_S: the fallback's pac
     _Dashboard,
     _report,
 )
+from tracker_jupyter.display.scales import step_metrics
 from tracker_jupyter.display.view import (
     MUTED,
     NUMERIC,
@@ -72,14 +73,39 @@ class WidgetDashboard(_Dashboard):
     media and collapsible details."""
 
     def __init__(self, run: Run, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
-        import ipywidgets as w
-
-        from tracker_jupyter.display.panel import LivePanel, media_panel_class
-
         self.messages = 0  # trait updates sent (each one comm message)
         self._header_at = 0.0
         self._config_at = 0.0
         self._drawn_version = -1
+        self.box: Any = None  # the widgets, built when the run has lived WIDGET_AFTER_S (``_build``)
+        self._media_shown: tuple[Any, ...] | None = None
+        self._media_version, self._media_at = 0, -math.inf
+        self._shell: Any = None
+        self.followers: list[str] = []  # display ids of the views below later cells that logged
+        self._created = time.monotonic()
+        self._placeholder = False  # the header stands in for the widget (a run younger than WIDGET_AFTER_S)
+        self._on_screen_at: float | None = None  # when the widget itself was first displayed (monotonic)
+        super().__init__(run, publisher=publisher, fps=fps, start_timer=False)
+        try:
+            if WIDGET_AFTER_S <= 0:
+                self._build()
+        except Exception:
+            self._detach()
+            raise
+        if start_timer and not run.finished:
+            self._thread = threading.Thread(target=self._loop, name=f"tracker-widget-{run.id}", daemon=True)
+            self._thread.start()
+
+    def _build(self) -> None:
+        """Make the widgets (their comms open now: a run that ends sooner never opens one, since closing
+        models the browser is still setting up makes it log errors)."""
+        if self.box is not None:
+            return
+        import ipywidgets as w
+
+        from tracker_jupyter.display.panel import LivePanel, media_panel_class
+
+        run = self.run
         self.header = w.HTML()
         self.latest = w.HTML()
         self.config = w.HTML()
@@ -96,34 +122,19 @@ class WidgetDashboard(_Dashboard):
                 _section(self.output, "Output"),
             ]
         )
-        # the newest video or image logged (gym recordings, run.log({"x": Image(...)})), hidden until one is
+        # the newest video (gym recordings, run.log({"x": Video(...)})), hidden until one is logged
         self.media_label = w.HTML()
         self.media = w.VBox([self.media_label], layout=w.Layout(display="none"))
-        self._media_shown: tuple[Any, ...] | None = None
-        self._media_version, self._media_at = 0, -math.inf
-        self._shell: Any = None
-        self.followers: list[str] = []  # display ids of the views below later cells that logged
-        self._created = time.monotonic()
-        self._placeholder = False  # the header stands in for the widget (a run younger than WIDGET_AFTER_S)
-        self._on_screen_at: float | None = None  # when the widget itself was first displayed (monotonic)
-        super().__init__(run, publisher=publisher, fps=fps, start_timer=False)
-        try:
-            self.panel = LivePanel(
-                self.feed, run_name=str(run.name or run.id), origin_ms=run.start_time * 1000, view={}
-            )
-            self.media_panel = media_panel_class()(uid=uuid.uuid4().hex)
-            self.box = w.VBox(
-                [self.header, self.panel.widget, self.media_panel, self.media, self.details],
-                layout=w.Layout(padding="6px 10px", margin="4px 0"),
-            )
-            self.box.add_class("tracker-run")
-            self.redraw(force=True)
-        except Exception:
-            self._detach()
-            raise
-        if start_timer and not run.finished:
-            self._thread = threading.Thread(target=self._loop, name=f"tracker-widget-{run.id}", daemon=True)
-            self._thread.start()
+        self.panel = LivePanel(
+            self.feed, run_name=str(run.name or run.id), origin_ms=run.start_time * 1000, view={}
+        )
+        self.media_panel = media_panel_class()(uid=uuid.uuid4().hex)
+        self.box = w.VBox(
+            [self.header, self.panel.widget, self.media_panel, self.media, self.details],
+            layout=w.Layout(padding="6px 10px", margin="4px 0"),
+        )
+        self.box.add_class("tracker-run")
+        self.redraw(force=True)
 
     # ----- following the cells that log
     def follow_cells(self, shell: Any) -> None:
@@ -166,6 +177,10 @@ class WidgetDashboard(_Dashboard):
     @property
     def view(self) -> dict[str, Any]:
         """The chart settings chosen in the browser (x axis, log scale, smoothing, filter, closed sections)."""
+        if self.box is None:
+            from tracker_jupyter.display.panel import DEFAULT_VIEW
+
+            return dict(DEFAULT_VIEW)
         return self.panel.view
 
     # ----- drawing
@@ -180,6 +195,8 @@ class WidgetDashboard(_Dashboard):
             now = time.time()
             if self._placeholder:
                 self._upgrade(time.monotonic())
+            if self.box is None:
+                return False
             changed = self.feed.version != self._drawn_version or self.panel.resync_requested
             if not (force or changed or now - self._header_at >= HEADER_REFRESH_S):
                 return False
@@ -198,6 +215,11 @@ class WidgetDashboard(_Dashboard):
                 self._set(self.artifacts, charts.kv_table(found, empty="no artifacts logged or used"))
                 self._set(self.system, charts.kv_table(system_items(self.run), empty="no sample yet"))
                 self._set(self.output, render_output(output_tail(self.run)))
+                with self.feed.lock:
+                    steps_of = step_metrics(self.run.meta.get("metrics") or (), self.feed.series)
+                if self.panel.widget.steps_of != steps_of:
+                    self.panel.widget.steps_of = steps_of
+                    self.messages += 1
                 self._config_at = now
             self.redraws += 1
             return True
@@ -267,6 +289,7 @@ class WidgetDashboard(_Dashboard):
         """Put the widget where the header stood (the run lived past ``WIDGET_AFTER_S``)."""
         if self._placeholder and now - self._created >= WIDGET_AFTER_S:
             self._placeholder = False
+            self._build()
             self._on_screen_at = now
             self.publisher.update(self.live_bundle(), self.display_id)
 
@@ -276,6 +299,7 @@ class WidgetDashboard(_Dashboard):
             time.sleep(max(0.0, min(SETTLE_S, self._on_screen_at + SETTLE_S - time.monotonic())))
 
     def live_bundle(self) -> dict[str, Any]:
+        self._build()
         bundle = self.box._repr_mimebundle_()
         info = self.info()
         # Frontends without a widget manager (nbconvert, GitHub) fall back on these.
@@ -287,7 +311,8 @@ class WidgetDashboard(_Dashboard):
         with self._draw_lock:
             # The widget's last state says the run is over (its charts are replaced right after, by the
             # snapshot's, so redrawing them would only cost time at finish).
-            self._set(self.header, render_header(self.info(), self.feed))
+            if self.box is not None:
+                self._set(self.header, render_header(self.info(), self.feed))
             self._unfollow()
             snapshot = self.final_bundle(self.view)
             self._settle()
@@ -302,7 +327,7 @@ class WidgetDashboard(_Dashboard):
 
     def _all_widgets(self) -> list[Any]:
         found: list[Any] = []
-        stack = [self.box]
+        stack = [self.box] if self.box is not None else []
         while stack:
             widget = stack.pop()
             found.append(widget)

@@ -108,13 +108,14 @@ function clockLabel(ms, step) {
 
 // The points of a series on an x axis: per bucket its first, extremes and last (as drawn before
 // smoothing), and its mean for the smoothed line.
-export function bucketPoints(buckets, axis, origin) {
+export function bucketPoints(buckets, axis, origin, xOf = null) {
   const raw = [];
   const means = [];
   for (const b of buckets) {
     const [, s0, s1, t0, t1, first, last, lo, hi, n, sum] = b;
     let x0 = s0, x1 = s1;
-    if (axis === "time") { x0 = t0; x1 = t1; }
+    if (xOf) { x0 = xOf(s0); x1 = xOf(s1); }
+    else if (axis === "time") { x0 = t0; x1 = t1; }
     else if (axis === "relative") { x0 = (t0 - origin) / 1000; x1 = (t1 - origin) / 1000; }
     raw.push([x0, first, b]);
     if (n > 2) {
@@ -140,6 +141,23 @@ export function smooth(means, weight) {
     norm = norm * w + (1 - w);
     return [x, acc / norm, b];
   });
+}
+
+// The value of a step metric (define_metric(step_metric=...)) at a step, from its buckets: within a
+// bucket between its first and last values, between buckets between one's last and the next's first,
+// beyond the ends the end's value (as display/scales.py step_lookup).
+export function stepLookup(buckets) {
+  const b = [...buckets].sort((p, q) => p[1] - q[1]);
+  return (step) => {
+    if (!b.length) return step;
+    if (step <= b[0][1]) return b[0][5];
+    if (step >= b[b.length - 1][2]) return b[b.length - 1][6];
+    let lo = 0, hi = b.length - 1;
+    while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (b[mid][1] <= step) lo = mid; else hi = mid - 1; }
+    const [, s0, s1, , , first, last] = b[lo];
+    if (step >= s1) { const next = b[lo + 1]; return last + (next[5] - last) * (step - s1) / ((next[1] - s1) || 1); }
+    return s1 === s0 ? first : first + (last - first) * (step - s0) / (s1 - s0);
+  };
 }
 
 function sortedBuckets(series) {
@@ -388,9 +406,11 @@ class Chart {
     const axis = settings.x;
     let dropped = 0;
     const positive = (p) => p[1] > 0;
+    const stepAxis = this.view.stepAxis(this.spec(), axis);
     const drawn = lines.map((line) => {
       const origin = line.origin ?? this.view.store.origin ?? 0;
-      const { raw, means } = bucketPoints(sortedBuckets(line.series), axis, origin);
+      const xOf = stepAxis ? this.view.lookup(line.key, stepAxis) : null;
+      const { raw, means } = bucketPoints(sortedBuckets(line.series), stepAxis ? "step" : axis, origin, xOf);
       let smoothed = smooth(means, settings.smoothing);
       let shown = raw;
       if (settings.log) {
@@ -415,7 +435,8 @@ class Chart {
     // the x domain is the data's (or the zoom's) ends: steps 0..137 end at 137, not at a round 200
     const xcount = Math.max(2, Math.floor(box.width / 90));
     let xt;
-    if (axis === "time") xt = timeTicks(xlo, xhi, xcount);
+    if (stepAxis) xt = niceTicks(xlo, xhi, xcount);
+    else if (axis === "time") xt = timeTicks(xlo, xhi, xcount);
     else if (axis === "relative") { // round durations: 30 s, 1 min, 5 min, ...
       const ms = timeTicks(xlo * 1000, xhi * 1000, xcount);
       xt = { lo: ms.lo / 1000, hi: ms.hi / 1000, ticks: ms.ticks.map((t) => t / 1000), step: ms.step / 1000 };
@@ -430,7 +451,7 @@ class Chart {
     const [ylo, yhi] = [fy(yt.lo), fy(yt.hi)];
     const sx = (x) => box.left + ((x - xticks.lo) / (xticks.hi - xticks.lo || 1)) * box.width;
     const sy = (y) => box.top + box.height - ((fy(y) - ylo) / (yhi - ylo || 1)) * box.height;
-    this.layout = { box, sx, sy, xticks, axis, lines: drawn, log: settings.log };
+    this.layout = { box, sx, sy, xticks, axis: stepAxis ? "step" : axis, stepAxis, lines: drawn, log: settings.log };
     const g = s("g", { class: "tj-axes" });
     g.append(s("rect", { x: box.left, y: box.top, width: box.width, height: box.height, class: "tj-frame" }));
     for (const t of yt.ticks) {
@@ -444,11 +465,11 @@ class Chart {
       const x = sx(t);
       g.append(s("line", { x1: x, x2: x, y1: box.top, y2: box.top + box.height, class: "tj-grid" }));
       const label = s("text", { x, y: box.top + box.height + 14, "text-anchor": "middle", class: "tj-tick" });
-      label.textContent = axis === "time" ? clockLabel(t, xticks.step) : axis === "relative" ? formatDuration(t) : formatTick(t, xticks.step);
+      label.textContent = stepAxis ? formatTick(t, xticks.step) : axis === "time" ? clockLabel(t, xticks.step) : axis === "relative" ? formatDuration(t) : formatTick(t, xticks.step);
       g.append(label);
     }
     const xTitle = s("text", { x: box.left + box.width / 2, y: height - 4, "text-anchor": "middle", class: "tj-axis-title" });
-    xTitle.textContent = { step: "step", time: "wall time", relative: "relative time" }[axis] + (this.zoom ? " (zoomed: double-click to reset)" : "");
+    xTitle.textContent = (stepAxis || { step: "step", time: "wall time", relative: "relative time" }[axis]) + (this.zoom ? " (zoomed: double-click to reset)" : "");
     g.append(xTitle);
     const yTitle = s("text", { transform: `translate(12 ${box.top + box.height / 2}) rotate(-90)`, "text-anchor": "middle", class: "tj-axis-title" });
     const name = this.name;
@@ -591,6 +612,7 @@ class Chart {
     const b = p[2];
     const [, s0, s1, t0, t1, first, last, lo, hi, n] = b;
     const rows = [["run", d.label], ["step", s0 === s1 ? formatNumber(s0) : `${formatNumber(s0)}–${formatNumber(s1)}`]];
+    if (this.layout.stepAxis) rows.push([this.layout.stepAxis, formatNumber(p[0])]);
     rows.push(["value", n > 1 ? `${formatNumber(last)} (min ${formatNumber(lo)}, max ${formatNumber(hi)} over ${n} steps)` : formatNumber(first)]);
     if (this.view.settings.smoothing > 0) {
       const sm = d.smoothed.find((q) => q[2] === b);
@@ -607,8 +629,9 @@ class Chart {
     const first = picks.find((pick) => pick.p);
     if (first) {
       const [, s0, s1, , t1] = first.p[2];
-      const at = axis === "time" ? new Date(t1).toLocaleString() : axis === "relative" ? formatDuration((t1 - (first.d.origin ?? t1)) / 1000) : (s0 === s1 ? formatNumber(s0) : `${formatNumber(s0)}–${formatNumber(s1)}`);
-      out.push(h("div", {}, h("span", { class: "tj-tip-key" }, { step: "step", time: "wall time", relative: "relative" }[axis]), " ", at));
+      const stepAxis = this.layout.stepAxis;
+      const at = stepAxis ? formatNumber(first.p[0]) : axis === "time" ? new Date(t1).toLocaleString() : axis === "relative" ? formatDuration((t1 - (first.d.origin ?? t1)) / 1000) : (s0 === s1 ? formatNumber(s0) : `${formatNumber(s0)}–${formatNumber(s1)}`);
+      out.push(h("div", {}, h("span", { class: "tj-tip-key" }, stepAxis || { step: "step", time: "wall time", relative: "relative" }[axis]), " ", at));
     }
     for (const { d, p } of picks) {
       if (!p) continue;
@@ -694,6 +717,7 @@ class View {
     this.charts = new Map();
     this.sections = new Map();
     this.specs = new Map();
+    this.lookups = new Map();
     this.runName = model.get("run_name") || "";
     this.color = model.get("color") || PALETTE[0];
     this.settings = this.readSettings();
@@ -704,15 +728,48 @@ class View {
     model.on("change:view", this.onView);
     this.onRuns = () => this.schedule(true);
     if (this.kind === "runs") model.on("change:runs", this.onRuns);
+    else model.on("change:steps_of", this.onRuns);
     this.resize = new ResizeObserver(() => this.schedule(false));
     this.resize.observe(this.root);
     this.schedule(true);
   }
 
+  // The step metric a tile is drawn against: the one chosen (x: metric:<name>), or on the step axis the
+  // one every line's metric was defined with (define_metric(step_metric=...)); null for steps or time.
+  stepAxis(spec, axis) {
+    if (axis.startsWith("metric:")) return axis.slice(7);
+    if (axis !== "step" || this.kind === "runs") return null;
+    const stepsOf = this.model.get("steps_of") || {};
+    const found = new Set(spec.lines.map((l) => stepsOf[l.key] || ""));
+    return found.size === 1 && !found.has("") ? [...found][0] : null;
+  }
+
+  // The x of a step on a step metric's axis, for the series `key` (a run's own, in the runs dashboard).
+  lookup(key, metric) {
+    const cut = this.kind === "runs" ? key.indexOf(RUN_SEP) : -1;
+    const name = cut >= 0 ? key.slice(0, cut + 1) + metric : metric;
+    const series = this.store.series.get(name);
+    if (!series) return null;
+    const cached = this.lookups.get(name);
+    if (cached && cached.version === series.version && cached.g === series.g) return cached.fn;
+    const fn = stepLookup(series.buckets.values());
+    this.lookups.set(name, { version: series.version, g: series.g, fn });
+    return fn;
+  }
+
+  stepMetricNames() {
+    if (this.kind === "runs") {
+      const names = new Set();
+      for (const key of this.store.series.keys()) names.add(key.slice(key.indexOf(RUN_SEP) + 1));
+      return [...names].sort();
+    }
+    return [...new Set(Object.values(this.model.get("steps_of") || {}))].sort();
+  }
+
   readSettings() {
     const v = this.model.get("view") || {};
     return {
-      x: ["step", "time", "relative"].includes(v.x) ? v.x : "step",
+      x: ["step", "time", "relative"].includes(v.x) || (typeof v.x === "string" && v.x.startsWith("metric:")) ? v.x : "step",
       log: !!v.log,
       smoothing: Math.min(0.99, Math.max(0, +v.smoothing || 0)),
       filter: typeof v.filter === "string" ? v.filter : "",
@@ -758,10 +815,23 @@ class View {
     this.syncControls();
   }
 
+  // The x axis choices: steps, times, and the step metrics there are (metric:<name>).
+  syncAxes() {
+    const names = this.stepMetricNames();
+    const want = ["step", "relative", "time", ...names.map((n) => `metric:${n}`)];
+    if (this.settings.x.startsWith("metric:") && !want.includes(this.settings.x)) want.push(this.settings.x);
+    const have = [...this.xSelect.options].map((o) => o.value);
+    if (want.join("\n") !== have.join("\n")) {
+      const labels = { step: "x: step", relative: "x: relative time", time: "x: wall time" };
+      this.xSelect.replaceChildren(...want.map((v) => h("option", { value: v }, labels[v] || `x: ${v.slice(7)}`)));
+    }
+    this.xSelect.value = this.settings.x;
+  }
+
   syncControls() {
     const v = this.settings;
     if (document.activeElement !== this.filter) this.filter.value = v.filter;
-    this.xSelect.value = v.x;
+    this.syncAxes();
     this.logBox.checked = v.log;
     this.smoothing.value = String(v.smoothing);
     this.smoothingLabel.textContent = v.smoothing.toFixed(2);
@@ -845,6 +915,7 @@ class View {
   render(force) {
     const names = [...this.store.series.keys()];
     this.specs = this.computeSpecs(names);
+    this.syncAxes();
     for (const [id, chart] of this.charts) {
       if (!this.specs.has(id)) { chart.el.remove(); this.charts.delete(id); }
     }
@@ -885,6 +956,7 @@ class View {
     this.store.views.delete(this);
     this.model.off("change:view", this.onView);
     this.model.off("change:runs", this.onRuns);
+    this.model.off("change:steps_of", this.onRuns);
     this.resize.disconnect();
     if (this.pending !== null) cancelAnimationFrame(this.pending);
   }
@@ -909,7 +981,7 @@ class RunsTable {
       button("clear", "deselect every run", () => this.select([])),
       this.count);
     this.table = h("table", { class: "tj-runs-table" });
-    this.root = h("div", { class: "tj-charts tj-runs" }, this.toolbar, h("div", { class: "tj-table-wrap" }, this.table));
+    this.root = h("div", { class: "tj-runs" }, this.toolbar, h("div", { class: "tj-table-wrap" }, this.table));
     el.append(this.root);
     this.onChange = () => this.render();
     for (const name of ["rows", "columns", "selected", "query"]) model.on(`change:${name}`, this.onChange);
@@ -1265,7 +1337,7 @@ class MediaView {
     this.grid = h("div", { class: "tj-grid-tiles tj-media-grid" });
     this.count = h("span", { class: "tj-count" });
     this.details = h("details", { class: "tj-section", "data-section": "media", open: "" }, h("summary", { class: "tj-summary" }, "media ", this.count), this.grid);
-    this.root = h("div", { class: "tj-charts tj-media" }, this.details);
+    this.root = h("div", { class: "tj-media" }, this.details);
     el.append(this.root);
     this.onChange = () => this.render();
     model.on("change:media", this.onChange);
