@@ -46,8 +46,9 @@ SETUP = {
     "ours": """\
 import math, time
 import tracker_jupyter
+# the same 20 charts in one view as plotly's: no system metrics charts, no second view below the loop cell
 run = tracker_jupyter.init(project="bench", dir={store!r}, mode="offline", name="renderers",
-                           settings={{"widget_fps": {fps}}})
+                           settings={{"widget_fps": {fps}, "system_metrics": False, "widget_follow": False}})
 """,
     "plotly": """\
 import math, time
@@ -238,7 +239,7 @@ def main() -> None:
     print(f"{METRICS} metrics, {args.fps:g} updates a second for {args.seconds:g} s, Chromium {CHROMIUM}\n")
     print(
         "| | kernel import: best / median | frontend | bytes to build the widget | update bytes/s "
-        "| browser CPU per redraw | charts drawn | console errors |"
+        "| update bytes/s, last third | browser CPU per redraw | charts drawn | console errors |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for (app, kind), r in results.items():

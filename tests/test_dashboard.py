@@ -142,8 +142,8 @@ def test_widget_layout_and_live_bundle(tmp_path: Path, sent: list[dict[str, Any]
     assert bundle[dashboard.MIME_WIDGET]["model_id"] == widget.box.model_id
     assert "running" in bundle["text/html"] and run.name in bundle["text/plain"]
     children = [type(c).__name__ for c in widget.box.children]
-    assert children == ["HTML", "ChartPanel", "MediaPanel", "VBox", "VBox"]
-    assert widget.media_panel.media == {}
+    assert children == ["HTML", "ChartPanel", "VBox", "VBox"]
+    assert widget.panel.widget.media == {}
     assert widget.media.layout.display == "none"  # no media logged yet
     # one accordion per part, all closed, so any of them can be opened beside the others
     parts = widget.details.children
@@ -173,8 +173,8 @@ def test_widget_shows_images_in_the_media_panel_and_the_newest_video(
     run.sink.flush()
     widget.redraw(force=True)
     stored = next(iter(tracker_jupyter.Api(tmp_path).run(run.id).scan_history()))["sample"]
-    [entry] = widget.media_panel.media["sample"]["steps"]
-    assert widget.media_panel.media["sample"]["kind"] == "image"
+    [entry] = widget.panel.widget.media["sample"]["steps"]
+    assert widget.panel.widget.media["sample"]["kind"] == "image"
     assert (entry["step"], entry["w"], entry["h"], entry["caption"]) == (0, 12, 8, "<b>half white</b>")
     png = (Path(run.run_dir) / stored["path"]).read_bytes()
     assert entry["src"] == "data:image/png;base64," + base64.b64encode(png).decode()
@@ -550,6 +550,39 @@ def test_a_metric_with_a_step_metric_is_drawn_against_it(tmp_path: Path, sent: l
     view = {"x": "metric:epoch"}
     again = _view.render_snapshot(run, widget.feed, None, panel.clean_view(view))
     assert again.count(">epoch</div>") == 3
+
+
+def test_system_metrics_are_charted_in_their_own_section_by_time(
+    tmp_path: Path, sent: list[dict[str, Any]]
+) -> None:
+    run = _run(tmp_path)
+    recorder = Recorder()
+    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    for step in range(50):
+        run.log({"loss": 1 / (step + 1)})
+    # samples as the sampler writes them, beside the history (the user's steps are not theirs)
+    start = int(run.start_time * 1000)
+    lines = [json.dumps({"_step": i, "_timestamp": start + 10_000 * i,
+                         "system/cpu_utilization_percentage": 10.0 * i, "system/gpu_0_name": "x"})
+             for i in range(6)]  # fmt: skip
+    path = Path(run.run_dir) / "system.jsonl"
+    path.write_text("\n".join(lines[:4]) + "\n" + lines[4][:20])  # the fifth still being written
+    run.sink.flush()
+    widget.redraw(force=True)
+    cpu = widget.feed.series["system/cpu_utilization_percentage"]
+    assert cpu.count == 4 and cpu.last == 30.0 and "system/gpu_0_name" not in widget.feed.series
+    assert widget.feed.last_step == 49  # the run's steps and steps/s are left alone
+    path.write_text("\n".join(lines) + "\n")
+    widget._config_at = 0.0
+    widget.redraw(force=True)
+    assert cpu.count == 6 and "system/cpu_utilization_percentage" in widget.panel.widget.data["series"]
+    run.finish()
+    html = recorder.events[-1][2]["text/html"]
+    sections = re.findall(r'<details class="tj-section"( open)?><summary[^>]*>([^<]+?) <span', html)
+    assert [name for _, name in sections] == ["charts", "system"]
+    system_part = html[html.index(">system <") :]
+    labels = re.findall(r"text-align:center;opacity:0.78\">([^<]*)<", system_part)
+    assert labels == ["0s", "30s", "relative time"]  # drawn against time (0 to 50 s), not samples
 
 
 def test_resumed_run_shows_earlier_history(tmp_path: Path, sent: list[dict[str, Any]]) -> None:

@@ -330,7 +330,10 @@ def chart_sections(
     tiles: dict[str, list[str]] = {}
     for name in names:
         key = paired.get(name)
-        if key is None:
+        if key is None and section_of(name) == "system":  # sampled in time, not at the run's steps
+            in_time = {**style, "axis": "relative" if style["axis"] == "step" else style["axis"]}
+            tiles.setdefault("system", []).append(chart_tile(name, all_series[name], color=color, **in_time))
+        elif key is None:
             x_of, x_title = x_for(name)
             tile = chart_tile(name, all_series[name], color=color, x_of=x_of, x_title=x_title, **style)
             tiles.setdefault(section_of(name), []).append(tile)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tracker_jupyter.core.report import log
+from tracker_jupyter.display.system_series import SystemReader
 from tracker_jupyter.display.view import (
     RunFeed,
     history_extent,
@@ -31,6 +32,7 @@ from tracker_jupyter.display.view import (
     snapshot_bundle,
     sync_status,
 )
+from tracker_jupyter.store.console import SYSTEM
 
 if TYPE_CHECKING:
     from tracker_jupyter.core.run import Run
@@ -81,6 +83,7 @@ class _Dashboard:
         self.run = run
         self.publisher = publisher
         self.feed = self.new_feed()
+        self._system_reader = SystemReader(run.run_dir / SYSTEM if run.run_dir is not None else None)
         self.display_id = f"tracker-{run.id}-{uuid.uuid4().hex[:8]}"
         self.refresh_s = max(self.refresh_s, 1.0 / max(fps, 0.01))
         self.redraws = 0
@@ -185,6 +188,8 @@ class _Dashboard:
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join(timeout=5)
             self._drain()
+            with contextlib.suppress(Exception):
+                self._system_reader.read(self.feed)  # the samples up to the last, for the snapshot
             self.finished = True
             self.teardown()
         except Exception as exc:

@@ -558,14 +558,15 @@ def _feed_of(run: Run) -> RunFeed:
     if dashboard is not None:
         return dashboard.feed
     from tracker_jupyter.display.media_panel import MediaFeed
+    from tracker_jupyter.display.system_series import SystemReader
+    from tracker_jupyter.store import SYSTEM, iter_history
 
     feed = RunFeed()
     feed.media = MediaFeed()
     history = history_path(run)
     if history is not None:
-        from tracker_jupyter.store import iter_history
-
         feed.preload(iter_history(history))
+        SystemReader(history.parent / SYSTEM).read(feed)
     return feed
 
 

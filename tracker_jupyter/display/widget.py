@@ -21,7 +21,6 @@ import contextlib
 import math
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +102,7 @@ class WidgetDashboard(_Dashboard):
             return
         import ipywidgets as w
 
-        from tracker_jupyter.display.panel import LivePanel, media_panel_class
+        from tracker_jupyter.display.panel import LivePanel
 
         run = self.run
         self.header = w.HTML()
@@ -128,9 +127,8 @@ class WidgetDashboard(_Dashboard):
         self.panel = LivePanel(
             self.feed, run_name=str(run.name or run.id), origin_ms=run.start_time * 1000, view={}
         )
-        self.media_panel = media_panel_class()(uid=uuid.uuid4().hex)
         self.box = w.VBox(
-            [self.header, self.panel.widget, self.media_panel, self.media, self.details],
+            [self.header, self.panel.widget, self.media, self.details],
             layout=w.Layout(padding="6px 10px", margin="4px 0"),
         )
         self.box.add_class("tracker-run")
@@ -215,6 +213,7 @@ class WidgetDashboard(_Dashboard):
                 self._set(self.artifacts, charts.kv_table(found, empty="no artifacts logged or used"))
                 self._set(self.system, charts.kv_table(system_items(self.run), empty="no sample yet"))
                 self._set(self.output, render_output(output_tail(self.run)))
+                self._system_reader.read(self.feed)  # system metrics: charted in their own section
                 with self.feed.lock:
                     steps_of = step_metrics(self.run.meta.get("metrics") or (), self.feed.series)
                 if self.panel.widget.steps_of != steps_of:
@@ -235,7 +234,7 @@ class WidgetDashboard(_Dashboard):
         from tracker_jupyter.display.media_panel import media_state
 
         self._media_version, self._media_at = version, now
-        self.media_panel.media = media_state(media, self.run.run_dir)
+        self.panel.widget.media = media_state(media, self.run.run_dir)
         self.messages += 1
 
     def _draw_media(self) -> None:

@@ -403,7 +403,8 @@ class Chart {
       return true;
     }
     const settings = this.view.settings;
-    const axis = settings.x;
+    // system metrics are sampled in time, not at the run's steps: on a step axis they go by time
+    const axis = this.spec().section === "system" && (settings.x === "step" || settings.x.startsWith("metric:")) ? "relative" : settings.x;
     let dropped = 0;
     const positive = (p) => p[1] > 0;
     const stepAxis = this.view.stepAxis(this.spec(), axis);
@@ -1059,7 +1060,7 @@ class RunsTable {
 
 // ------------------------------------------------------------------------------------------- media
 
-// The run widget's media (model kind "media"): `media` = {key: {kind, steps: [{step, ...}]}}, made by
+// The run widget's media, below its charts: `media` = {key: {kind, steps: [{step, ...}]}}, made by
 // display/media_panel.py. Images at their natural size (small ones scaled up by whole pixels, never
 // blurred), a step slider through the kept steps, galleries, histograms as a heatmap over steps, tables
 // paged and sortable, plot.* charts drawn as charts. Every user text is set as text, never markup.
@@ -1371,16 +1372,14 @@ class MediaView {
 }
 
 function initialize({ model }) {
-  if (model.get("kind") !== "media") storeFor(model);
+  storeFor(model);
 }
 
 function render({ model, el }) {
   const parts = [];
-  if (model.get("kind") === "media") parts.push(new MediaView(model, el));
-  else {
-    if (model.get("kind") === "runs") parts.push(new RunsTable(model, el));
-    parts.push(new View(model, el));
-  }
+  if (model.get("kind") === "runs") parts.push(new RunsTable(model, el));
+  parts.push(new View(model, el));
+  if (model.get("kind") !== "runs") parts.push(new MediaView(model, el));
   return () => parts.forEach((part) => part.destroy());
 }
 
