@@ -41,7 +41,7 @@ test: $(VENV)/.dev-installed lint
 
 ## test-fast: the tier to run in a loop (under a minute): no MLflow server, browser, kernels or slow tests
 test-fast: $(VENV)/.dev-installed
-	$(PY) -m pytest -q -m "not (browser or mlflow or kernel or slow)"
+	$(PY) -m pytest -q -n auto -m "not (browser or mlflow or kernel or slow)"
 
 ## bench: side-by-side benchmark against wandb, trackio and MLflow (own venv: the peers are heavy, and
 ## run.py --install adds only those among the contenders BENCH_ARGS asks for: "--only ours,naive" adds none)
