@@ -256,6 +256,28 @@ def test_snapshot_keeps_a_small_newest_image(tmp_path: Path) -> None:
     assert html.count("<tr>") >= 10 and "10 of 30 rows" in html  # the table's first rows
 
 
+def test_snapshot_draws_plot_charts(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    table = tracker_jupyter.Table(columns=["x", "y", "class"],
+                                  data=[[i / 10, (i % 7) / 7, f"c{i % 2}"] for i in range(40)])  # fmt: skip
+    run.log({
+        "curve": tracker_jupyter.plot.line(table, "x", "y", stroke="class", title="<b>by class</b>"),
+        "cm": tracker_jupyter.plot.confusion_matrix(y_true=[0, 1, 1, 0, 1], preds=[0, 1, 0, 0, 1],
+                                                    class_names=["no", "yes"]),
+        "bars": tracker_jupyter.plot.bar(tracker_jupyter.Table(columns=["k", "n"], data=[["a", 1]]), "k", "n"),
+    })  # fmt: skip
+    run.finish()
+    html = dashboard.snapshot_bundle(run)["text/html"]
+    part = html[html.index(">media <"):]
+    # the line chart: a line per class, against x, with a legend; the title is text
+    [svg] = [i for i in _images(part) if "<path" in i]
+    assert svg.count("<path") == 2 and "&lt;b&gt;by class&lt;/b&gt;" in part
+    assert part.count('class="tj-legend-item"') == 2 and ">x</div>" in part
+    # the confusion matrix as a shaded table of counts; a bar chart's data as a table
+    assert "actual \\ predicted" in part and part.count("background:rgba(31,119,180,") == 4
+    assert "bar chart: its data" in part
+
+
 def test_lineage_shows_in_the_widget_snapshot_and_runs_table(
     tmp_path: Path, sent: list[dict[str, Any]]
 ) -> None:

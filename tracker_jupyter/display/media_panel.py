@@ -14,12 +14,12 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tracker_jupyter.display import scales
-from tracker_jupyter.display.charts import PALETTE, escape, format_number
+from tracker_jupyter.display import figure, scales
+from tracker_jupyter.display.charts import PALETTE, MinMaxSeries, escape, format_number
 from tracker_jupyter.display.figure import MUTED
 
 __all__ = ["KINDS", "MediaFeed", "media_state"]
@@ -272,6 +272,67 @@ def _table_html(entry: dict[str, Any]) -> str:
     )
 
 
+LINE_CHARTS = ("line", "line_series", "pr_curve", "roc_curve")
+
+
+def _x_at(xs: list[float]) -> Callable[[float], float]:
+    """The x of a row number, for a chart drawn with rows as steps."""
+    return lambda step: float(xs[min(len(xs) - 1, max(0, int(step)))])
+
+
+def _chart_html(entry: dict[str, Any]) -> str:
+    """A ``plot.*`` value in the snapshot: line-like charts drawn (a line per ``stroke`` group), a
+    confusion matrix as a shaded table, the other kinds (bar, scatter, histogram) as their data."""
+    kind, fields = entry.get("chart"), entry.get("fields") or {}
+    columns, data = entry.get("columns") or [], entry.get("data") or []
+    title = f"<div>{escape(entry.get('title') or '')}</div>" if entry.get("title") else ""
+
+    def col(name: Any) -> int:
+        return columns.index(name) if name in columns else -1
+
+    if kind in LINE_CHARTS and col(fields.get("x")) >= 0 and col(fields.get("y")) >= 0:
+        x, y, stroke = col(fields["x"]), col(fields["y"]), col(fields.get("stroke"))
+        groups: dict[str, list[tuple[float, float]]] = {}
+        for row in data:
+            if all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for i in (x, y)):
+                groups.setdefault(str(row[stroke]) if stroke >= 0 else "", []).append((row[x], row[y]))
+        lines = []
+        for i, (label, points) in enumerate(groups.items()):
+            points.sort()
+            series = MinMaxSeries()
+            series.extend(range(len(points)), [p[1] for p in points], [0.0] * len(points))
+            color = PALETTE[i % len(PALETTE)]
+            lines.append(
+                figure.Line(label or str(fields["y"]), series, color, None, _x_at([q[0] for q in points]))
+            )
+        if lines:
+            return title + figure.chart_tile(str(fields["y"]), lines=lines, x_title=str(fields["x"]))
+    if kind == "confusion_matrix":
+        a, p, n = (col(fields.get(k, k)) for k in ("Actual", "Predicted", "nPredictions"))
+        if min(a, p, n) >= 0:
+            labels = list(dict.fromkeys(str(r[a]) for r in data))
+            counts = {(str(r[a]), str(r[p])): r[n] for r in data if isinstance(r[n], (int, float))}
+            peak = max(counts.values(), default=1) or 1
+            head = "".join(f'<th style="padding:2px 8px">{escape(label)}</th>' for label in labels)
+            rows = "".join(
+                f'<tr><th style="padding:2px 8px;text-align:left">{escape(actual)}</th>'
+                + "".join(
+                    f'<td style="padding:2px 8px;text-align:right;background:rgba(31,119,180,'
+                    f'{0.08 + 0.6 * counts.get((actual, pred), 0) / peak:.3f})">'
+                    f"{escape(format_number(counts.get((actual, pred), 0)))}</td>"
+                    for pred in labels
+                )
+                + "</tr>"
+                for actual in labels
+            )
+            return (
+                f'{title}<table style="border-collapse:collapse;font-size:12px"><tr><th style="padding:2px 8px">'
+                f"actual \\ predicted</th>{head}</tr>{rows}</table>"
+            )
+    note = f'<div style="{MUTED};font-size:11px">{escape(kind or "chart")} chart: its data</div>'
+    return title + note + _table_html(entry)
+
+
 def media_snapshot(feed: MediaFeed, run_dir: Path | None) -> str:
     """The run's media in the static snapshot: per key, the newest image (or gallery) at its natural
     size with its caption, a histogram's heatmap over steps, a table's (or chart's) first rows."""
@@ -295,13 +356,10 @@ def media_snapshot(feed: MediaFeed, run_dir: Path | None) -> str:
                 body = _figure_html(payload, step)
             elif kind == "gallery":
                 body = "".join(_figure_html(item, step) for item in payload["items"][:SNAPSHOT_GALLERY])
-            elif kind in ("table", "chart"):
-                title = (
-                    f'<div>{escape(payload.get("title") or "")} <span style="{MUTED}">({escape(payload.get("chart") or "")} chart: its data)</span></div>'
-                    if kind == "chart"
-                    else ""
-                )
-                body = title + _table_html(payload)
+            elif kind == "chart":
+                body = _chart_html(payload)
+            elif kind == "table":
+                body = _table_html(payload)
             else:
                 body = f'<div style="{MUTED}">{escape(kind)}</div>'
         tiles.append(
