@@ -268,7 +268,7 @@ def test_snapshot_draws_plot_charts(tmp_path: Path) -> None:
     })  # fmt: skip
     run.finish()
     html = dashboard.snapshot_bundle(run)["text/html"]
-    part = html[html.index(">media <"):]
+    part = html[html.index(">media <") :]
     # the line chart: a line per class, against x, with a legend; the title is text
     [svg] = [i for i in _images(part) if "<path" in i]
     assert svg.count("<path") == 2 and "&lt;b&gt;by class&lt;/b&gt;" in part
@@ -1094,6 +1094,28 @@ def test_kernel_follow_setting_off_keeps_one_view(tmp_path: Path) -> None:
     assert [o.output_type for o in notebook.cells[2].outputs] == []
     [display] = notebook.cells[0].outputs
     assert "tracker-run-snapshot" in display.data["text/html"]
+
+
+@pytest.mark.kernel
+def test_kernel_charts_the_sampler_s_system_metrics(tmp_path: Path) -> None:
+    # the real sampler (a helper process), which the suite turns off elsewhere
+    cells = [
+        "import time, tracker_jupyter\n"
+        "run = tracker_jupyter.init(project='p', dir='store', mode='offline',\n"
+        "                           settings={'system_metrics': True, 'system_metrics_interval': 0.5})\n"
+        "for i in range(30):\n    run.log({'loss': 1 / (i + 1)})\n    time.sleep(0.1)\n"
+        "board = run.parts.dashboard\n"
+        "live = sorted(k for k in board.feed.series if k.startswith('system/'))\n"
+        "run.finish()\nprint(len(live), 'system/cpu_utilization_percentage' in live)",
+    ]
+    notebook, _ = _execute(tmp_path, cells)
+    assert _text(notebook.cells[0], "stdout").split()[1] == "True"  # in the live charts as it ran
+    assert int(_text(notebook.cells[0], "stdout").split()[0]) >= 5
+    [display] = [o for o in notebook.cells[0].outputs if o.output_type == "display_data"]
+    html = display.data["text/html"]
+    sections = re.findall(r'<details class="tj-section"( open)?><summary[^>]*>([^<]+?) <span', html)
+    assert [name for _, name in sections] == ["charts", "system"]
+    assert "cpu_utilization_percentage" in html[html.index(">system <") :]
 
 
 @pytest.mark.kernel
