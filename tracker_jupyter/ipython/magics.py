@@ -266,7 +266,10 @@ class TrackerMagics(Magics):
     @magic_arguments()
     @argument("--project", help="Only the runs of this project (default: all projects).")
     @argument("--dir", help="The run store's root (default: TrackerMagics.dir, TRACKER_DIR, ./tracker).")
-    @argument("--metric", help="The summary metric to compare runs by.")
+    @argument(
+        "--metric",
+        help="A summary metric: its chart comes first and the first five runs with it are compared.",
+    )
     @argument("--entity", help="The project's entity, for the server's experiment name (entity/project).")
     @argument(
         "--local",
