@@ -119,10 +119,12 @@ class JupyterLab:
     token: str
     root: Path
     log_path: Path
+    app: str = "lab"  # or "notebook": Notebook 7
 
     def notebook_url(self, name: str) -> str:
         # ?reset drops the saved workspace, so a page opens only this notebook and not the previous test's.
-        return f"{self.url}lab/tree/{name}?reset&token={self.token}"
+        where = "lab/tree" if self.app == "lab" else "notebooks"
+        return f"{self.url}{where}/{name}?reset&token={self.token}"
 
     def write_notebook(self, name: str, cells: Sequence[str]) -> Path:
         """Write code cells as ``root/name`` with a python3 kernelspec (so Lab asks no kernel question)."""
@@ -234,7 +236,11 @@ def start_lab(base: Path, *, app: str = "lab") -> Iterator[JupyterLab]:
     _write_lab_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
     port = _free_port()
     lab = JupyterLab(
-        url=f"http://127.0.0.1:{port}/", token=uuid.uuid4().hex, root=root, log_path=base / "server.log"
+        url=f"http://127.0.0.1:{port}/",
+        token=uuid.uuid4().hex,
+        root=root,
+        log_path=base / "server.log",
+        app=app,
     )
     command = [
         sys.executable,

@@ -43,7 +43,7 @@ DRAIN_TIMEOUT_S = 2.0  # how long finish waits for the writer to hand over the l
 MAX_FPS = 10.0  # widget_fps above this is taken as this: each redraw costs the kernel time and comm traffic
 SYNC_REFRESH_S = 2.0  # the sync status counts unsent rows in the history file: not at every redraw
 TEXT_REFRESH_S = 1.0  # the fallback display is re-sent whole, so it updates less often
-MAX_CELL_RUNS = 64
+MAX_CELL_RUNS = 64  # dashboards a cell keeps count of (the first and the newest are all it needs)
 _CELL: dict[str, Any] = {}  # the shell and cell execution showing runs now, and their dashboards
 
 

@@ -58,8 +58,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TEXT_REFRESH_S", "RunFeed", "TextDashboard", "attach", "show", "snapshot_bundle"]
 
-MEDIA_REFRESH_S = 2.0  # the media panel is re-sent at most this often (it reads the files it shows)
-MEDIA_WIDGET_BYTES = 8 << 20  # the newest video or image is sent to the widget up to this size
+MEDIA_REFRESH_S = 2.0  # the media state is re-sent at most this often (it reads the files it shows)
+MEDIA_WIDGET_BYTES = 8 << 20  # the newest video is sent to the widget's player up to this size
 HEADER_REFRESH_S = 1.0  # the elapsed time ticks this often even when no rows arrive
 CONFIG_REFRESH_S = 2.0
 MIME_WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -68,8 +68,8 @@ SETTLE_S = 1.0  # finish waits until a widget has been on screen this long befor
 
 
 class WidgetDashboard(_Dashboard):
-    """The ipywidgets dashboard of a live run: a header, the interactive charts (``panel``), the newest
-    media and collapsible details."""
+    """The ipywidgets dashboard of a live run: a header, the interactive charts and the media (one
+    ``panel`` model), the newest video and collapsible details."""
 
     def __init__(self, run: Run, *, publisher: Publisher, fps: float, start_timer: bool = True) -> None:
         self.messages = 0  # trait updates sent (each one comm message)
@@ -206,7 +206,7 @@ class WidgetDashboard(_Dashboard):
                     self.messages += 1
                 self._set(self.latest, charts.kv_table(summary_items(self.run)))
                 self._draw_media()
-            self._draw_media_panel(now, force)
+            self._draw_media_state(now, force)
             if force or now - self._config_at >= CONFIG_REFRESH_S:
                 self._set(self.config, charts.kv_table(config_items(self.run), empty="no config"))
                 found = artifact_items(self.run.meta)
@@ -223,7 +223,7 @@ class WidgetDashboard(_Dashboard):
             self.redraws += 1
             return True
 
-    def _draw_media_panel(self, now: float, force: bool) -> None:
+    def _draw_media_state(self, now: float, force: bool) -> None:
         """Send the media state when it changed, at most every ``MEDIA_REFRESH_S`` (it reads files)."""
         media = self.feed.media
         if media is None:
@@ -238,7 +238,7 @@ class WidgetDashboard(_Dashboard):
         self.messages += 1
 
     def _draw_media(self) -> None:
-        """The newest video, as a player (images and the other media are the media panel's)."""
+        """The newest video, as a player (images and the other media are drawn with the charts)."""
         found = latest_media(self.run, "video")
         if found is None:
             return
