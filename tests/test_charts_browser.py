@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.lab import JupyterLab, open_notebook, save_screenshot
-from tests.support.page_checks import assert_readable, set_theme
+from tests.support.page_checks import assert_readable, page_errors, set_theme
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -51,9 +51,7 @@ def _tile(widget: Locator, metric: str) -> Locator:
 
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
 def test_live_charts_are_interactive_and_readable(page: Page, jupyter_lab: JupyterLab, theme: str) -> None:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors = page_errors(page)
     store = str(jupyter_lab.root / f"store-{theme.split()[-1].lower()}")
     jupyter_lab.write_notebook("charts.ipynb", [INIT.format(store=store), LOOP, FINISH])
     notebook = open_notebook(page, jupyter_lab, "charts.ipynb")

@@ -63,9 +63,30 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return messages
 
 
+class KernelShell:
+    """Stands in for a kernel's IPython shell, for what the dashboard reads of one: that it has a
+    kernel, the running cell's number and (``events``) IPython's own event manager."""
+
+    kernel = object()
+
+    def __init__(self, execution_count: int = 1, *, events: bool = False) -> None:
+        self.execution_count = execution_count
+        if events:
+            from IPython.core.events import EventManager, available_events
+
+            self.events = EventManager(self, available_events)
+
+
 def _run(store: Path, **kwargs: Any) -> tracker_jupyter.Run:
     settings = {"flush_interval": 0.05, **kwargs.pop("settings", {})}
     return tracker_jupyter.init(project="p", dir=store, mode="offline", settings=settings, **kwargs)
+
+
+def _watched(store: Path, **kwargs: Any) -> tuple[tracker_jupyter.Run, Recorder, dashboard.WidgetDashboard]:
+    """A run, the recorder of its displays, and its widget (redrawn only when a test asks)."""
+    run = _run(store, **kwargs)
+    recorder = Recorder()
+    return run, recorder, dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
 
 
 def _images(html: str) -> list[str]:
@@ -498,9 +519,7 @@ def test_the_browser_holds_what_the_feed_holds_after_deltas(
 def test_the_browser_view_settings_are_checked_and_drive_the_snapshot(
     tmp_path: Path, sent: list[dict[str, Any]]
 ) -> None:
-    run = _run(tmp_path)
-    recorder = Recorder()
-    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    run, recorder, widget = _watched(tmp_path)
     for step in range(50):
         run.log({"train/ppl": 400 * 0.9**step + 1, "val/ppl": 420 * 0.9**step + 1, "x": -1.0})
     # as the browser would send it, with junk mixed in
@@ -530,9 +549,7 @@ def test_the_browser_view_settings_are_checked_and_drive_the_snapshot(
 def test_train_val_pairs_overlaid_in_the_snapshot_when_the_view_asks(
     tmp_path: Path, sent: list[dict[str, Any]]
 ) -> None:
-    run = _run(tmp_path)
-    recorder = Recorder()
-    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    run, recorder, widget = _watched(tmp_path)
     for step in range(30):
         run.log({"train/loss": 1 / (step + 1), "val/loss": 1.2 / (step + 1), "train/acc": step / 30,
                  "loss": 2.0, "val_loss": 2.5, XSS: 1.0})  # fmt: skip
@@ -549,9 +566,7 @@ def test_train_val_pairs_overlaid_in_the_snapshot_when_the_view_asks(
 
 
 def test_a_metric_with_a_step_metric_is_drawn_against_it(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
-    run = _run(tmp_path)
-    recorder = Recorder()
-    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    run, recorder, widget = _watched(tmp_path)
     run.define_metric("epoch")
     run.define_metric("val/*", step_metric="epoch")
     for step in range(200):
@@ -577,9 +592,7 @@ def test_a_metric_with_a_step_metric_is_drawn_against_it(tmp_path: Path, sent: l
 def test_system_metrics_are_charted_in_their_own_section_by_time(
     tmp_path: Path, sent: list[dict[str, Any]]
 ) -> None:
-    run = _run(tmp_path)
-    recorder = Recorder()
-    widget = dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    run, recorder, widget = _watched(tmp_path)
     for step in range(50):
         run.log({"loss": 1 / (step + 1)})
     # samples as the sampler writes them, beside the history (the user's steps are not theirs)
@@ -626,17 +639,11 @@ def test_resumed_run_shows_earlier_history(tmp_path: Path, sent: list[dict[str, 
 def test_attach_shows_one_widget_per_run_and_one_view_per_cell(
     tmp_path: Path, sent: list[dict[str, Any]]
 ) -> None:
-    class Shell:
-        kernel = object()
-        execution_count = 3
-
     run = _run(tmp_path)
     recorder = Recorder()
-    dashboard.attach(run, Shell(), publisher=recorder)
-    dashboard.show(run, Shell(), publisher=recorder)  # the Run's repr at the end of the same cell
-    shell = Shell()
-    shell.execution_count = 4
-    dashboard.show(run, shell, publisher=recorder)
+    dashboard.attach(run, KernelShell(3), publisher=recorder)
+    dashboard.show(run, KernelShell(3), publisher=recorder)  # the Run's repr at the end of the same cell
+    dashboard.show(run, KernelShell(4), publisher=recorder)
     assert [e[0] for e in recorder.events] == ["show", "show"]
     assert recorder.events[0][1] == recorder.events[1][1]  # same display_id: finish replaces both views
     assert isinstance(run.parts.dashboard, dashboard.WidgetDashboard)
@@ -647,14 +654,7 @@ def test_attach_shows_one_widget_per_run_and_one_view_per_cell(
 def test_a_later_cell_that_logs_gets_a_live_view_and_a_line_at_finish(
     tmp_path: Path, sent: list[dict[str, Any]]
 ) -> None:
-    from IPython.core.events import EventManager, available_events
-
-    class Shell:
-        kernel = object()
-        execution_count = 3
-
-    shell = Shell()
-    shell.events = EventManager(shell, available_events)  # type: ignore[attr-defined]
+    shell = KernelShell(3, events=True)
     run = _run(tmp_path)
     recorder = Recorder()
     dashboard.attach(run, shell, publisher=recorder)
@@ -687,13 +687,9 @@ def test_a_run_shorter_than_a_render_never_puts_a_widget_on_screen(
     monkeypatch.setattr(dashboard, "WIDGET_AFTER_S", 0.4)
     monkeypatch.setattr(dashboard, "SETTLE_S", 0.3)
 
-    class Shell:
-        kernel = object()
-        execution_count = 1
-
     quick = _run(tmp_path)
     recorder = Recorder()
-    dashboard.attach(quick, Shell(), publisher=recorder)
+    dashboard.attach(quick, KernelShell(1), publisher=recorder)
     quick.log({"loss": 1.0})
     quick.finish()
     kinds = [(kind, dashboard.MIME_WIDGET in bundle) for kind, _, bundle in recorder.events]
@@ -701,7 +697,7 @@ def test_a_run_shorter_than_a_render_never_puts_a_widget_on_screen(
     assert "tracker-run-snapshot" in recorder.events[-1][2]["text/html"]
 
     slow, recorder = _run(tmp_path), Recorder()
-    dashboard.attach(slow, Shell(), publisher=recorder)
+    dashboard.attach(slow, KernelShell(1), publisher=recorder)
     deadline = time.monotonic() + 5
     while not any(dashboard.MIME_WIDGET in b for _, _, b in recorder.events) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -713,11 +709,7 @@ def test_a_run_shorter_than_a_render_never_puts_a_widget_on_screen(
 
 
 def test_a_cell_of_several_runs_leaves_a_row_per_run(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
-    class Shell:
-        kernel = object()
-        execution_count = 7
-
-    shell, recorder = Shell(), Recorder()
+    shell, recorder = KernelShell(7), Recorder()
     ids = []
     for i in range(3):
         run = _run(tmp_path, name=f"trial-{i}")
@@ -759,13 +751,9 @@ def test_a_failing_log_callback_never_reaches_the_caller(tmp_path: Path) -> None
 
 
 def test_show_widget_setting_turns_attach_off(tmp_path: Path) -> None:
-    class Shell:
-        kernel = object()
-        execution_count = 1
-
     run = _run(tmp_path, settings={"show_widget": False})
     recorder = Recorder()
-    dashboard.attach(run, Shell(), publisher=recorder)
+    dashboard.attach(run, KernelShell(1), publisher=recorder)
     assert recorder.events == [] and not hasattr(run, "_dashboard")
     run.finish()
 
@@ -796,14 +784,10 @@ def test_terminal_falls_back_to_text_shown_at_start_and_finish(
 def test_without_ipywidgets_a_kernel_gets_html_updated_in_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Shell:
-        kernel = object()
-        execution_count = 1
-
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets now raises ImportError
     run = _run(tmp_path)
     recorder = Recorder()
-    dashboard.attach(run, Shell(), publisher=recorder)
+    dashboard.attach(run, KernelShell(1), publisher=recorder)
     for step in range(50):
         run.log({"loss": float(step)})
         time.sleep(0.03)
@@ -855,13 +839,9 @@ def test_display_in_a_plain_script_prints_text(tmp_path: Path) -> None:
 
 
 def test_disabled_run_displays_without_data(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
-    class Shell:
-        kernel = object()
-        execution_count = 1
-
     run = tracker_jupyter.init(project="p", mode="disabled")
     recorder = Recorder()
-    dashboard.attach(run, Shell(), publisher=recorder)
+    dashboard.attach(run, KernelShell(1), publisher=recorder)
     run.log({"loss": 1.0})
     run.finish()
     assert "disabled" in recorder.events[-1][2]["text/html"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.lab import JupyterLab, open_notebook, save_screenshot
-from tests.support.page_checks import assert_readable, set_theme
+from tests.support.page_checks import assert_readable, page_errors, set_theme
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -48,9 +48,7 @@ def _tile(widget: Locator, key: str) -> Locator:
 
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
 def test_media_in_the_widget(page: Page, jupyter_lab: JupyterLab, theme: str) -> None:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors = page_errors(page)
     store = str(jupyter_lab.root / f"media-{theme.split()[-1].lower()}")
     jupyter_lab.write_notebook("media.ipynb", [CELL.format(store=store), "run.finish()"])
     notebook = open_notebook(page, jupyter_lab, "media.ipynb")

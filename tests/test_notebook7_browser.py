@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.support.lab import DEFAULT_TIMEOUT_S, JupyterLab, open_notebook, save_screenshot, start_lab
+from tests.support.page_checks import page_errors
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -66,9 +67,7 @@ def nb7_page(browser: Browser, notebook7: JupyterLab, request: pytest.FixtureReq
 
 def test_widget_and_runs_dashboard_in_notebook_7(nb7_page: Page, notebook7: JupyterLab) -> None:
     page = nb7_page
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: None if _notebook_7_own(e) else errors.append(f"{e}\n{e.stack}"))
+    errors = page_errors(page, allowed=_notebook_7_own)
     store = str(notebook7.root / "store")
     notebook7.write_notebook("nb7.ipynb", [cell.format(store=store) for cell in CELLS])
     notebook = open_notebook(page, notebook7, "nb7.ipynb")

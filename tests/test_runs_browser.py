@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.lab import JupyterLab, open_notebook, save_screenshot
-from tests.support.page_checks import assert_readable, set_theme
+from tests.support.page_checks import assert_readable, page_errors, set_theme
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -60,9 +60,7 @@ def _lines(tile: Locator) -> int:
 
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
 def test_runs_dashboard_keeps_selection_and_colours(page: Page, jupyter_lab: JupyterLab, theme: str) -> None:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors = page_errors(page)
     store = str(jupyter_lab.root / f"runs-{theme.split()[-1].lower()}")
     jupyter_lab.write_notebook("runs.ipynb", [RUNS.format(store=store), SHOW.format(store=store)])
     notebook = open_notebook(page, jupyter_lab, "runs.ipynb")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -73,3 +74,12 @@ def set_theme(page: Page, theme: str) -> None:
     light = "true" if theme == "JupyterLab Light" else "false"
     page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
     time.sleep(0.5)  # the theme's stylesheet applies after the attribute flips
+
+
+def page_errors(page: Page, *, allowed: Callable[[Any], bool] = lambda _: False) -> list[str]:
+    """A list that fills with the page's console errors and uncaught exceptions (with their stacks),
+    except those ``allowed`` lets through."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: None if allowed(e) else errors.append(f"{e}\n{e.stack}"))
+    return errors
