@@ -539,7 +539,7 @@ def test_the_browser_view_settings_are_checked_and_drive_the_snapshot(
     widget.panel.widget.view = {"x": "relative", "log": True, "smoothing": 0.6, "closed": ["val"]}
     run.finish()
     html = recorder.events[-1][2]["text/html"]
-    assert re.findall(r'<details class="tj-section"( open)?><summary[^>]*>(\w+)', html) == [
+    assert re.findall(r'<details class="tj-section" data-section="[^"]*"( open)?><summary[^>]*>(\w+)', html) == [
         (" open", "charts"), (" open", "train"), ("", "val"),
     ]  # fmt: skip
     assert html.count("relative time · log y · smoothing 0.60") == 2
@@ -556,7 +556,9 @@ def test_train_val_pairs_overlaid_in_the_snapshot_when_the_view_asks(
     widget.panel.widget.view = {"pair": True}
     run.finish()
     html = recorder.events[-1][2]["text/html"]
-    sections = re.findall(r'<details class="tj-section"( open)?><summary[^>]*>([^<]+?) <span', html)
+    sections = re.findall(
+        r'<details class="tj-section" data-section="[^"]*"( open)?><summary[^>]*>([^<]+?) <span', html
+    )
     assert [name for _, name in sections] == ["charts", "train · val", "train"]
     titles = re.findall(r'class="tj-chart-title"[^>]*>([^<]*)<', html)
     # Keras' loss + val_loss and train/loss + val/loss are one chart each; train/acc has no pair
@@ -613,11 +615,32 @@ def test_system_metrics_are_charted_in_their_own_section_by_time(
     assert cpu.count == 6 and "system/cpu_utilization_percentage" in widget.panel.widget.data["series"]
     run.finish()
     html = recorder.events[-1][2]["text/html"]
-    sections = re.findall(r'<details class="tj-section"( open)?><summary[^>]*>([^<]+?) <span', html)
+    sections = re.findall(
+        r'<details class="tj-section" data-section="[^"]*"( open)?><summary[^>]*>([^<]+?) <span', html
+    )
     assert [name for _, name in sections] == ["charts", "system"]
     system_part = html[html.index(">system <") :]
     labels = re.findall(r"text-align:center;opacity:0.78\">([^<]*)<", system_part)
     assert labels == ["0s", "30s", "relative time"]  # drawn against time (0 to 50 s), not samples
+
+
+def test_the_sampler_s_last_sample_reaches_the_snapshot(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
+    run = _run(tmp_path)
+    path = Path(run.run_dir) / "system.jsonl"
+    start = int(run.start_time * 1000)
+
+    def last_sample(_run: Any) -> None:  # as the sampler's own finish hook writes it: after the widget's
+        sample = {"_step": 0, "_timestamp": start + 1000, "system/cpu_utilization_percentage": 97.5}
+        path.write_text(json.dumps(sample) + "\n")
+
+    run.on_finish(last_sample)  # registered before the widget's, so it runs after it
+    recorder = Recorder()
+    dashboard.WidgetDashboard(run, publisher=recorder, fps=4, start_timer=False)
+    run.log({"loss": 1.0})
+    run.finish()
+    updates = [bundle["text/html"] for kind, _, bundle in recorder.events if kind == "update"]
+    assert ">system <" not in updates[-2] and ">system <" in updates[-1]
+    assert "last <b>97.5</b>" in updates[-1]
 
 
 def test_resumed_run_shows_earlier_history(tmp_path: Path, sent: list[dict[str, Any]]) -> None:
@@ -1093,7 +1116,9 @@ def test_kernel_charts_the_sampler_s_system_metrics(tmp_path: Path) -> None:
     assert int(_text(notebook.cells[0], "stdout").split()[0]) >= 5
     [display] = [o for o in notebook.cells[0].outputs if o.output_type == "display_data"]
     html = display.data["text/html"]
-    sections = re.findall(r'<details class="tj-section"( open)?><summary[^>]*>([^<]+?) <span', html)
+    sections = re.findall(
+        r'<details class="tj-section" data-section="[^"]*"( open)?><summary[^>]*>([^<]+?) <span', html
+    )
     assert [name for _, name in sections] == ["charts", "system"]
     assert "cpu_utilization_percentage" in html[html.index(">system <") :]
 

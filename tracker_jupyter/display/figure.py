@@ -33,6 +33,8 @@ FRAME = "rgba(128,128,128,0.5)"
 MUTED = "opacity:0.78"  # of the page's text colour: >= 4.5:1 in JupyterLab's light and dark themes
 AXIS_TITLES = {"step": "step", "time": "wall time", "relative": "relative time"}
 PAIR_SECTION = "train · val"
+# sections closed until the user opens them: the system metrics, a dozen charts beside the run's own
+DEFAULT_CLOSED = ("system",)
 _PAIR_PREFIX = re.compile(r"^(train|training|val|valid|validation|eval|test)([/_])(.+)$", re.IGNORECASE)
 
 
@@ -348,7 +350,7 @@ def chart_sections(
             tiles.setdefault(PAIR_SECTION, []).append(
                 chart_tile(title, lines=lines, x_title=x_title, **style)
             )
-    return section_list(tiles, closed=set(view.get("closed") or ()))
+    return section_list(tiles, closed=set(view.get("closed", DEFAULT_CLOSED) or ()))
 
 
 def section_list(tiles: Mapping[str, Sequence[str]], *, closed: set[str]) -> str:
@@ -358,7 +360,8 @@ def section_list(tiles: Mapping[str, Sequence[str]], *, closed: set[str]) -> str
         title = key or "charts"
         is_open = "" if title in closed else " open"
         parts.append(
-            f'<details class="tj-section"{is_open}><summary style="font-weight:600;cursor:pointer">'
+            f'<details class="tj-section" data-section="{escape(title)}"{is_open}>'
+            '<summary style="font-weight:600;cursor:pointer">'
             f'{escape(title)} <span style="{MUTED};font-weight:400">({len(tiles[key])})</span></summary>'
             f'<div style="display:flex;flex-wrap:wrap;margin-top:4px">{"".join(tiles[key])}</div></details>'
         )

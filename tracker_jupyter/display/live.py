@@ -88,6 +88,7 @@ class _Dashboard:
         self.refresh_s = max(self.refresh_s, 1.0 / max(fps, 0.01))
         self.redraws = 0
         self.finished = False
+        self._snapshot_left = False  # teardown replaced the live display with the snapshot
         self.compact = False  # one of several runs of a cell: a row at finish (``compact``)
         self.compact_head = False  # the first of them, whose row has the column titles
         self._shown_in: set[Any] = set()
@@ -97,6 +98,7 @@ class _Dashboard:
         self._stop = threading.Event()
         self._follow()
         run.on_finish(self._on_finish)
+        run.on_closed(self._on_closed)
         self._thread: threading.Thread | None = None
         if start_timer and not run.finished:
             self._thread = threading.Thread(target=self._loop, name=f"tracker-widget-{run.id}", daemon=True)
@@ -192,6 +194,7 @@ class _Dashboard:
                 self._system_reader.read(self.feed)  # the samples up to the last, for the snapshot
             self.finished = True
             self.teardown()
+            self._snapshot_left = True
         except Exception as exc:
             _report(f"could not leave the final snapshot: {exc!r}")
         finally:
@@ -201,6 +204,17 @@ class _Dashboard:
 
     def _unfollow(self) -> None:
         """Stop showing views below later cells (only the widget does)."""
+
+    def _on_closed(self, run: Run) -> None:
+        """The system sampler writes its last sample when the run finishes, after the snapshot was made
+        (finish callbacks run newest first): when one came, the snapshot is made again with it."""
+        if not self._snapshot_left:
+            return
+        try:
+            if self._system_reader.read(self.feed):
+                self.publisher.update(self.final_bundle(getattr(self, "view", None)), self.display_id)
+        except Exception as exc:
+            _report(f"could not add the last system metrics sample to the snapshot: {exc!r}")
 
     def _detach(self) -> None:
         """Stop following the run (a dashboard that failed to build must not linger)."""

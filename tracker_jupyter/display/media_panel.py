@@ -368,6 +368,6 @@ def media_snapshot(feed: MediaFeed, run_dir: Path | None) -> str:
             f'<span style="{MUTED};font-weight:400">{escape(kind)}</span></div>{body}</div>'
         )
     return (
-        f'<details class="tj-section" open><summary style="font-weight:600;cursor:pointer">media '
+        f'<details class="tj-section" data-section="media" open><summary style="font-weight:600;cursor:pointer">media '
         f'<span style="{MUTED};font-weight:400">({len(tiles)})</span></summary>{"".join(reversed(tiles))}</details>'
     )

@@ -29,6 +29,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tracker_jupyter.display.figure import DEFAULT_CLOSED
+
 if TYPE_CHECKING:
     from tracker_jupyter.display.charts import MinMaxSeries
     from tracker_jupyter.display.view import RunFeed
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).with_name("static")
 FULL_REFRESH_S = 30.0
 DEFAULT_VIEW: dict[str, Any] = {
-    "x": "step", "log": False, "smoothing": 0.0, "filter": "", "closed": [], "pair": False,
+    "x": "step", "log": False, "smoothing": 0.0, "filter": "", "closed": list(DEFAULT_CLOSED), "pair": False,
 }  # fmt: skip
 X_AXES = ("step", "time", "relative")
 
@@ -104,7 +106,7 @@ class ChartUpdates:
 
 def clean_view(value: Any) -> dict[str, Any]:
     """The browser's view settings, checked: unknown keys dropped, bad values replaced by the defaults."""
-    view = dict(DEFAULT_VIEW)
+    view = {**DEFAULT_VIEW, "closed": list(DEFAULT_VIEW["closed"])}
     if not isinstance(value, dict):
         return view
     x = value.get("x")
