@@ -64,6 +64,21 @@ def sparkline(series: MinMaxSeries, *, color: str = PALETTE[0]) -> str:
     )
 
 
+def summary_numbers(run: Run) -> list[tuple[str, Any]]:
+    """The run's numeric summary values as (label, number), for the one-line forms (this row, and the
+    line a view below a later cell becomes); ``define_metric(summary="min")`` keeps ``{"min": ...}``,
+    shown as ``loss min``."""
+    numbers: list[tuple[str, Any]] = []
+    for key, value in summary_items(run):
+        if str(key).startswith("_"):
+            continue
+        if isinstance(value, Mapping):
+            numbers += [(f"{key} {k}", v) for k, v in value.items() if type(v) in NUMERIC]
+        elif type(value) in NUMERIC:
+            numbers.append((str(key), value))
+    return numbers
+
+
 def _cell(key: str, html: str, *, align: str = "left", title: str = "") -> str:
     width = WIDTHS.get(key)
     size = f"width:{width}px;flex:none;" if width else "flex:1 1 0;min-width:0;"  # the charts: what fits
@@ -82,7 +97,7 @@ def compact_row(run: Run, feed: RunFeed, info: Mapping[str, Any], *, head: bool 
     """The one-row snapshot of ``run`` (``head``: with the column titles above it)."""
     state = str(info.get("state"))
     color = STATE_COLORS.get(state, "#555")
-    numbers = [(k, v) for k, v in summary_items(run) if type(v) in NUMERIC and not str(k).startswith("_")]
+    numbers = summary_numbers(run)
     values = " · ".join(f"{escape(k)} <b>{escape(format_number(v))}</b>" for k, v in numbers[:VALUES])
     with feed.lock:
         names = list(feed.series)[:CHARTS]

@@ -21,7 +21,7 @@ from typing import Any
 from tracker_jupyter.display import scales
 from tracker_jupyter.display.charts import PALETTE, MinMaxSeries, column_decimate, escape, format_number
 
-__all__ = ["Line", "chart_sections", "chart_tile", "pair_groups", "section_of", "sections"]
+__all__ = ["Line", "chart_sections", "chart_tile", "pair_groups", "section_list", "section_of"]
 
 WIDTH = 320
 HEIGHT = 150
@@ -263,14 +263,6 @@ def section_of(name: str) -> str:
 def _section_order(key: str) -> tuple[int, str]:
     """Unprefixed first, then train/val pairs, then by name, ``system`` last (as the live charts)."""
     return ({"": 0, PAIR_SECTION: 1, "system": 3}.get(key, 2), key)
-
-
-def sections(names: Sequence[str]) -> list[tuple[str, list[str]]]:
-    """Metric names grouped by prefix: unprefixed first, then by name, ``system`` last."""
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        groups.setdefault(section_of(name), []).append(name)
-    return [(key, groups[key]) for key in sorted(groups, key=_section_order)]
 
 
 def pair_groups(names: Sequence[str]) -> dict[str, tuple[str, list[str]]]:

@@ -70,14 +70,20 @@ def _kind(value: dict[str, Any]) -> str:
     return str(kind)
 
 
+def _file(run_dir: Path | None, value: dict[str, Any]) -> Path | None:
+    """The file a media reference names, under the run, when it is there."""
+    path = run_dir / str(value["path"]) if run_dir is not None and value.get("path") else None
+    return path if path is not None and path.is_file() else None
+
+
 def _image(run_dir: Path | None, value: dict[str, Any], budget: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "caption": value.get("caption"), "w": value.get("width"), "h": value.get("height"),
         "name": Path(str(value.get("path") or "")).name,
     }  # fmt: skip
     mime = MIME.get(str(value.get("format", "")).lower())
-    path = run_dir / str(value["path"]) if run_dir is not None and value.get("path") else None
-    if mime is None or path is None or not path.is_file():
+    path = _file(run_dir, value)
+    if mime is None or path is None:
         return out
     size = path.stat().st_size
     if size > IMAGE_MAX_BYTES or size > budget[0]:
@@ -91,9 +97,9 @@ def _image(run_dir: Path | None, value: dict[str, Any], budget: list[int]) -> di
 
 
 def _table(run_dir: Path | None, value: dict[str, Any]) -> dict[str, Any]:
-    path = run_dir / str(value["path"]) if run_dir is not None and value.get("path") else None
+    path = _file(run_dir, value)
     out: dict[str, Any] = {"rows": value.get("nrows"), "name": Path(str(value.get("path") or "")).name}
-    if path is None or not path.is_file():
+    if path is None:
         return out
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))

@@ -21,6 +21,7 @@ from tracker_jupyter.display.widget import _report, _widgets_available
 
 __all__ = ["RunsTable", "project_runs", "runs_table", "show_runs"]
 
+RUN_SEP = "\x1f"  # a series of the runs dashboard is "<run id><RUN_SEP><metric>", as charts.js reads it
 _FIXED_COLUMNS = ("name", "state", "start", "duration", "tags", "group", "job_type")
 
 
@@ -162,8 +163,17 @@ def column_title(column: str) -> tuple[str, str]:
 
 
 def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
+    """Whether a column holds numbers (aligned right): durations, and columns of numbers only."""
+    if column == "duration":
+        return True
     values = [r.get(column) for r in rows if r.get(column) is not None]
     return bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def first_with(rows: Iterable[Mapping[str, Any]], metric: str | None, count: int = 5) -> list[str]:
+    """The ids of the first ``count`` runs whose summary has ``metric``: the runs compared at first."""
+    key = f"summary.{metric}"
+    return [r["id"] for r in rows if metric and r.get(key) is not None][:count]
 
 
 def run_colors(rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -193,7 +203,7 @@ def table_html(
         f'<th colspan="{span}" style="text-align:left;padding:0 8px;font-weight:400;{MUTED}">{escape(g)}</th>'
         for g, span in groups
     )
-    numeric = {c: _numeric(rows, c) or c == "duration" for c in columns}
+    numeric = {c: _numeric(rows, c) for c in columns}
     title_row = lead + "".join(
         f'<th style="text-align:{"right" if numeric[c] else "left"};padding:2px 8px;border-bottom:1px solid '
         f'rgba(128,128,128,0.5)" title="{escape(c)}">{escape(column_title(c)[1])}</th>'
@@ -390,8 +400,7 @@ def runs_table(
     columns = [*fixed, *_pick_columns(all_rows, "config.", max_config),
                *_pick_columns(all_rows, "summary.", max_summary)]  # fmt: skip
     if select is None:
-        key = f"summary.{metric}"
-        select = [r["id"] for r in rows if metric and r.get(key) is not None][:5]
+        select = first_with(rows, metric)
     return RunsTable(records, rows, columns, metric, list(select), colors=run_colors(all_rows))
 
 
@@ -478,15 +487,14 @@ class RunsDashboard:
         self.all_rows = list(table.rows)
         metrics = table.metrics()
         table.metric = metric if metric in metrics else (metrics[0] if metrics else None)
-        if not table.selected and table.metric:
-            key = f"summary.{table.metric}"
-            table.selected = [r["id"] for r in self.all_rows if r.get(key) is not None][:5]
-        self.columns = [c for c in table.columns if c != "tags" or any(r.get("tags") for r in self.all_rows)]
+        if not table.selected:
+            table.selected = first_with(self.all_rows, table.metric)
+        self.columns = table.columns  # runs_table left out the columns no run fills
         self.widget = runs_panel_class()(
             uid=uuid.uuid4().hex,
             columns=[
                 {"key": c, "group": column_title(c)[0], "title": column_title(c)[1],
-                 "numeric": _numeric(self.all_rows, c) or c == "duration"}
+                 "numeric": _numeric(self.all_rows, c)}
                 for c in self.columns
             ],
             total=len(self.all_rows),
@@ -497,10 +505,6 @@ class RunsDashboard:
         self.refresh_charts()
         self.widget.observe(lambda _: self.refresh_rows(), names="query")
         self.widget.observe(lambda _: self.refresh_charts(), names="selected")
-
-    @property
-    def box(self) -> Any:
-        return self.widget
 
     @property
     def selected(self) -> list[str]:
@@ -533,7 +537,7 @@ class RunsDashboard:
         series = {}
         for run_id in ids:
             for metric, one in self.table.run_series(run_id).items():
-                series[f"{run_id}\x1f{metric}"] = series_wire(one)
+                series[f"{run_id}{RUN_SEP}{metric}"] = series_wire(one)
         start: dict[str, float | None] = {r["id"]: r.get("start") for r in self.all_rows}
         self._seq += 1
         with self.widget.hold_sync():

@@ -159,25 +159,22 @@ def step_lookup(buckets: Sequence[Sequence[Any]]) -> Callable[[float], float]:
 
 def step_metrics(definitions: Iterable[Mapping[str, Any]], names: Iterable[str]) -> dict[str, str]:
     """Which charted metrics have a step metric of their own (``define_metric("val/*",
-    step_metric="epoch")``), as ``{metric: step metric}``: an exact name's definition, else the first
-    glob (``prefix*``) that matches; only step metrics that are charted too."""
-    exact: dict[str, Any] = {}
-    globs: list[tuple[str, Any]] = []
+    step_metric="epoch")``), as ``{metric: step metric}``, by the run's own matching rules
+    (``core.metrics``: an exact name, else the first glob that matches) applied to the definitions the
+    run keeps in its metadata; only step metrics that are charted too."""
+    from tracker_jupyter.core.metrics import Metric, MetricDefinitions
+
+    rules = MetricDefinitions()
     for definition in definitions:
-        name = str(definition.get("name", ""))
-        if name.endswith("*"):
-            globs.append((name[:-1], definition.get("step_metric")))
-        else:
-            exact[name] = definition.get("step_metric")
+        try:
+            rules.define(Metric(**definition), overwrite=True)
+        except TypeError:  # not a definition's shape: left out
+            continue
     present = set(names)
     out = {}
     for name in present:
-        if name in exact:
-            step = exact[name]
-        else:
-            step = next(
-                (s for p, s in globs if name.startswith(p) and not (p == "" and name.startswith("_"))), None
-            )
+        metric = rules.of(name)
+        step = metric.step_metric if metric is not None else None
         if isinstance(step, str) and step in present and step != name:
             out[name] = step
     return out

@@ -37,7 +37,6 @@ from tracker_jupyter.display.live import (  # TEXT_REFRESH_S: the fallback's pac
 from tracker_jupyter.display.scales import step_metrics
 from tracker_jupyter.display.view import (
     MUTED,
-    NUMERIC,
     STATE_COLORS,
     RunFeed,
     artifact_items,
@@ -351,14 +350,9 @@ def finished_line(run: Run, info: Mapping[str, Any], *, values: int = 4) -> dict
     its first numeric summary values (the full snapshot stays below the cell that started the run)."""
     state = str(info.get("state"))
     color = STATE_COLORS.get(state, "#555")
-    numbers = []
-    for key, value in summary_items(run):
-        if str(key).startswith("_"):
-            continue
-        if isinstance(value, Mapping):  # define_metric(summary="min") keeps {"min": ...}
-            numbers += [(f"{key} {k}", v) for k, v in value.items() if type(v) in NUMERIC]
-        elif type(value) in NUMERIC:
-            numbers.append((key, value))
+    from tracker_jupyter.display.compact import summary_numbers
+
+    numbers = summary_numbers(run)
     parts = [f"step {format_number(info.get('step'))}", format_duration(info.get("elapsed"))]
     parts += [f"{k} {format_number(v)}" for k, v in numbers[:values]]
     where = "its charts are below the cell that started it"
