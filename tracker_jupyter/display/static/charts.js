@@ -286,6 +286,33 @@ function download(name, blob) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
+// A y axis's tick labels left of `box` at `ticks` (and, with `grid`, its gridlines); an x axis's below.
+function yAxis(g, box, sy, ticks, text, grid = true) {
+  for (const t of ticks) {
+    const y = sy(t);
+    if (grid) g.append(s("line", { x1: box.left, x2: box.left + box.width, y1: y, y2: y, class: "tj-grid" }));
+    const label = s("text", { x: box.left - 6, y: y + 3.5, "text-anchor": "end", class: "tj-tick" });
+    label.textContent = text(t);
+    g.append(label);
+  }
+}
+
+function xAxis(g, box, sx, ticks, text) {
+  for (const t of ticks) {
+    const x = sx(t);
+    g.append(s("line", { x1: x, x2: x, y1: box.top, y2: box.top + box.height, class: "tj-grid" }));
+    const label = s("text", { x, y: box.top + box.height + 14, "text-anchor": "middle", class: "tj-tick" });
+    label.textContent = text(t);
+    g.append(label);
+  }
+}
+
+// A small text button (`BOXED`: with a border, for the toolbars and pagers that stand apart).
+const BOXED = "tj-btn tj-btn-boxed";
+function button(label, tip, onclick, cls = "tj-btn") {
+  return h("button", { class: cls, title: tip, "aria-label": tip, onclick }, label);
+}
+
 function swatch(color) {
   const node = h("span", { class: "tj-swatch", "aria-hidden": "true" });
   node.style.background = color; // a palette colour of ours, set as a property: never markup
@@ -335,7 +362,6 @@ class Chart {
     this.title = h("span", { class: "tj-title", title }, title);
     this.legend = h("div", { class: "tj-legend" });
     this.stats = h("span", { class: "tj-stats" });
-    const button = (label, tip, fn) => h("button", { class: "tj-btn", title: tip, "aria-label": tip, onclick: fn }, label);
     this.reset = button("reset", "reset zoom (or double-click)", () => { this.zoom = null; this.draw(true); });
     this.reset.style.display = "none";
     const tools = h("span", { class: "tj-tools" },
@@ -455,20 +481,8 @@ class Chart {
     this.layout = { box, sx, sy, xticks, axis: stepAxis ? "step" : axis, stepAxis, lines: drawn, log: settings.log };
     const g = s("g", { class: "tj-axes" });
     g.append(s("rect", { x: box.left, y: box.top, width: box.width, height: box.height, class: "tj-frame" }));
-    for (const t of yt.ticks) {
-      const y = sy(t);
-      g.append(s("line", { x1: box.left, x2: box.left + box.width, y1: y, y2: y, class: "tj-grid" }));
-      const label = s("text", { x: box.left - 6, y: y + 3.5, "text-anchor": "end", class: "tj-tick" });
-      label.textContent = settings.log ? formatTick(t, t) : formatTick(t, yt.step);
-      g.append(label);
-    }
-    for (const t of xticks.ticks) {
-      const x = sx(t);
-      g.append(s("line", { x1: x, x2: x, y1: box.top, y2: box.top + box.height, class: "tj-grid" }));
-      const label = s("text", { x, y: box.top + box.height + 14, "text-anchor": "middle", class: "tj-tick" });
-      label.textContent = stepAxis ? formatTick(t, xticks.step) : axis === "time" ? clockLabel(t, xticks.step) : axis === "relative" ? formatDuration(t) : formatTick(t, xticks.step);
-      g.append(label);
-    }
+    yAxis(g, box, sy, yt.ticks, (t) => (settings.log ? formatTick(t, t) : formatTick(t, yt.step)));
+    xAxis(g, box, sx, xticks.ticks, (t) => (stepAxis ? formatTick(t, xticks.step) : axis === "time" ? clockLabel(t, xticks.step) : axis === "relative" ? formatDuration(t) : formatTick(t, xticks.step)));
     const xTitle = s("text", { x: box.left + box.width / 2, y: height - 4, "text-anchor": "middle", class: "tj-axis-title" });
     xTitle.textContent = (stepAxis || { step: "step", time: "wall time", relative: "relative time" }[axis]) + (this.zoom ? " (zoomed: double-click to reset)" : "");
     g.append(xTitle);
@@ -975,11 +989,10 @@ class RunsTable {
     this.filter = h("input", { type: "search", class: "tj-filter tj-run-filter", placeholder: "filter runs: text, or key=value (lr=0.01)", "aria-label": "filter runs" });
     this.filter.value = query.filter || "";
     this.filter.addEventListener("input", () => this.saveQuery({ filter: this.filter.value }));
-    const button = (label, tip, fn) => h("button", { class: "tj-btn tj-btn-boxed", title: tip, "aria-label": tip, onclick: fn }, label);
     this.count = h("span", { class: "tj-count" });
     this.toolbar = h("div", { class: "tj-toolbar" }, this.filter,
-      button("select shown", "select every run the filter shows", () => this.select([...this.selected(), ...this.shownIds()])),
-      button("clear", "deselect every run", () => this.select([])),
+      button("select shown", "select every run the filter shows", () => this.select([...this.selected(), ...this.shownIds()]), BOXED),
+      button("clear", "deselect every run", () => this.select([]), BOXED),
       this.count);
     this.table = h("table", { class: "tj-runs-table" });
     this.root = h("div", { class: "tj-runs" }, this.toolbar, h("div", { class: "tj-table-wrap" }, this.table));
@@ -1107,12 +1120,7 @@ function heatmap(steps, width) {
       g.append(s("rect", { x: box.left + i * colW, y: y0, width: Math.max(1, colW - 0.5), height: Math.max(0.5, y1 - y0), fill: PALETTE[0], "fill-opacity": (0.12 + 0.88 * n / peak).toFixed(3) }));
     });
   });
-  for (const t of yt.ticks) {
-    if (t < yt.lo || t > yt.hi) continue;
-    const label = s("text", { x: box.left - 6, y: sy(t) + 3.5, "text-anchor": "end", class: "tj-tick" });
-    label.textContent = formatTick(t, yt.step);
-    g.append(label);
-  }
+  yAxis(g, box, sy, yt.ticks.filter((t) => t >= yt.lo && t <= yt.hi), (t) => formatTick(t, yt.step), false);
   const first = s("text", { x: box.left, y: box.top + box.height + 14, class: "tj-tick" });
   first.textContent = `step ${formatNumber(cols[0].step)}`;
   const last = s("text", { x: box.left + box.width, y: box.top + box.height + 14, "text-anchor": "end", class: "tj-tick" });
@@ -1151,17 +1159,16 @@ function dataTable(entry) {
     const body = shown.slice(state.page * MEDIA_PAGE, (state.page + 1) * MEDIA_PAGE).map(({ r }) =>
       h("tr", {}, ...columns.map((_, k) => h("td", { class: typeof r[k] === "number" ? "tj-num" : "" }, r[k] === null || r[k] === undefined ? "" : typeof r[k] === "number" ? formatNumber(r[k]) : String(r[k])))));
     const table = h("table", { class: "tj-runs-table" }, h("thead", {}, head), h("tbody", {}, ...body));
-    const button = (label, tip, page) => {
-      const b = h("button", { class: "tj-btn tj-btn-boxed", title: tip, "aria-label": tip }, label);
+    const pageButton = (label, tip, page) => {
+      const b = button(label, tip, () => { state.page = page; render(); }, BOXED);
       b.disabled = page < 0 || page >= pages;
-      b.addEventListener("click", () => { state.page = page; render(); });
       return b;
     };
     const from = shown.length ? state.page * MEDIA_PAGE + 1 : 0;
     const more = entry.rows > rows.length ? ` (the first ${rows.length} of ${entry.rows} rows)` : "";
-    const pager = h("div", { class: "tj-pager" }, button("‹", "previous page", state.page - 1),
+    const pager = h("div", { class: "tj-pager" }, pageButton("‹", "previous page", state.page - 1),
       h("span", { class: "tj-count" }, `${from}–${Math.min(shown.length, (state.page + 1) * MEDIA_PAGE)} of ${shown.length}${more}`),
-      button("›", "next page", state.page + 1));
+      pageButton("›", "next page", state.page + 1));
     wrap.replaceChildren(h("div", { class: "tj-table-wrap" }, table), pager);
   };
   render();
@@ -1236,11 +1243,7 @@ function chartOf(entry, width) {
         g.append(t);
       }
     });
-    for (const t of yt.ticks) {
-      const label = s("text", { x: box.left - 6, y: sy(t) + 3.5, "text-anchor": "end", class: "tj-tick" });
-      label.textContent = formatTick(t, yt.step);
-      g.append(label);
-    }
+    yAxis(g, box, sy, yt.ticks, (t) => formatTick(t, yt.step), false);
   } else {
     const all = series.flatMap((l) => l.points);
     if (all.length) {
@@ -1248,18 +1251,8 @@ function chartOf(entry, width) {
       const yt = niceTicks(Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1])), 4);
       const sx = (v) => box.left + ((v - xt.lo) / (xt.hi - xt.lo || 1)) * box.width;
       const sy = (v) => box.top + box.height - ((v - yt.lo) / (yt.hi - yt.lo || 1)) * box.height;
-      for (const t of yt.ticks) {
-        g.append(s("line", { x1: box.left, x2: box.left + box.width, y1: sy(t), y2: sy(t), class: "tj-grid" }));
-        const label = s("text", { x: box.left - 6, y: sy(t) + 3.5, "text-anchor": "end", class: "tj-tick" });
-        label.textContent = formatTick(t, yt.step);
-        g.append(label);
-      }
-      for (const t of xt.ticks) {
-        g.append(s("line", { x1: sx(t), x2: sx(t), y1: box.top, y2: box.top + box.height, class: "tj-grid" }));
-        const label = s("text", { x: sx(t), y: box.top + box.height + 14, "text-anchor": "middle", class: "tj-tick" });
-        label.textContent = formatTick(t, xt.step);
-        g.append(label);
-      }
+      yAxis(g, box, sy, yt.ticks, (t) => formatTick(t, yt.step));
+      xAxis(g, box, sx, xt.ticks, (t) => formatTick(t, xt.step));
       series.forEach((line, i) => {
         const color = PALETTE[i % PALETTE.length];
         if (kind === "scatter") for (const [px, py] of line.points) g.append(s("circle", { cx: sx(px), cy: sy(py), r: 2.5, fill: color, "fill-opacity": 0.7 }));
